@@ -1,0 +1,3 @@
+from divplugin.cli import main
+
+main()

@@ -1,0 +1,231 @@
+"""The ``divplugin`` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from divplugin import __version__
+from divplugin.errors import DivpluginError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Instruction-diversity data generators, mixtures and evaluations (arXiv 2405.19787).",
+    pretty_exceptions_enable=False,
+)
+markov_app = typer.Typer(no_args_is_help=True, help="Run Markov algorithms written in the rule text syntax.")
+app.add_typer(markov_app, name="markov")
+console = Console(stderr=True)
+out_console = Console()
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out_console.print(f"divplugin {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version.")) -> None:
+    pass
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    help=(
+        "Generate a dataset (train / test on unseen instructions / test_seen) into OUT.\n\n"
+        "Every generator setting is also a flag, e.g. --num-rules 500 --noop-fraction 0.2 "
+        "--pattern-len 2,3; 'divplugin generators NAME' lists them."
+    ),
+)
+def generate(
+    ctx: typer.Context,
+    generator: Optional[str] = typer.Argument(None, help="Generator name (or 'generator:' in the config file)."),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Built-in settings ('divplugin presets' lists them)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of settings (over the preset)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (written atomically)."),
+    formats: str = typer.Option("jsonl", "--format", "-f", help="Comma-separated: jsonl, parquet, hf."),
+    record_format: str = typer.Option("instruction", "--record-format", help="instruction (instruction/input/output) or messages (chat)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: all cores); output is identical for any number."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+) -> None:
+    from divplugin.config import load_yaml, parse_overrides
+    from divplugin.generators import create, get_generator_class, make_config
+    from divplugin.output import write_dataset
+    from divplugin.presets import load_preset
+
+    extra = list(ctx.args)
+    if generator and generator.startswith("-"):  # an unknown option landed in the positional slot
+        extra, generator = [generator, *extra], None
+    try:
+        settings: dict[str, Any] = {}
+        name = generator
+        for source, layer in ((f"preset {preset}", load_preset(preset) if preset else {}), (str(config), load_yaml(config) if config else {})):
+            layer_gen = layer.pop("generator", None)
+            if name and layer_gen and layer_gen != name:
+                _fail(f"generator {name!r} was named, but {source} is for generator {layer_gen!r}")
+            name = name or layer_gen
+            settings.update(layer)
+        if not name:
+            _fail("name a generator (e.g. 'divplugin generate markov_rewrite'), a --preset, or set 'generator:' in --config")
+        cls = get_generator_class(name)
+        settings.update(parse_overrides(extra, cls.config_class, name))
+        cfg = make_config(name, settings)
+        gen = create(name, cfg)
+        fmt = [f.strip() for f in formats.split(",") if f.strip()]
+        totals = {s: gen.split_size(s) for s in ("train", "test", "test_seen")}
+        with Progress(
+            TextColumn("[bold]{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+        ) as progress:
+            console.print(f"[bold]{name}[/]: drawing instructions and planning {sum(totals.values()):,} examples ...")
+            for s in totals:
+                gen.plan(s)
+            bars = {s: progress.add_task(s, total=n) for s, n in totals.items() if n}
+            manifest = write_dataset(
+                gen, out, fmt, record_format, workers, overwrite,
+                progress=lambda split, n: progress.advance(bars[split], n),
+            )
+    except DivpluginError as exc:
+        _fail(str(exc))
+    except (FileExistsError, FileNotFoundError, PermissionError) as exc:
+        _fail(str(exc))
+    print_summary(manifest, out)
+
+
+def print_summary(manifest: dict[str, Any], folder: Path | None = None) -> None:
+    """Counts per split, instruction counts, no-op share, per-family counts and length stats."""
+    table = Table(
+        title=f"{manifest['generator']} (seed {manifest['seed']})" + (f" -> {folder}" if folder else ""),
+        caption="lengths: min/mean/max",
+    )
+    for col in ("split", "examples", "instructions", "no-op", "input len", "output len"):
+        table.add_column(col, justify="right" if col != "split" else "left", no_wrap=True)
+    for split, entry in manifest["splits"].items():
+        st = entry["stats"]
+        noop = st.get("counts", {}).get("noop", {})
+        share = f"{noop.get('True', 0) / max(st['examples'], 1):.3f}" if noop else "-"
+        lens = [f"{st[k]['min']}/{st[k]['mean']:.1f}/{st[k]['max']}" for k in ("input_len", "output_len")]
+        table.add_row(split, f"{entry['examples']:,}", f"{entry['instructions']:,}", share, *lens)
+    out_console.print(table)
+    fields = sorted({f for e in manifest["splits"].values() for f in e["stats"].get("counts", {}) if f != "noop"})
+    if fields:
+        detail = Table(title="examples by metadata value")
+        detail.add_column("field")
+        for split in manifest["splits"]:
+            detail.add_column(split)
+        for f in fields:
+            per = {s: e["stats"]["counts"].get(f, {}) for s, e in manifest["splits"].items()}
+            values = sorted({v for c in per.values() for v in c}, key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v))
+            if len(values) > 12:
+                detail.add_row(f, *[f"{len(c)} distinct values" for c in per.values()])
+                continue
+            for v in values:
+                detail.add_row(f"{f}={v}", *[f"{per[s].get(v, 0):,}" for s in per])
+        out_console.print(detail)
+
+
+@app.command()
+def generators(name: Optional[str] = typer.Argument(None, help="Show the settings of this generator.")) -> None:
+    """List the registered generators, or the settings of one with defaults and descriptions."""
+    from divplugin.generators import generator_names, get_generator_class
+    from divplugin.generators.base import config_field_docs
+
+    if name is None:
+        table = Table(title="generators")
+        table.add_column("name")
+        table.add_column("what it makes")
+        for n in generator_names():
+            cls = get_generator_class(n)
+            table.add_row(n, (cls.__doc__ or "").strip().splitlines()[0])
+        out_console.print(table)
+        return
+    try:
+        cls = get_generator_class(name)
+    except DivpluginError as exc:
+        _fail(str(exc))
+    table = Table(title=f"{name} settings (YAML keys; CLI flags --name-with-dashes)")
+    for col in ("setting", "default", "description"):
+        table.add_column(col, overflow="fold")
+    for field, (default, doc) in config_field_docs(cls.config_class).items():
+        table.add_row(field, repr(default), doc)
+    out_console.print(table)
+
+
+@app.command()
+def presets(name: Optional[str] = typer.Argument(None, help="Print this preset's YAML.")) -> None:
+    """List the built-in presets (the paper's settings), or print one."""
+    from divplugin.presets import preset_names, preset_summary, preset_text
+
+    if name:
+        try:
+            out_console.print(preset_text(name), highlight=False, markup=False)
+        except DivpluginError as exc:
+            _fail(str(exc))
+        return
+    table = Table(title="presets (divplugin generate --preset NAME --out DIR)")
+    table.add_column("preset", no_wrap=True)
+    table.add_column("what it is")
+    for n in preset_names():
+        table.add_row(n, preset_summary(n))
+    out_console.print(table)
+
+
+@app.command()
+def inspect(folder: Path = typer.Argument(..., help="A folder written by 'divplugin generate'.")) -> None:
+    """Print the summary of a generated dataset from its manifest."""
+    from divplugin.output import load_manifest
+
+    try:
+        manifest = load_manifest(folder)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    print_summary(manifest, folder)
+
+
+@markov_app.command("run")
+def markov_run(
+    rules: Path = typer.Argument(..., help="Rule file: 'lhs -> rhs' / 'lhs ->. rhs', one per line."),
+    inputs: list[str] = typer.Argument(..., help="Input strings."),
+    max_steps: int = typer.Option(10_000, help="Step limit."),
+    syntax: str = typer.Option("divplugin", help="Rule syntax: divplugin or rosetta."),
+    trace: bool = typer.Option(False, help="Print every step."),
+) -> None:
+    """Run a Markov algorithm on input strings."""
+    from divplugin.markov import MarkovAlgorithm, RuleSyntaxError
+
+    if not rules.is_file():
+        _fail(f"rule file {rules} does not exist")
+    try:
+        algo = MarkovAlgorithm.from_text(rules.read_text(), syntax=syntax)
+    except (RuleSyntaxError, ValueError) as exc:
+        _fail(f"{rules}: {exc}")
+    for s in inputs:
+        res = algo.run(s, max_steps=max_steps, trace=trace)
+        for i, step in res.trace:
+            out_console.print(f"  [dim]rule {i + 1}: {algo.rules[i]}[/]  ->  {step}", highlight=False)
+        out_console.print(f"{s} => {res.output}  [dim]({res.status.value}, {res.steps} steps)[/]", highlight=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        console.print("[red]interrupted[/]: no partial dataset was left behind")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,79 @@
+"""Loading generator settings from YAML files and command-line overrides."""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from divplugin.errors import ConfigError
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping from ``path``; clear errors for a missing file, bad YAML or a non-mapping."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist", "config")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p} is not valid YAML: {exc}", "config") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p} must hold a mapping of settings, not {type(data).__name__}", "config")
+    return data
+
+
+def _is_plain_str(annotation: Any) -> bool:
+    return annotation is str
+
+
+def parse_value(raw: str, annotation: Any) -> Any:
+    """A command-line value for a field: strings stay as typed, the rest is read as YAML
+    (``3``, ``0.5``, ``[3, 6]``); ``a,b,c`` is a list."""
+    if _is_plain_str(annotation):
+        return raw
+    if "," in raw and not raw.lstrip().startswith(("[", "{")):
+        raw = f"[{raw}]"
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def parse_overrides(args: list[str], config_class: type, where: str) -> dict[str, Any]:
+    """``--field value``, ``--field=value`` and ``--set field=value`` pairs to a settings dict."""
+    fields = config_class.__pydantic_fields__
+    hints = typing.get_type_hints(config_class)
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--set":
+            if i + 1 >= len(args) or "=" not in args[i + 1]:
+                raise ConfigError("expects KEY=VALUE", "--set")
+            key, raw = args[i + 1].split("=", 1)
+            i += 2
+        elif arg.startswith("--"):
+            key = arg[2:]
+            if "=" in key:
+                key, raw = key.split("=", 1)
+                i += 1
+            else:
+                if i + 1 >= len(args):
+                    raise ConfigError("expects a value", arg)
+                raw = args[i + 1]
+                i += 2
+        else:
+            raise ConfigError(f"unexpected argument {arg!r}; settings are given as --name value", "arguments")
+        name = key.replace("-", "_")
+        if name not in fields:
+            close = difflib.get_close_matches(name, list(fields), n=1)
+            hint = f"; did you mean --{close[0].replace('_', '-')}?" if close else ""
+            raise ConfigError(f"unknown setting for {where}{hint} (see 'divplugin generators {where}')", f"--{key}")
+        out[name] = parse_value(raw, hints.get(name))
+    return out

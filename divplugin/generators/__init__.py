@@ -1,0 +1,73 @@
+"""Registry of data generators: ``name -> (config class, generator class)``.
+
+>>> from divplugin.generators import create
+>>> gen = create("markov_rewrite", num_rules=100, num_examples=1000, seed=1)
+>>> gen.score_answer(gen[0]["output"], gen[0])
+1.0
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from divplugin.errors import ConfigError
+from divplugin.generators.base import SPLITS, Generator, GeneratorConfig, config_from_dict
+
+_REGISTRY: dict[str, type[Generator]] = {}
+
+
+def register_generator(cls: type[Generator]) -> type[Generator]:
+    """Class decorator (or call) adding a generator to the registry under ``cls.name``."""
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"a generator named {cls.name!r} is already registered")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def generator_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_generator_class(name: str) -> type[Generator]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown generator {name!r}{hint} Available: {', '.join(generator_names())}", "generator") from None
+
+
+def make_config(name: str, settings: dict[str, Any] | None = None) -> GeneratorConfig:
+    """A validated config for generator ``name`` (errors name the offending key)."""
+    cls = get_generator_class(name)
+    return config_from_dict(cls.config_class, dict(settings or {}), name)
+
+
+def create(name: str, config: GeneratorConfig | None = None, **settings: Any) -> Generator:
+    """A generator by name, from a config object or keyword settings."""
+    cls = get_generator_class(name)
+    if config is None:
+        config = make_config(name, settings)
+        return cls(config)
+    return cls(config, **settings)
+
+
+from divplugin.generators.markov_program import MarkovProgram  # noqa: E402
+from divplugin.generators.markov_rewrite import MarkovRewrite  # noqa: E402
+
+register_generator(MarkovRewrite)
+register_generator(MarkovProgram)
+
+__all__ = [
+    "SPLITS",
+    "Generator",
+    "GeneratorConfig",
+    "MarkovProgram",
+    "MarkovRewrite",
+    "create",
+    "generator_names",
+    "get_generator_class",
+    "make_config",
+    "register_generator",
+]

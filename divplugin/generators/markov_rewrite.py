@@ -1,0 +1,251 @@
+"""``markov_rewrite``: the paper's single-rule string-rewrite task with every diversity knob.
+
+An instruction is a rule ``x -> y``; an example applies it once to an input z: the
+leftmost occurrence of x is replaced by y (Task 1, "basic replacement"), or, when x does
+not occur, z is returned unchanged (Task 2's "no-op", share ``noop_fraction``).
+Has-op inputs contain exactly ``occurrences`` copies of x (unless
+``exact_occurrences`` is off): the filler never creates extra ones by accident.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import string
+from typing import Any, Union
+
+import numpy as np
+from pydantic import Field
+
+from divplugin.errors import ConfigError, GenerationError
+from divplugin.generators.base import (
+    Columns,
+    Generator,
+    GeneratorConfig,
+    Plan,
+    Span,
+    SymbolStream,
+    check_range,
+    check_span,
+    config_dataclass,
+    span,
+)
+from divplugin.generators.families import FAMILIES, distinct_strings, family_string
+from divplugin.markov.engine import ARROW, count_occurrences
+
+MAX_TRIES = 1000
+
+
+@config_dataclass
+class MarkovRewriteConfig(GeneratorConfig):
+    """The paper's task (defaults: its main setting, I = 1,000 rules, N = 10^6 examples)."""
+
+    alphabet: str = Field(string.ascii_lowercase, description="Symbols of rules and inputs (paper: lowercase letters).")
+    input_len: Span = Field(50, description="Length of the input z: exact, or [min, max] (paper: 50; 500 for families).")
+    pattern_len: Span = Field(20, description="Length of x: exact, or [min, max] (paper: 20; 60 for families).")
+    replacement_len: Union[Span, None] = Field(None, description="Length of y: exact or [min, max]; default: as pattern_len.")
+    num_rules: int = Field(1000, description="Distinct training rules I (examples per rule S = num_examples / I).")
+    test_rules: int = Field(1000, description="Distinct held-out rules in the test split, never seen in training.")
+    noop_fraction: float = Field(0.0, description="Share of examples whose input lacks x (paper's Task 2: 0.1 ... 0.5).")
+    occurrences: Union[int, list[int]] = Field(
+        1, description="Copies of x in has-op inputs: a count, or a list to draw from per example (paper: 1, 10, 20, [1,5,10,15,20])."
+    )
+    exact_occurrences: bool = Field(True, description="Reject inputs in which the filler creates extra copies of x.")
+    families: list[str] = Field(["unconstrained"], description=f"Rule families of training rules, from {FAMILIES}.")
+    k_range: Span = Field((3, 4), description="Strength k of constrained training families: exact or [min, max] (paper: 3-4 ... 3-60).")
+    test_families: Union[list[str], None] = Field(None, description="Families of test rules; default: as families.")
+    test_k_range: Span = Field((1, 2), description="Strength k of constrained test families (paper: k < 3).")
+    constrain_replacement: bool = Field(True, description="Draw y from the rule's family too (else y is unconstrained).")
+
+    @property
+    def occurrence_choices(self) -> list[int]:
+        return [self.occurrences] if isinstance(self.occurrences, int) else list(self.occurrences)
+
+    @property
+    def replacement_span(self) -> tuple[int, int]:
+        return span(self.replacement_len if self.replacement_len is not None else self.pattern_len)
+
+    def validate(self) -> None:
+        super().validate()
+        if len(self.alphabet) < 2 or len(set(self.alphabet)) != len(self.alphabet):
+            raise ConfigError(f"needs at least 2 distinct symbols, no repeats; got {self.alphabet!r}", "alphabet")
+        bad = [c for c in self.alphabet if c.isspace() or not c.isprintable()]
+        if bad or ARROW in self.alphabet:
+            raise ConfigError(f"must hold printable, non-space symbols; got {bad or self.alphabet!r}", "alphabet")
+        ilo, ihi = check_span("input_len", self.input_len, 1)
+        plo, phi = check_span("pattern_len", self.pattern_len, 1)
+        check_span("replacement_len", self.replacement_span, 0)
+        for name in ("num_rules", "test_rules"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"must be >= 0, got {getattr(self, name)}", name)
+        if self.num_examples and self.num_rules < 1:
+            raise ConfigError("must be >= 1 when num_examples > 0", "num_rules")
+        if self.test_examples and self.test_rules < 1:
+            raise ConfigError("must be >= 1 when test_examples > 0", "test_rules")
+        if self.num_rules * self.min_examples_per_instruction > self.num_examples:
+            raise ConfigError(
+                f"num_rules={self.num_rules} x min_examples_per_instruction={self.min_examples_per_instruction} "
+                f"exceeds num_examples={self.num_examples}",
+                "num_rules",
+            )
+        check_range("noop_fraction", self.noop_fraction, 0.0, 1.0)
+        occ = self.occurrence_choices
+        if not occ or min(occ) < 1:
+            raise ConfigError(f"must be counts >= 1, got {self.occurrences!r}", "occurrences")
+        if max(occ) * phi > ilo:
+            raise ConfigError(
+                f"{max(occ)} copies of a pattern of length up to {phi} do not fit in inputs of length {ilo}; "
+                "shorten pattern_len, lengthen input_len or lower occurrences",
+                "occurrences" if max(occ) > 1 else "pattern_len",
+            )
+        for name in ("families", "test_families"):
+            fams = getattr(self, name)
+            if fams is None:
+                continue
+            if not fams or any(f not in FAMILIES for f in fams):
+                raise ConfigError(f"must be a non-empty list from {FAMILIES}, got {fams!r}", name)
+        check_span("k_range", self.k_range, 1)
+        check_span("test_k_range", self.test_k_range, 1)
+        self._check_capacity()
+
+    def _check_capacity(self) -> None:
+        """Fail early when the rule space cannot hold the distinct rules asked for."""
+        a = len(self.alphabet)
+        for name, fams, ks, side_share in (
+            ("num_rules", self.families, self.k_range, 1 - self.holdout_share),
+            ("test_rules", self.test_families or self.families, self.test_k_range, self.holdout_share),
+        ):
+            want = getattr(self, name)
+            if not want:
+                continue
+            klo, khi = span(ks)
+            lhs = sum(
+                max(distinct_strings(a, n, f, k) for k in range(klo, khi + 1))
+                for n in range(span(self.pattern_len)[0], span(self.pattern_len)[1] + 1)
+                for f in fams
+            )
+            rlo, rhi = self.replacement_span
+            rhs = sum(
+                max(distinct_strings(a, n, f if self.constrain_replacement else "unconstrained", k) for k in range(klo, khi + 1))
+                for n in range(rlo, rhi + 1)
+                for f in fams
+            )
+            capacity = lhs * max(rhs - 1, 0) * side_share
+            if want > capacity / 2:
+                raise ConfigError(
+                    f"{want} distinct rules asked for, but alphabet ({a} symbols), pattern_len={self.pattern_len!r}, "
+                    f"replacement_len={self.replacement_span!r} and families {fams} allow only about "
+                    f"{math.floor(capacity)} on this side of the held-out partition (need at least twice as many)",
+                    name,
+                )
+
+
+class MarkovRewrite(Generator):
+    """Single-rule leftmost rewrite, the task of arXiv 2405.19787."""
+
+    name = "markov_rewrite"
+    config_class = MarkovRewriteConfig
+    summary_fields = ("family", "k", "noop", "occurrences")
+
+    def instruction_counts(self) -> tuple[int, int]:
+        return self.config.num_rules, self.config.test_rules
+
+    @property
+    def noop_fraction(self) -> float:
+        return self.config.noop_fraction
+
+    def sample_instruction(self, rng: random.Random, split: str):
+        cfg = self.config
+        test = split == "test"
+        families = (cfg.test_families or cfg.families) if test else cfg.families
+        family = families[rng.randrange(len(families))]
+        k = 1 if family == "unconstrained" else rng.randint(*span(cfg.test_k_range if test else cfg.k_range))
+        x = family_string(rng, cfg.alphabet, rng.randint(*span(cfg.pattern_len)), family, k)
+        y_family = family if cfg.constrain_replacement else "unconstrained"
+        y = family_string(rng, cfg.alphabet, rng.randint(*cfg.replacement_span), y_family, k)
+        if x == y:
+            return None
+        return f"{x} {ARROW} {y}" if y else f"{x} {ARROW}", family, k, (x, y, _self_overlaps(x))
+
+    def make_chunk(self, split: str, plan: Plan, start: int, stop: int, rng: random.Random, nrng: np.random.Generator) -> Columns:
+        cfg = self.config
+        ilo, ihi = span(cfg.input_len)
+        occ_choices = cfg.occurrence_choices
+        n_choices = len(occ_choices)
+        exact = cfg.exact_occurrences
+        stream = SymbolStream(nrng, cfg.alphabet, (stop - start) * ihi)
+        insts = plan.instructions
+        task_idx = plan.task_idx[start:stop].tolist()
+        noops = plan.noop[start:stop].tolist()
+        # first-try insertion points, drawn vectorised as fractions of the filler length
+        first_pos = nrng.random(stop - start).tolist()
+        inputs, outputs, m_occ = [], [], []
+        randrange = rng.randrange
+        for t, noop, u in zip(task_idx, noops, first_pos):
+            x, y, overlaps = insts[t].payload
+            occ = 0 if noop else (occ_choices[0] if n_choices == 1 else occ_choices[randrange(n_choices)])
+            length = ilo if ilo == ihi else randrange(ilo, ihi + 1)
+            z = None
+            if occ == 1 and exact and not overlaps:  # the common case, inlined
+                filler_len = length - len(x)
+                filler = stream.take(filler_len)
+                p = int(u * (filler_len + 1))
+                z = filler[:p] + x + filler[p:]
+                if z.count(x) != 1:
+                    z = None
+            if z is None:
+                z = _make_input(stream, randrange, x, length, occ, exact, overlaps)
+            if z is None:
+                raise GenerationError(
+                    f"markov_rewrite: could not build an input of length {length} with exactly {occ} "
+                    f"occurrence(s) of {x!r} in {MAX_TRIES} tries; use a larger alphabet, a longer pattern "
+                    "or exact_occurrences: false"
+                )
+            inputs.append(z)
+            outputs.append(z.replace(x, y, 1))
+            m_occ.append(occ if exact or noop else count_occurrences(z, x))
+        n = stop - start
+        chosen = [insts[t] for t in task_idx]
+        return {
+            "instruction": [i.text for i in chosen],
+            "input": inputs,
+            "output": outputs,
+            "metadata": {
+                "source": [self.name] * n,
+                "split": [split] * n,
+                "index": list(range(start, stop)),
+                "rule_id": [i.id for i in chosen],
+                "family": [i.family for i in chosen],
+                "k": [i.k for i in chosen],
+                "noop": noops,
+                "occurrences": m_occ,
+                "steps": [0 if v else 1 for v in noops],
+            },
+        }
+
+
+def _self_overlaps(x: str) -> bool:
+    """Whether two copies of ``x`` can overlap (x has a proper border)."""
+    return any(x[:i] == x[-i:] for i in range(1, len(x)))
+
+
+def _make_input(stream: SymbolStream, randrange, x: str, length: int, occ: int, exact: bool, overlaps: bool) -> str | None:
+    """An input of ``length`` symbols holding exactly ``occ`` copies of ``x`` (None if none found)."""
+    filler_len = length - occ * len(x)
+    # str.count counts non-overlapping copies; it is exact when copies of x cannot overlap
+    counter = count_occurrences if overlaps else str.count
+    for _ in range(MAX_TRIES):
+        filler = stream.take(filler_len)
+        if occ == 0:
+            if x not in filler:
+                return filler
+            continue
+        if occ == 1:
+            p = randrange(filler_len + 1)
+            z = filler[:p] + x + filler[p:]
+        else:
+            cuts = sorted(randrange(filler_len + 1) for _ in range(occ))
+            z = x.join(filler[a:b] for a, b in zip([0, *cuts], [*cuts, filler_len]))
+        if not exact or counter(z, x) == occ:
+            return z
+    return None

@@ -1,0 +1,290 @@
+"""Writing generated data: parallel chunks, JSONL / Parquet / HF datasets, manifests.
+
+Everything lands in a hidden ``.NAME.partial-*`` folder beside the target and is renamed
+into place only once complete (manifest last), so an interrupted run never leaves a
+dataset that looks finished.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import secrets
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from divplugin import __version__
+from divplugin.errors import ConfigError, OutputExistsError
+from divplugin.generators.base import CHUNK_SIZE, SPLITS, Generator
+from divplugin.records import RECORD_FORMATS, encode_jsonl
+
+OUTPUT_FORMATS = ("jsonl", "parquet", "hf")
+MANIFEST = "manifest.json"
+INSTRUCTIONS = "instructions.jsonl"
+FORMAT_VERSION = 1
+
+
+# -- statistics -------------------------------------------------------------------
+def chunk_stats(cols: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    meta = cols["metadata"]
+    stats: dict[str, Any] = {"examples": len(cols["input"])}
+    for name in ("input", "output"):
+        lengths = list(map(len, cols[name]))
+        stats[f"{name}_len"] = [min(lengths), max(lengths), sum(lengths)] if lengths else [0, 0, 0]
+    stats["counts"] = {f: Counter(meta[f]) for f in fields if f in meta}
+    return stats
+
+
+def merge_stats(total: dict[str, Any] | None, part: dict[str, Any]) -> dict[str, Any]:
+    if total is None:
+        return part
+    total["examples"] += part["examples"]
+    for key in ("input_len", "output_len"):
+        a, b = total[key], part[key]
+        total[key] = [min(a[0], b[0]), max(a[1], b[1]), a[2] + b[2]]
+    for f, c in part["counts"].items():
+        total["counts"].setdefault(f, Counter()).update(c)
+    return total
+
+
+def finish_stats(stats: dict[str, Any] | None) -> dict[str, Any]:
+    if stats is None:
+        return {"examples": 0}
+    n = max(stats["examples"], 1)
+    out = {"examples": stats["examples"]}
+    for key in ("input_len", "output_len"):
+        lo, hi, s = stats[key]
+        out[key] = {"min": lo, "max": hi, "mean": round(s / n, 3)}
+    out["counts"] = {
+        f: {str(k): v for k, v in sorted(c.items(), key=lambda kv: _sort_key(str(kv[0])))} for f, c in sorted(stats["counts"].items())
+    }
+    return out
+
+
+def _sort_key(value: str):
+    return (0, int(value), "") if value.lstrip("-").isdigit() else (1, 0, value)
+
+
+# -- parallel chunk generation ------------------------------------------------------
+_WORKER_GEN: Generator | None = None
+
+
+def _init_worker(gen: Generator) -> None:
+    global _WORKER_GEN
+    _WORKER_GEN = gen
+
+
+def _encode_chunk(job: tuple[str, int, str]) -> tuple[bytes, dict[str, Any]]:
+    split, index, record_format = job
+    gen = _WORKER_GEN
+    cols = gen.chunk(split, index)
+    return encode_jsonl(cols, record_format, gen.config.prompt_template), chunk_stats(cols, gen.summary_fields)
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def encoded_chunks(
+    gen: Generator, split: str, record_format: str = "instruction", workers: int | None = None
+) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    """(JSONL bytes, stats) of each chunk of ``split``, in order, from ``workers`` processes.
+
+    The bytes do not depend on ``workers``: every chunk has its own seed-derived streams.
+    """
+    if record_format not in RECORD_FORMATS:
+        raise ConfigError(f"must be one of {RECORD_FORMATS}, got {record_format!r}", "record_format")
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise ConfigError(f"must be >= 1, got {workers}", "workers")
+    jobs = [(split, c, record_format) for c in range(gen.num_chunks(split))]
+    for s in SPLITS:  # plan in the parent so that workers inherit it
+        gen.plan(s)
+    if workers == 1 or len(jobs) <= 1:
+        _init_worker(gen)
+        yield from map(_encode_chunk, jobs)
+        return
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_init_worker, initargs=(gen,)) as ex:
+        yield from ex.map(_encode_chunk, jobs, chunksize=2)
+
+
+# -- atomic output ------------------------------------------------------------------
+@contextlib.contextmanager
+def atomic_directory(final: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a private temp folder that replaces ``final`` only if the block succeeds."""
+    final = Path(final)
+    if final.exists():
+        if not final.is_dir():
+            raise OutputExistsError(f"output path {final} exists and is not a folder")
+        if not overwrite:
+            raise OutputExistsError(f"output folder {final} exists; pass --overwrite (overwrite=True) to replace it")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists():
+        old = final.parent / f".{final.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(final)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def config_hash(generator: str, config: dict[str, Any]) -> str:
+    text = json.dumps({"generator": generator, "config": config, "chunk_size": CHUNK_SIZE}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# -- the writer ---------------------------------------------------------------------
+def write_dataset(
+    gen: Generator,
+    out: str | os.PathLike,
+    formats: tuple[str, ...] | list[str] = ("jsonl",),
+    record_format: str = "instruction",
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: Callable[[str, int], None] | None = None,
+) -> dict[str, Any]:
+    """Generate every split of ``gen`` into folder ``out``; returns the manifest.
+
+    ``out`` holds ``{split}.jsonl`` (and/or ``{split}.parquet``, ``hf/``),
+    ``instructions.jsonl`` (every instruction with its split and example counts) and
+    ``manifest.json`` (config, seed, counts, hashes, summary statistics).
+    ``progress(split, n)`` is called as each chunk of ``n`` examples is done.
+    """
+    formats = tuple(dict.fromkeys(formats))
+    unknown = [f for f in formats if f not in OUTPUT_FORMATS]
+    if unknown or not formats:
+        raise ConfigError(f"must be a non-empty list from {OUTPUT_FORMATS}, got {list(formats)}", "formats")
+    if record_format not in RECORD_FORMATS:
+        raise ConfigError(f"must be one of {RECORD_FORMATS}, got {record_format!r}", "record_format")
+    splits = [s for s in SPLITS if gen.split_size(s)]
+    cfg = gen.config.to_dict()
+    manifest: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "divplugin_version": __version__,
+        "generator": gen.name,
+        "seed": gen.config.seed,
+        "config": cfg,
+        "config_hash": config_hash(gen.name, cfg),
+        "chunk_size": CHUNK_SIZE,
+        "record_format": record_format,
+        "formats": list(formats),
+        "splits": {},
+    }
+    with atomic_directory(out, overwrite) as tmp:
+        for split in splits:
+            path = tmp / f"{split}.jsonl"
+            digest, stats = hashlib.sha256(), None
+            # writing and hashing release the GIL: a thread overlaps them with receiving chunks
+            with open(path, "wb") as f, cf.ThreadPoolExecutor(1) as io:
+                pending: list[cf.Future] = []
+                for blob, part in encoded_chunks(gen, split, record_format, workers):
+                    pending.append(io.submit(_write_and_hash, f, digest, blob))
+                    stats = merge_stats(stats, part)
+                    if progress:
+                        progress(split, part["examples"])
+                    if len(pending) > 8:
+                        pending.pop(0).result()
+                for fut in pending:
+                    fut.result()
+            plan = gen.plan(split)
+            entry = {"examples": len(plan), "instructions": int((plan.counts > 0).sum()), "files": {}}
+            if "jsonl" in formats:
+                entry["files"]["jsonl"] = {"path": path.name, "sha256": digest.hexdigest()}
+            entry["stats"] = finish_stats(stats)
+            manifest["splits"][split] = entry
+        if "parquet" in formats or "hf" in formats:
+            _convert(tmp, splits, formats, manifest)
+        for split in splits:
+            if "jsonl" not in formats:
+                (tmp / f"{split}.jsonl").unlink()
+        _write_instructions(gen, tmp / INSTRUCTIONS)
+        manifest["instructions_file"] = {"path": INSTRUCTIONS, "sha256": sha256_file(tmp / INSTRUCTIONS)}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    return manifest
+
+
+def _write_and_hash(f, digest, blob: bytes) -> None:
+    f.write(blob)
+    digest.update(blob)
+
+
+def _write_instructions(gen: Generator, path: Path) -> None:
+    counts = {s: gen.plan(s).counts for s in SPLITS}
+    with open(path, "w") as f:
+        for side in ("train", "test"):
+            for i, inst in enumerate(gen.instructions(side)):
+                rec = inst.record()
+                if side == "train":
+                    rec["examples"] = {"train": int(counts["train"][i]), "test_seen": int(counts["test_seen"][i])}
+                else:
+                    rec["examples"] = {"test": int(counts["test"][i])}
+                f.write(json.dumps(rec) + "\n")
+
+
+def _convert(tmp: Path, splits: list[str], formats: tuple[str, ...], manifest: dict[str, Any]) -> None:
+    import pyarrow.json as pj
+    import pyarrow.parquet as pq
+
+    tables = {}
+    for split in splits:
+        table = pj.read_json(tmp / f"{split}.jsonl")
+        tables[split] = table
+        if "parquet" in formats:
+            path = tmp / f"{split}.parquet"
+            pq.write_table(table, path)
+            manifest["splits"][split]["files"]["parquet"] = {"path": path.name, "sha256": sha256_file(path)}
+    if "hf" in formats:
+        import datasets
+
+        datasets.disable_progress_bars()
+        dd = datasets.DatasetDict({s: datasets.Dataset(t) for s, t in tables.items()})
+        dd.save_to_disk(str(tmp / "hf"))
+        for split in splits:
+            manifest["splits"][split]["files"]["hf"] = {"path": f"hf/{split}"}
+
+
+def load_manifest(folder: str | os.PathLike) -> dict[str, Any]:
+    """The manifest of a generated folder, with a clear error if it is missing or broken."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} has no {MANIFEST}: not a complete divplugin dataset")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: unsupported manifest format_version {manifest.get('format_version')!r}")
+    return manifest
+
+
+def read_instructions(folder: str | os.PathLike, split: str | None = None) -> list[dict[str, Any]]:
+    """Instruction records of a generated folder (``split``: 'train' or 'test' to filter)."""
+    path = Path(folder) / INSTRUCTIONS
+    with open(path) as f:
+        recs = [json.loads(line) for line in f]
+    return [r for r in recs if split is None or r["split"] == split]

@@ -1,0 +1,36 @@
+"""Built-in generator settings for the paper's experiments (``divplugin presets``)."""
+
+from __future__ import annotations
+
+import difflib
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from divplugin.errors import ConfigError
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files(__name__).iterdir() if p.name.endswith(".yaml"))
+
+
+def preset_text(name: str) -> str:
+    if name not in preset_names():
+        close = difflib.get_close_matches(name, preset_names(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown preset {name!r}{hint} Available: {', '.join(preset_names())}", "preset")
+    return resources.files(__name__).joinpath(f"{name}.yaml").read_text()
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The settings of preset ``name`` (including its ``generator:``)."""
+    return yaml.safe_load(preset_text(name))
+
+
+def preset_summary(name: str) -> str:
+    """The first comment line of a preset."""
+    for line in preset_text(name).splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""

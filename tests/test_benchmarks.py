@@ -1,0 +1,15 @@
+"""The benchmark scripts run end to end (their figures are printed, never asserted)."""
+
+import importlib.util
+
+from conftest import ROOT
+
+
+def test_generation_benchmark_runs(capsys):
+    spec = importlib.util.spec_from_file_location("bench_generate", ROOT / "benchmarks" / "bench_generate.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--examples", "3000", "--rules", "30", "--rg-examples", "50", "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "divplugin markov_rewrite (2 workers)" in out and "(1 worker)" in out
+    assert "examples/s" in out

@@ -1,0 +1,188 @@
+"""Every registered generator: gold answers, determinism, exact counts, disjoint splits."""
+
+import json
+from collections import Counter
+
+import pytest
+
+from divplugin.generators import SPLITS, create, generator_names
+from divplugin.generators.base import CHUNK_SIZE
+from divplugin.generators.families import family_string
+from divplugin.markov import MarkovAlgorithm, Rule, parse_rule, parse_rules
+from divplugin.output import encoded_chunks
+
+SMALL = {
+    "markov_rewrite": dict(num_rules=30, num_examples=2500, test_rules=20, test_examples=600, seen_test_examples=200,
+                           input_len=20, pattern_len=(2, 4), noop_fraction=0.25, occurrences=[1, 2]),
+    "markov_program": dict(num_programs=25, num_examples=1500, test_programs=10, test_examples=300, seen_test_examples=100),
+}
+
+
+def test_registry_lists_both():
+    assert {"markov_rewrite", "markov_program"} <= set(generator_names())
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_gold_answers_score_one_and_rederive(name):
+    gen = create(name, seed=3, **SMALL[name])
+    for split in SPLITS:
+        rows = list(gen.iter_split(split))
+        assert len(rows) == gen.split_size(split)
+        for row in rows:
+            assert gen.score_answer(row["output"], row) == 1.0
+            assert gen.score_answer(row["output"] + "x", row) == 0.0
+            assert gen.score_answer(None, row) == 0.0
+            md = row["metadata"]
+            assert md["split"] == split and md["source"] == name
+            rules = parse_rules(row["instruction"])
+            if name == "markov_rewrite":
+                res = MarkovAlgorithm(rules).run(row["input"], max_steps=1)
+                assert res.output == row["output"]
+                assert res.steps == md["steps"] == (0 if md["noop"] else 1)
+            else:
+                res = MarkovAlgorithm(rules).run(row["input"], max_steps=gen.config.steps[1])
+                assert res.output == row["output"]
+                assert (res.steps, res.status.value) == (md["steps"], md["status"])
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_same_seed_same_bytes_for_any_worker_count(name):
+    def blob(workers, seed=5):
+        gen = create(name, seed=seed, **SMALL[name])
+        return b"".join(b for split in SPLITS for b, _ in encoded_chunks(gen, split, "instruction", workers))
+
+    one = blob(1)
+    assert one == blob(2) == blob(3)
+    assert one != blob(1, seed=6)
+
+
+def test_random_access_matches_iteration():
+    gen = create("markov_rewrite", seed=2, **SMALL["markov_rewrite"])
+    rows = list(gen.iter_split("train"))
+    for i in (0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, len(rows) - 1):
+        assert gen[i] == rows[i]
+    with pytest.raises(IndexError):
+        gen.item(len(rows))
+
+
+def test_rewrite_exact_counts_noop_share_and_occurrences(small_rewrite):
+    gen = create("markov_rewrite", **small_rewrite)
+    for split in SPLITS:
+        rows = list(gen.iter_split(split))
+        n = gen.split_size(split)
+        assert len(rows) == n
+        noops = [r for r in rows if r["metadata"]["noop"]]
+        assert len(noops) == int(n * small_rewrite["noop_fraction"] + 0.5)
+        for r in rows:
+            lhs = parse_rule(r["instruction"]).lhs
+            occ = sum(r["input"].startswith(lhs, i) for i in range(len(r["input"])))
+            assert occ == r["metadata"]["occurrences"]  # the filler made no extra copies
+            assert (occ == 0) == r["metadata"]["noop"]
+            assert (r["output"] == r["input"]) == r["metadata"]["noop"]
+            assert len(r["input"]) == small_rewrite["input_len"]
+        assert {r["metadata"]["occurrences"] for r in rows if not r["metadata"]["noop"]} == {1, 2, 3}
+    train = list(gen.iter_split("train"))
+    per_rule = Counter(r["metadata"]["rule_id"] for r in train)
+    assert len(per_rule) == small_rewrite["num_rules"]
+    assert set(per_rule.values()) == {small_rewrite["num_examples"] // small_rewrite["num_rules"]}
+
+
+def test_rewrite_splits_disjoint_by_construction(small_rewrite):
+    gen = create("markov_rewrite", **small_rewrite)
+    ids = {s: {r["metadata"]["rule_id"] for r in gen.iter_split(s)} for s in SPLITS}
+    texts = {s: {r["instruction"] for r in gen.iter_split(s)} for s in SPLITS}
+    assert not ids["train"] & ids["test"] and not texts["train"] & texts["test"]
+    assert ids["test_seen"] <= ids["train"]
+    assert len(ids["test"]) == small_rewrite["test_rules"]
+    # the partition is a property of the rule, not of the run: other seeds agree
+    other = create("markov_rewrite", **{**small_rewrite, "seed": 99})
+    other_train = {i.text for i in other.instructions("train")}
+    other_test = {i.text for i in other.instructions("test")}
+    assert not other_train & texts["test"] and not other_test & texts["train"]
+    for inst in gen.instructions("train"):
+        assert gen.holdout_side(inst.text) == "train"
+
+
+def test_rewrite_long_tail_allocation_is_exact():
+    gen = create("markov_rewrite", num_rules=200, num_examples=20_000, test_rules=10, test_examples=100,
+                 seen_test_examples=0, input_len=12, pattern_len=3, allocation="power", alpha=0.1)
+    counts = Counter(r["metadata"]["rule_id"] for r in gen.iter_split("train"))
+    plan = gen.plan("train")
+    assert sum(counts.values()) == 20_000
+    assert [counts[i.id] for i in plan.instructions] == plan.counts.tolist()
+    assert max(counts.values()) > 20 * min(counts.values())
+
+
+def _is_family(s, family, k):
+    unit = -(-len(s) // k)
+    if family == "repeated":
+        return all(s[i] == s[(i // k) * k] for i in range(len(s)))
+    if family == "periodic":
+        return all(s[i] == s[i % unit] for i in range(len(s)))
+    if family == "mirror":
+        u = s[:unit]
+        expect = "".join(u if j % 2 == 0 else u[::-1] for j in range(k))[: len(s)]
+        return s == expect
+    return True
+
+
+@pytest.mark.parametrize("family", ["repeated", "periodic", "mirror"])
+def test_families_train_on_large_k_test_on_small_k(family):
+    gen = create("markov_rewrite", families=[family], k_range=(3, 6), test_k_range=(1, 2), num_rules=50,
+                 num_examples=500, test_rules=40, test_examples=200, seen_test_examples=0, input_len=120,
+                 pattern_len=24, alphabet="abcdefgh")
+    for split in ("train", "test"):
+        for inst in gen.instructions(split):
+            x, y, _ = inst.payload
+            assert inst.family == family
+            assert (3 <= inst.k <= 6) if split == "train" else (1 <= inst.k <= 2)
+            assert _is_family(x, family, inst.k) and _is_family(y, family, inst.k)
+            assert len(x) == 24
+    ks = Counter(r["metadata"]["k"] for r in gen.iter_split("train"))
+    assert set(ks) <= {3, 4, 5, 6} and len(ks) > 1
+
+
+def test_family_strings_match_paper_examples():
+    import random
+
+    class Fixed(random.Random):
+        def choices(self, population, k):
+            return list("abc"[:k]) if k <= 3 else list("abc" * k)[:k]
+
+    assert family_string(Fixed(), "abc", 9, "repeated", 3) == "aaabbbccc"
+    assert family_string(Fixed(), "abc", 6, "periodic", 2) == "abcabc"
+    assert family_string(Fixed(), "abc", 9, "mirror", 3) == "abccbaabc"
+
+
+def test_mixed_families_and_unconstrained_test_rules():
+    gen = create("markov_rewrite", families=["repeated", "periodic", "mirror"], test_families=["unconstrained"],
+                 k_range=(3, 4), num_rules=60, num_examples=600, test_rules=20, test_examples=100,
+                 seen_test_examples=0, input_len=60, pattern_len=12)
+    fams = Counter(i.family for i in gen.instructions("train"))
+    assert set(fams) == {"repeated", "periodic", "mirror"}
+    assert {i.family for i in gen.instructions("test")} == {"unconstrained"}
+
+
+def test_program_generator_halts_within_step_range():
+    gen = create("markov_program", seed=1, steps=(2, 10), **{k: v for k, v in SMALL["markov_program"].items()})
+    for r in gen.iter_split("train"):
+        assert 2 <= r["metadata"]["steps"] <= 10
+        assert r["metadata"]["status"] in ("halted", "terminated")
+        assert 2 <= r["metadata"]["num_rules"] <= 4
+
+
+def test_program_markers_never_in_inputs():
+    gen = create("markov_program", markers="XY", alphabet="ab", num_programs=15, num_examples=300, test_programs=5,
+                 test_examples=50, seen_test_examples=0, steps=(1, 20))
+    rows = list(gen.iter_split("train"))
+    assert all(set(r["input"]) <= set("ab") for r in rows)
+    assert any(set("XY") & set(r["instruction"]) for r in rows)
+
+
+def test_to_dataset_has_every_split():
+    gen = create("markov_rewrite", seed=1, **SMALL["markov_rewrite"])
+    dd = gen.to_dataset_dict()
+    assert set(dd) == set(SPLITS)
+    assert dd["test"].num_rows == 600
+    assert dd["train"][0] == gen[0]
+    assert json.dumps(dd["train"][5]["metadata"])
