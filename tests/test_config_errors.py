@@ -44,7 +44,7 @@ def test_bad_rewrite_config_names_field(settings, field, message):
 
 
 BAD_PROGRAM = [
-    ({"alphabet": "ab", "markers": "b"}, "alphabet", "distinct"),
+    ({"alphabet": "ab", "markers": "b"}, "markers", "distinct"),
     ({"rules_per_program": 0}, "rules_per_program", ">= 1"),
     ({"steps": [5, 2]}, "steps", "max < min"),
     ({"terminating_share": 2}, "terminating_share", "must be in"),

@@ -186,3 +186,24 @@ def test_to_dataset_has_every_split():
     assert dd["test"].num_rows == 600
     assert dd["train"][0] == gen[0]
     assert json.dumps(dd["train"][5]["metadata"])
+
+
+def test_filler_avoiding_never_contains_pattern():
+    import random
+
+    from divplugin.generators.markov_rewrite import _filler_avoiding
+
+    rng = random.Random(0)
+    for x in ["a", "aa", "aba", "abab", "cab", "bbb"]:
+        for _ in range(200):
+            s = _filler_avoiding(rng, "abc", x, 30)
+            assert len(s) == 30 and x not in s
+
+
+def test_single_symbol_patterns_on_tiny_alphabets_still_exact():
+    gen = create("markov_rewrite", alphabet="abc", pattern_len=1, replacement_len=(0, 2), input_len=40,
+                 num_rules=2, num_examples=400, test_rules=1, test_examples=50, seen_test_examples=0,
+                 noop_fraction=0.25, occurrences=[1, 2])
+    for r in gen.iter_split("train"):
+        x = parse_rule(r["instruction"]).lhs
+        assert r["input"].count(x) == r["metadata"]["occurrences"]

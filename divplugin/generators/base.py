@@ -70,6 +70,15 @@ def check_range(name: str, value: float, lo: float, hi: float, lo_open: bool = F
         raise ConfigError(f"must be in {left}{lo}, {hi}], got {value!r}", name)
 
 
+def check_symbols(name: str, symbols: str, minimum: int) -> None:
+    """Symbols must be distinct, printable, not white space, and not form the rule arrow."""
+    if len(symbols) < minimum or len(set(symbols)) != len(symbols):
+        raise ConfigError(f"needs at least {minimum} distinct symbols, no repeats; got {symbols!r}", name)
+    bad = [c for c in symbols if c.isspace() or not c.isprintable()]
+    if bad or "->" in symbols:
+        raise ConfigError(f"must hold printable, non-space symbols; got {bad or symbols!r}", name)
+
+
 @config_dataclass
 class GeneratorConfig:
     """Settings common to every generator (budgets, allocation, held-out split, prompt)."""
@@ -107,6 +116,23 @@ class GeneratorConfig:
             raise ConfigError(
                 f"may use only the fields {{instruction}} and {{input}} and must use {{input}}; got {sorted(names)}",
                 "prompt_template",
+            )
+
+    def check_instruction_counts(self, train_field: str, test_field: str) -> None:
+        """The instruction counts are non-negative and fit the budgets."""
+        n_train, n_test = getattr(self, train_field), getattr(self, test_field)
+        for name, n in ((train_field, n_train), (test_field, n_test)):
+            if n < 0:
+                raise ConfigError(f"must be >= 0, got {n}", name)
+        if self.num_examples and n_train < 1:
+            raise ConfigError("must be >= 1 when num_examples > 0", train_field)
+        if self.test_examples and n_test < 1:
+            raise ConfigError("must be >= 1 when test_examples > 0", test_field)
+        if n_train * self.min_examples_per_instruction > self.num_examples:
+            raise ConfigError(
+                f"{train_field}={n_train} x min_examples_per_instruction={self.min_examples_per_instruction} "
+                f"exceeds num_examples={self.num_examples}",
+                train_field,
             )
 
     def to_dict(self) -> dict[str, Any]:

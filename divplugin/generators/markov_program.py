@@ -24,10 +24,11 @@ from divplugin.generators.base import (
     SymbolStream,
     check_range,
     check_span,
+    check_symbols,
     config_dataclass,
     span,
 )
-from divplugin.markov.engine import ARROW, MarkovAlgorithm, Rule, Status, StringTooLong, format_rules
+from divplugin.markov.engine import MarkovAlgorithm, Rule, Status, StringTooLong, format_rules
 
 MAX_TRIES = 400
 PROBES = 16
@@ -55,12 +56,8 @@ class MarkovProgramConfig(GeneratorConfig):
 
     def validate(self) -> None:
         super().validate()
-        symbols = self.alphabet + self.markers
-        if len(self.alphabet) < 1 or len(set(symbols)) != len(symbols):
-            raise ConfigError(f"alphabet and markers need distinct symbols; got {self.alphabet!r} + {self.markers!r}", "alphabet")
-        bad = [c for c in symbols if c.isspace() or not c.isprintable()]
-        if bad or ARROW in symbols:
-            raise ConfigError(f"symbols must be printable and not white space; got {bad or symbols!r}", "alphabet")
+        check_symbols("alphabet", self.alphabet, 1)
+        check_symbols("markers", self.alphabet + self.markers, len(self.alphabet + self.markers))
         check_span("rules_per_program", self.rules_per_program, 1)
         check_span("lhs_len", self.lhs_len, 0)
         check_span("rhs_len", self.rhs_len, 0)
@@ -68,19 +65,7 @@ class MarkovProgramConfig(GeneratorConfig):
         check_span("steps", self.steps, 0)
         check_range("terminating_share", self.terminating_share, 0.0, 1.0)
         check_range("min_probe_success", self.min_probe_success, 0.0, 1.0, lo_open=True)
-        for name in ("num_programs", "test_programs"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"must be >= 0, got {getattr(self, name)}", name)
-        if self.num_examples and self.num_programs < 1:
-            raise ConfigError("must be >= 1 when num_examples > 0", "num_programs")
-        if self.test_examples and self.test_programs < 1:
-            raise ConfigError("must be >= 1 when test_examples > 0", "test_programs")
-        if self.num_programs * self.min_examples_per_instruction > self.num_examples:
-            raise ConfigError(
-                f"num_programs={self.num_programs} x min_examples_per_instruction="
-                f"{self.min_examples_per_instruction} exceeds num_examples={self.num_examples}",
-                "num_programs",
-            )
+        self.check_instruction_counts("num_programs", "test_programs")
         if self.max_string_len < span(self.input_len)[1]:
             raise ConfigError(f"must be >= the longest input ({span(self.input_len)[1]})", "max_string_len")
 

@@ -27,6 +27,7 @@ from divplugin.generators.base import (
     SymbolStream,
     check_range,
     check_span,
+    check_symbols,
     config_dataclass,
     span,
 )
@@ -67,27 +68,11 @@ class MarkovRewriteConfig(GeneratorConfig):
 
     def validate(self) -> None:
         super().validate()
-        if len(self.alphabet) < 2 or len(set(self.alphabet)) != len(self.alphabet):
-            raise ConfigError(f"needs at least 2 distinct symbols, no repeats; got {self.alphabet!r}", "alphabet")
-        bad = [c for c in self.alphabet if c.isspace() or not c.isprintable()]
-        if bad or ARROW in self.alphabet:
-            raise ConfigError(f"must hold printable, non-space symbols; got {bad or self.alphabet!r}", "alphabet")
+        check_symbols("alphabet", self.alphabet, 2)
         ilo, ihi = check_span("input_len", self.input_len, 1)
         plo, phi = check_span("pattern_len", self.pattern_len, 1)
         check_span("replacement_len", self.replacement_span, 0)
-        for name in ("num_rules", "test_rules"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"must be >= 0, got {getattr(self, name)}", name)
-        if self.num_examples and self.num_rules < 1:
-            raise ConfigError("must be >= 1 when num_examples > 0", "num_rules")
-        if self.test_examples and self.test_rules < 1:
-            raise ConfigError("must be >= 1 when test_examples > 0", "test_rules")
-        if self.num_rules * self.min_examples_per_instruction > self.num_examples:
-            raise ConfigError(
-                f"num_rules={self.num_rules} x min_examples_per_instruction={self.min_examples_per_instruction} "
-                f"exceeds num_examples={self.num_examples}",
-                "num_rules",
-            )
+        self.check_instruction_counts("num_rules", "test_rules")
         check_range("noop_fraction", self.noop_fraction, 0.0, 1.0)
         occ = self.occurrence_choices
         if not occ or min(occ) < 1:
@@ -194,7 +179,7 @@ class MarkovRewrite(Generator):
                 if z.count(x) != 1:
                     z = None
             if z is None:
-                z = _make_input(stream, randrange, x, length, occ, exact, overlaps)
+                z = _make_input(stream, rng, x, length, occ, exact, overlaps)
             if z is None:
                 raise GenerationError(
                     f"markov_rewrite: could not build an input of length {length} with exactly {occ} "
@@ -229,17 +214,28 @@ def _self_overlaps(x: str) -> bool:
     return any(x[:i] == x[-i:] for i in range(1, len(x)))
 
 
-def _make_input(stream: SymbolStream, randrange, x: str, length: int, occ: int, exact: bool, overlaps: bool) -> str | None:
-    """An input of ``length`` symbols holding exactly ``occ`` copies of ``x`` (None if none found)."""
+FAST_TRIES = 8
+
+
+def _make_input(stream: SymbolStream, rng: random.Random, x: str, length: int, occ: int, exact: bool, overlaps: bool) -> str | None:
+    """An input of ``length`` symbols holding exactly ``occ`` copies of ``x`` (None if none found).
+
+    The first tries use uniform random filler; after that the filler is drawn so that it
+    cannot contain ``x`` at all (then only copies that overlap a planted one, possible
+    only if ``x`` overlaps itself, can still break the count)."""
     filler_len = length - occ * len(x)
     # str.count counts non-overlapping copies; it is exact when copies of x cannot overlap
     counter = count_occurrences if overlaps else str.count
-    for _ in range(MAX_TRIES):
-        filler = stream.take(filler_len)
+    randrange = rng.randrange
+    for attempt in range(MAX_TRIES):
+        if attempt < FAST_TRIES:
+            filler = stream.take(filler_len)
+            if x in filler:
+                continue
+        else:
+            filler = _filler_avoiding(rng, stream.alphabet, x, filler_len)
         if occ == 0:
-            if x not in filler:
-                return filler
-            continue
+            return filler
         if occ == 1:
             p = randrange(filler_len + 1)
             z = filler[:p] + x + filler[p:]
@@ -249,3 +245,30 @@ def _make_input(stream: SymbolStream, randrange, x: str, length: int, occ: int, 
         if not exact or counter(z, x) == occ:
             return z
     return None
+
+
+def _filler_avoiding(rng: random.Random, alphabet: str, x: str, n: int) -> str:
+    """``n`` random symbols that never contain ``x``: each symbol is drawn uniformly among
+    those that do not complete a match (a KMP automaton tracks the longest partial match)."""
+    m = len(x)
+    fail = [0] * m
+    k = 0
+    for i in range(1, m):
+        while k and x[i] != x[k]:
+            k = fail[k - 1]
+        if x[i] == x[k]:
+            k += 1
+        fail[i] = k
+    out, state = [], 0
+    for _ in range(n):
+        while True:
+            c = alphabet[rng.randrange(len(alphabet))]
+            nxt = state
+            while nxt and c != x[nxt]:
+                nxt = fail[nxt - 1]
+            nxt = nxt + 1 if c == x[nxt] else 0
+            if nxt < m:
+                break
+        out.append(c)
+        state = nxt
+    return "".join(out)
