@@ -66,6 +66,8 @@ def format_rule(rule: Rule) -> str:
             raise RuleSyntaxError(f"Rule.{side} {text!r} contains the arrow {ARROW!r}")
         if text != text.strip():
             raise RuleSyntaxError(f"Rule.{side} {text!r} has leading or trailing white space")
+    if rule.lhs.startswith("#"):
+        raise RuleSyntaxError(f"Rule.lhs {rule.lhs!r} starts with '#', which the text syntax reads as a comment")
     arrow = ARROW + ("." if rule.terminating else "")
     left = f"{rule.lhs} " if rule.lhs else ""
     right = f" {rule.rhs}" if rule.rhs else ""
