@@ -323,7 +323,7 @@ class Generator(ABC):
         plan = self.plan(split)
         start = index * CHUNK_SIZE
         stop = min(start + CHUNK_SIZE, len(plan))
-        if not 0 <= start < max(stop, 1) or start >= len(plan):
+        if index < 0 or start >= len(plan):
             raise IndexError(f"chunk {index} out of range for split {split!r} ({self.num_chunks(split)} chunks)")
         seed = self.config.seed
         return self.make_chunk(split, plan, start, stop, py_rng(seed, "chunk", split, index), np_rng(seed, "chunk", split, index))
