@@ -104,17 +104,12 @@ class MarkovRewriteConfig(GeneratorConfig):
             if not want:
                 continue
             klo, khi = span(ks)
-            lhs = sum(
-                max(distinct_strings(a, n, f, k) for k in range(klo, khi + 1))
-                for n in range(span(self.pattern_len)[0], span(self.pattern_len)[1] + 1)
-                for f in fams
-            )
+            # families (and strengths) can produce the same strings: count the largest, not the sum
+            y_fams = fams if self.constrain_replacement else ["unconstrained"]
+            plo, phi = span(self.pattern_len)
+            lhs = sum(max(distinct_strings(a, n, f, k) for f in fams for k in range(klo, khi + 1)) for n in range(plo, phi + 1))
             rlo, rhi = self.replacement_span
-            rhs = sum(
-                max(distinct_strings(a, n, f if self.constrain_replacement else "unconstrained", k) for k in range(klo, khi + 1))
-                for n in range(rlo, rhi + 1)
-                for f in fams
-            )
+            rhs = sum(max(distinct_strings(a, n, f, k) for f in y_fams for k in range(klo, khi + 1)) for n in range(rlo, rhi + 1))
             capacity = lhs * max(rhs - 1, 0) * side_share
             if want > capacity / 2:
                 raise ConfigError(
