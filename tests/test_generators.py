@@ -207,3 +207,24 @@ def test_single_symbol_patterns_on_tiny_alphabets_still_exact():
     for r in gen.iter_split("train"):
         x = parse_rule(r["instruction"]).lhs
         assert r["input"].count(x) == r["metadata"]["occurrences"]
+
+
+def test_inexact_occurrences_allow_and_count_extra_copies():
+    import random
+
+    import numpy as np
+
+    from divplugin.generators.base import SymbolStream
+    from divplugin.generators.markov_rewrite import _make_input
+
+    stream, rng = SymbolStream(np.random.default_rng(0), "ab", 4096), random.Random(0)
+    # "ab" cannot overlap itself: extra copies can only come from the filler
+    counts = [_make_input(stream, rng, "ab", 30, 1, False, False).count("ab") for _ in range(50)]
+    assert max(counts) > 1
+    exact = [_make_input(stream, rng, "ab", 30, 1, True, False).count("ab") for _ in range(50)]
+    assert set(exact) == {1}
+    gen = create("markov_rewrite", alphabet="ab", pattern_len=2, replacement_len=2, input_len=30, num_rules=1,
+                 num_examples=300, test_rules=1, test_examples=10, seen_test_examples=0, exact_occurrences=False)
+    for r in gen.iter_split("train"):
+        x = parse_rule(r["instruction"]).lhs
+        assert r["metadata"]["occurrences"] == sum(r["input"].startswith(x, i) for i in range(len(r["input"])))

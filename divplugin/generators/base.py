@@ -33,6 +33,7 @@ from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from divplugin.errors import ConfigError, GenerationError
+from divplugin.markov.engine import ARROW
 from divplugin.generators.allocation import SCHEMES, example_counts, largest_remainder
 from divplugin.seeding import np_rng, py_rng, stable_hash
 
@@ -75,7 +76,7 @@ def check_symbols(name: str, symbols: str, minimum: int) -> None:
     if len(symbols) < minimum or len(set(symbols)) != len(symbols):
         raise ConfigError(f"needs at least {minimum} distinct symbols, no repeats; got {symbols!r}", name)
     bad = [c for c in symbols if c.isspace() or not c.isprintable()]
-    if bad or "->" in symbols:
+    if bad or ARROW in symbols:
         raise ConfigError(f"must hold printable, non-space symbols; got {bad or symbols!r}", name)
 
 

@@ -105,11 +105,14 @@ class MarkovRewriteConfig(GeneratorConfig):
                 continue
             klo, khi = span(ks)
             # families (and strengths) can produce the same strings: count the largest, not the sum
-            y_fams = fams if self.constrain_replacement else ["unconstrained"]
-            plo, phi = span(self.pattern_len)
-            lhs = sum(max(distinct_strings(a, n, f, k) for f in fams for k in range(klo, khi + 1)) for n in range(plo, phi + 1))
-            rlo, rhi = self.replacement_span
-            rhs = sum(max(distinct_strings(a, n, f, k) for f in y_fams for k in range(klo, khi + 1)) for n in range(rlo, rhi + 1))
+            def strings(lengths: tuple[int, int], families: list[str]) -> int:
+                return sum(
+                    max(distinct_strings(a, n, f, k) for f in families for k in range(klo, khi + 1))
+                    for n in range(lengths[0], lengths[1] + 1)
+                )
+
+            lhs = strings(span(self.pattern_len), fams)
+            rhs = strings(self.replacement_span, fams if self.constrain_replacement else ["unconstrained"])
             capacity = lhs * max(rhs - 1, 0) * side_share
             if want > capacity / 2:
                 raise ConfigError(
@@ -225,7 +228,7 @@ def _make_input(stream: SymbolStream, rng: random.Random, x: str, length: int, o
     for attempt in range(MAX_TRIES):
         if attempt < FAST_TRIES:
             filler = stream.take(filler_len)
-            if x in filler:
+            if (exact or occ == 0) and x in filler:
                 continue
         else:
             filler = _filler_avoiding(rng, stream.alphabet, x, filler_len)
