@@ -31,6 +31,13 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+    )
+
+
 def _version(value: bool) -> None:
     if value:
         out_console.print(f"divplugin {__version__}")
@@ -86,10 +93,7 @@ def generate(
         gen = create(name, cfg)
         fmt = [f.strip() for f in formats.split(",") if f.strip()]
         totals = {s: gen.split_size(s) for s in ("train", "test", "test_seen")}
-        with Progress(
-            TextColumn("[bold]{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-        ) as progress:
+        with _progress() as progress:
             console.print(f"[bold]{name}[/]: drawing instructions and planning {sum(totals.values()):,} examples ...")
             for s in totals:
                 gen.plan(s)
@@ -217,6 +221,88 @@ def markov_run(
         for i, step in res.trace:
             out_console.print(f"  [dim]rule {i + 1}: {algo.rules[i]}[/]  ->  {step}", highlight=False)
         out_console.print(f"{s} => {res.output}  [dim]({res.status.value}, {res.steps} steps)[/]", highlight=False)
+
+
+@app.command(
+    "eval",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    help=(
+        "Run lm-evaluation-harness with divplugin's tasks found automatically. Every lm-eval "
+        "'run' flag passes through, e.g.: divplugin eval --model hf --model_args "
+        "pretrained=DIR,peft=ADAPTER --tasks divplugin_markov_unseen --metadata '{\"data\": \"DIR\"}'. "
+        "Code tasks also need --confirm_run_unsafe_code. '--help' shows lm-eval's flags."
+    ),
+)
+def eval_(ctx: typer.Context) -> None:
+    from divplugin.lmeval.run import main as run_lm_eval
+
+    raise typer.Exit(run_lm_eval(ctx.args))
+
+
+@app.command("tasks-dir")
+def tasks_dir() -> None:
+    """Print the folder of divplugin's lm-eval tasks (for lm_eval --include_path)."""
+    from divplugin.lmeval.run import tasks_dir as where
+
+    out_console.print(str(where()), highlight=False, soft_wrap=True)
+
+
+code_app = typer.Typer(no_args_is_help=True, help="Score code samples by running them (HumanEval(+), MBPP(+)).")
+app.add_typer(code_app, name="code")
+
+
+@code_app.command("score")
+def code_score(
+    samples: Path = typer.Argument(..., help="JSONL of {task_id, solution} or {task_id, completion}."),
+    benchmark: str = typer.Option(..., "--benchmark", "-b", help="humaneval, humaneval_plus, mbpp or mbpp_plus."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Local benchmark data (EvalPlus release file or folder)."),
+    workers: int = typer.Option(0, "--workers", "-j", help="Parallel sandboxes (0: one per core)."),
+    results: Optional[Path] = typer.Option(None, "--results", help="Per-sample results JSONL (default: SAMPLES.results.jsonl); resumes."),
+    allow: bool = typer.Option(False, "--allow-code-execution", help="Required: confirms that generated code may run here."),
+) -> None:
+    """Run every sample in the sandbox and report pass@k (base and plus tests as EvalPlus does)."""
+    import json
+
+    from divplugin.codeeval import evaluate, load_problems
+    from divplugin.execution import Executor
+
+    if not allow:
+        _fail("scoring runs model-generated code; pass --allow-code-execution to confirm")
+    if workers < 0:
+        _fail(f"--workers must be >= 0, got {workers}")
+    try:
+        problems = load_problems(benchmark, data)
+        rows = []
+        with open(samples, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        _fail(f"{samples}:{n}: not JSON ({exc.msg})")
+    except OSError as exc:
+        _fail(f"{samples}: {exc.strerror or exc}")
+    except DivpluginError as exc:
+        _fail(str(exc))
+    asked = {str(r.get("task_id")) for r in rows if isinstance(r, dict)}
+    problems = [p for p in problems if p.task_id in asked] or problems
+    results = results or samples.with_name(samples.name.removesuffix(".jsonl") + ".results.jsonl")
+    with _progress() as prog, Executor(workers=workers or None, allow_code_execution=True) as ex:
+        task = prog.add_task(f"scoring {benchmark}", total=len(rows))
+        try:
+            report = evaluate(benchmark, problems, rows, ex, results_path=results,
+                              progress=lambda: prog.advance(task))
+        except DivpluginError as exc:
+            _fail(str(exc))
+    table = Table(title=f"{benchmark}: {report.num_samples} samples, {report.num_problems} problems")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in report.pass_at_k.items():
+        table.add_row(k, f"{v:.4f}")
+    for k, v in sorted(report.statuses.items()):
+        table.add_row(f"samples {k}", str(v))
+    out_console.print(table)
+    console.print(f"per-sample results: {results}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

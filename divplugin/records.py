@@ -23,6 +23,12 @@ def render_prompt(template: str, instruction: str, input: str) -> str:
     return template.format(instruction=instruction, input=input)
 
 
+def completion_prompt(template: str, instruction: str, input: str) -> str:
+    """The prompt a completion model sees (training and evaluation alike): the rendered
+    user turn and a newline; the answer follows and ends with a newline."""
+    return render_prompt(template, instruction, input) + "\n"
+
+
 def to_record(row: dict[str, Any], record_format: str, prompt_template: str) -> dict[str, Any]:
     """One row (instruction/input/output/metadata) in ``record_format``."""
     if record_format == "instruction":

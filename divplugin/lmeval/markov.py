@@ -1,0 +1,122 @@
+"""lm-eval glue for the string-rewrite tasks: documents, prompts and scores.
+
+Documents come from a generated folder (``--metadata '{"data": "DIR"}'``: a folder written by
+``divplugin generate`` or by the axolotl plugin's held-out export, so evaluation uses exactly
+the rules training never saw) or are generated inside the task from ``--metadata``
+(``generator``, ``preset``, ``seed``, ``size`` and any generator setting).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..records import completion_prompt
+
+SUBSETS = {"unseen": "test", "seen": "test_seen", "noop": "test", "hasop": "test", "programs": "test"}
+_LM_EVAL_KEYS = {"version"}
+
+
+def _rows_from_folder(folder: Path, split: str) -> tuple[list[dict], str]:
+    from ..output import load_manifest
+
+    manifest = load_manifest(folder)
+    template = manifest.get("config", {}).get("prompt_template", "{instruction}\n{input}")
+    path = folder / f"{split}.jsonl"
+    if not path.is_file():
+        raise ConfigError(f"{folder} has no {split}.jsonl (write it with --format jsonl)", "data")
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    if rows and "instruction" not in rows[0]:
+        raise ConfigError(f"{path}: rows are not in the 'instruction' record format", "data")
+    return rows, template
+
+
+def _generator_settings(name: str, metadata: dict) -> dict:
+    """The generator settings among lm-eval's metadata (which also holds the model's
+    arguments); a key that is close to a setting's name is taken for a typo."""
+    import dataclasses
+    import difflib
+    import logging
+
+    from ..generators import get_generator_class
+
+    fields = [f.name for f in dataclasses.fields(get_generator_class(name).config_class)]
+    keep = {}
+    for key, value in metadata.items():
+        if key in fields:
+            keep[key] = value
+            continue
+        close = difflib.get_close_matches(key, fields, n=1, cutoff=0.8)
+        if close:
+            raise ConfigError(f"unknown setting of {name}; did you mean {close[0]!r}?", key)
+        logging.getLogger(__name__).info("divplugin_markov: ignoring metadata key %r", key)
+    return keep
+
+
+def _rows_generated(split: str, settings: dict, programs: bool) -> tuple[list[dict], str]:
+    from ..generators import create
+    from ..presets import load_preset
+
+    settings = dict(settings)
+    preset = settings.pop("preset", "programs-small" if programs else "cpu-small")
+    size = int(settings.pop("size", 500))
+    cfg = dict(load_preset(preset)) if preset else {}
+    name = settings.pop("generator", cfg.pop("generator", "markov_rewrite"))
+    settings = _generator_settings(name, settings)
+    cfg.update(settings, test_examples=size, seen_test_examples=size)
+    gen = create(name, **cfg)
+    return list(gen.iter_split(split)), gen.config.prompt_template
+
+
+def load_markov(subset: str = "unseen", data: str | None = None, family: str | None = None, **metadata):
+    """`custom_dataset` of the divplugin_markov tasks: {"test": datasets.Dataset}."""
+    import datasets
+
+    if subset not in SUBSETS:
+        raise ConfigError(f"unknown subset {subset!r}; choose from {sorted(SUBSETS)}", "subset")
+    split = SUBSETS[subset]
+    settings = {k: v for k, v in metadata.items() if k not in _LM_EVAL_KEYS}
+    if data and subset != "programs":
+        rows, template = _rows_from_folder(Path(data), split)
+    elif subset == "programs" and data and settings.get("programs_data"):
+        rows, template = _rows_from_folder(Path(settings["programs_data"]), split)
+    else:
+        settings.pop("programs_data", None)
+        rows, template = _rows_generated(split, settings, subset == "programs")
+    if subset == "noop":
+        rows = [r for r in rows if r["metadata"].get("noop")]
+    elif subset == "hasop":
+        rows = [r for r in rows if not r["metadata"].get("noop")]
+    if family is not None:
+        rows = [r for r in rows if r["metadata"].get("family") == family]
+    if not rows:
+        what = f"family={family}" if family else f"subset={subset}"
+        raise ConfigError(f"no test examples for {what} in this data; generate data that has them "
+                          f"(e.g. noop_fraction > 0, or families: [{family}])", "subset")
+    docs = {
+        "prompt": [completion_prompt(template, r["instruction"], r["input"]) for r in rows],
+        "answer": [r["output"] for r in rows],
+        "family": [str(r["metadata"].get("family", "")) for r in rows],
+        "k": [int(r["metadata"].get("k", 0) or 0) for r in rows],
+        "noop": [bool(r["metadata"].get("noop", False)) for r in rows],
+    }
+    return {"test": datasets.Dataset.from_dict(docs)}
+
+
+def similarity(prediction: str, answer: str) -> float:
+    """Partial credit: difflib's ratio of matching characters (1.0 for an exact match)."""
+    if prediction == answer:
+        return 1.0
+    return difflib.SequenceMatcher(None, prediction, answer, autojunk=False).ratio()
+
+
+def clean(prediction: str) -> str:
+    return prediction.split("\n", 1)[0].strip()
+
+
+def process_results(doc: dict, results: list[str]) -> dict:
+    pred = clean(results[0])
+    return {"exact_match": float(pred == doc["answer"]), "similarity": similarity(pred, doc["answer"])}

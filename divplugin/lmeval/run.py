@@ -1,0 +1,133 @@
+"""`divplugin eval`: lm-eval's own command line, with divplugin's tasks found automatically.
+
+Every lm-eval flag and model backend passes through. When only divplugin tasks are asked
+for, lm-eval's ~14,000 built-in task files are not indexed (start-up in about a second
+instead of ~30 s). The ``divplugin-oracle`` model answers each document with its reference
+answer: a check that a task and its scorer agree (it should score 1.0).
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+PREFIX = "divplugin_"
+
+
+def tasks_dir() -> Path:
+    """The folder of divplugin's lm-eval tasks (pass it to ``lm_eval --include_path``)."""
+    return Path(str(files("divplugin.eval_tasks")))
+
+
+def _flag(argv: list[str], name: str) -> str | None:
+    for i, a in enumerate(argv):
+        if a == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def register_oracle() -> None:
+    from lm_eval.api.model import LM
+    from lm_eval.api.registry import MODEL_REGISTRY, register_model
+
+    if "divplugin-oracle" in MODEL_REGISTRY:
+        return
+
+    @register_model("divplugin-oracle")
+    class Oracle(LM):
+        """Answers every generation request with the document's reference answer."""
+
+        def __init__(self, **kwargs):
+            super().__init__()
+
+        @classmethod
+        def create_from_arg_string(cls, arg_string, additional_config=None):
+            return cls()
+
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            out = []
+            for req in requests:
+                doc = req.doc or {}
+                ref = doc.get("answer", doc.get("canonical_solution"))
+                if ref is None:
+                    raise ValueError("divplugin-oracle needs documents with an 'answer' or 'canonical_solution'")
+                out.append(str(ref))
+            return out
+
+        def loglikelihood(self, requests, disable_tqdm: bool = False):
+            raise NotImplementedError("divplugin-oracle only answers generation tasks")
+
+        loglikelihood_rolling = loglikelihood
+
+
+def _summary(results: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="divplugin summary")
+    for col in ("task", "metric", "value", "stderr", "n"):
+        table.add_column(col, justify="right" if col in ("value", "stderr", "n") else "left")
+    n_samples = results.get("n-samples", {})
+    for task, metrics in sorted(results.get("results", {}).items()):
+        for key, value in metrics.items():
+            if "," not in key or key.endswith("_stderr") or "_stderr," in key or not isinstance(value, (int, float)):
+                continue
+            metric, _, filt = key.partition(",")
+            err = metrics.get(f"{metric}_stderr,{filt}")
+            n = n_samples.get(task, {}).get("effective", "")
+            table.add_row(task, metric, f"{value:.4f}", f"{err:.4f}" if isinstance(err, float) else "", str(n))
+    Console(stderr=False).print(table)
+
+
+def main(argv: list[str]) -> int:
+    """Run lm-eval with `argv` (its `run` flags); returns the exit status."""
+    try:
+        import lm_eval
+        import lm_eval.tasks
+        from lm_eval._cli import HarnessCLI
+    except ImportError as exc:
+        print(f"divplugin eval needs lm-eval >= 0.4.9: pip install 'divplugin[eval]' ({exc})", file=sys.stderr)
+        return 2
+    argv = list(argv)
+    ours = str(tasks_dir())
+    include = _flag(argv, "--include_path")
+    if include is None:
+        argv += ["--include_path", ours]
+    tasks = (_flag(argv, "--tasks") or "").split(",")
+    if tasks and all(t.strip().startswith(PREFIX) for t in tasks if t.strip()) and include is None:
+        base = lm_eval.tasks.TaskManager
+
+        class OursOnly(base):
+            def __init__(self, *args, **kwargs):
+                kwargs["include_defaults"] = False
+                super().__init__(*args, **kwargs)
+
+        lm_eval.tasks.TaskManager = OursOnly
+    if _flag(argv, "--model") == "divplugin-oracle":
+        register_oracle()  # only then: lm-eval imports its own backends when its registry is empty
+    captured: dict = {}
+    original = lm_eval.simple_evaluate
+
+    def capture(*args, **kwargs):
+        out = original(*args, **kwargs)
+        if out is not None:
+            captured.update(out)
+        return out
+
+    lm_eval.simple_evaluate = capture
+    parser = HarnessCLI()
+    saved_argv = sys.argv
+    sys.argv = ["lm_eval", "run", *argv]  # lm-eval's parser reads sys.argv
+    try:
+        parser.execute(parser.parse_args())
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    finally:
+        sys.argv = saved_argv
+        lm_eval.simple_evaluate = original
+    if captured.get("results"):
+        _summary(captured)
+    return 0

@@ -1,0 +1,1 @@
+from divplugin.lmeval.code import execute_all, load_code, process_results  # noqa: F401

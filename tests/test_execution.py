@@ -1,0 +1,183 @@
+"""The sandbox: plain runs, the wire format, and a hostile corpus that must be contained."""
+
+import os
+import socket
+import threading
+
+import pytest
+
+from divplugin.execution import CodeExecutionNotAllowed, Executor, Limits
+from divplugin.execution.values import Digest, Opaque, decode, encode
+
+TEST = "def check(candidate):\n    assert abs(candidate(1) - 2) < 1e-9\n    assert candidate(41) == 42\n"
+GOOD = "def f(x):\n    return x + 1\n"
+
+
+@pytest.fixture(scope="module")
+def ex():
+    with Executor(workers=2, allow_code_execution=True, limits=Limits(timeout_s=3, memory_mb=1024)) as e:
+        yield e
+
+
+def test_needs_explicit_opt_in():
+    with pytest.raises(CodeExecutionNotAllowed, match="allow_code_execution"):
+        Executor()
+
+
+def test_script_pass_and_fail(ex):
+    assert ex.run_script(GOOD, TEST, "f").status == "passed"
+    bad = ex.run_script("def f(x):\n    return x\n", TEST, "f")
+    assert bad.status == "failed" and "AssertionError" in bad.error
+
+
+def test_io_mode_returns_typed_values(ex):
+    code = "def f(x):\n    return (x, {x}, [x * 1.5], {'k': x}, 2j, b'x', 2**80, float('inf'))\n"
+    res = ex.run_io(code, "f", [[1], [2]], [1.0, 1.0])
+    assert res.status == "completed"
+    assert [c[1] for c in res.calls] == [(x, {x}, [x * 1.5], {"k": x}, 2j, b"x", 2**80, float("inf")) for x in (1, 2)]
+
+
+def test_io_mode_stops_at_first_error(ex):
+    res = ex.run_io("def f(x):\n    return 1 // x\n", "f", [[1], [0], [2]], [1.0] * 3)
+    assert [c[0] for c in res.calls] == ["ok", "error"]
+    assert "ZeroDivisionError" in res.calls[1][1]
+
+
+def test_wire_format_round_trip_and_rigged_values():
+    import collections
+
+    value = (1, [2.5, {3}], {"a": frozenset({4})}, None, True, b"\x00", 3 + 4j, -(2**100), float("nan"))
+    back = decode(encode(value))
+    assert back[:8] == value[:8] and back[8] != back[8]
+    assert decode(encode(collections.Counter("aab"))) == {"a": 2, "b": 1}
+
+    class Rigged(int):
+        def __eq__(self, other):
+            return True
+
+    assert isinstance(decode(encode(Rigged(1))), Opaque)
+    assert decode(encode(Rigged(1))) != 1
+    assert Digest("ab", 3) == Digest("ab", 3) and Digest("ab", 3) != "ab"
+
+
+def test_isolation_reported(ex):
+    res = ex.run_script(GOOD, TEST, "f")
+    if os.geteuid() == 0:
+        assert {"pid", "net", "mount", "unprivileged"} <= set(res.isolation)
+
+
+# Each hostile candidate must end not passed, and harm nothing.
+HOSTILE = {
+    "infinite_loop": "def f(x):\n    while True:\n        pass\n",
+    "loop_swallowing_timeouts": "def f(x):\n    while True:\n        try:\n            while True:\n                pass\n        except BaseException:\n            pass\n",
+    "sleep_forever": "import time\ndef f(x):\n    time.sleep(10**6)\n",
+    "fork_bomb_os": "import os\ndef f(x):\n    while True:\n        os.fork()\n",
+    "fork_bomb_posix": "import posix\ndef f(x):\n    while True:\n        posix.fork()\n",
+    "fork_bomb_multiprocessing": "import multiprocessing\ndef f(x):\n    while True:\n        multiprocessing.Process(target=f, args=(x,)).start()\n",
+    "fork_bomb_ctypes": "import ctypes\ndef f(x):\n    while True:\n        ctypes.CDLL(None).fork()\n",
+    "subprocess_rm": "import subprocess\ndef f(x):\n    subprocess.run(['rm', '-rf', SENTINEL])\n    return x + 1\n",
+    "os_system": "import os\ndef f(x):\n    os.system('rm -rf ' + SENTINEL)\n    return x + 1\n",
+    "memory_bomb": "def f(x):\n    return len(bytearray(10**11)) and x + 1\n",
+    "memory_growth": "def f(x):\n    a = []\n    while True:\n        a.append(' ' * 10**7)\n",
+    "huge_output": "def f(x):\n    while True:\n        print('x' * 10**6)\n",
+    "huge_file": "def f(x):\n    with open('big.bin', 'wb') as fh:\n        while True:\n            fh.write(b'0' * 10**6)\n",
+    "delete_sentinel": "import os\ndef f(x):\n    os.remove(SENTINEL)\n    return x + 1\n",
+    "delete_sentinel_pathlib": "import pathlib\ndef f(x):\n    pathlib.Path(SENTINEL).unlink()\n    return x + 1\n",
+    "delete_sentinel_rmtree": "import shutil, os\ndef f(x):\n    shutil.rmtree(os.path.dirname(SENTINEL))\n    return x + 1\n",
+    "truncate_sentinel": "def f(x):\n    open(SENTINEL, 'w').close()\n    return x + 1\n",
+    "create_file_outside": "def f(x):\n    open(OUTSIDE, 'w').write('pwned')\n    return x + 1\n",
+    "network": "import socket\ndef f(x):\n    socket.create_connection(('127.0.0.1', PORT), timeout=1).sendall(b'pwned')\n    return x + 1\n",
+    "network_reloaded_module": (
+        "import importlib.util, sys\n"
+        "def f(x):\n"
+        "    for name in ('_socket', 'socket'):\n"
+        "        sys.modules.pop(name, None)\n"
+        "    import importlib\n"
+        "    s = importlib.import_module('socket')\n"
+        "    s.create_connection(('127.0.0.1', PORT), timeout=1).sendall(b'pwned')\n"
+        "    return x + 1\n"),
+    "sys_exit_module_level": "import sys\nsys.exit(0)\ndef f(x):\n    return x + 1\n",
+    "sys_exit_in_call": "import sys\ndef f(x):\n    sys.exit(0)\n",
+    "os_exit": "import os\ndef f(x):\n    os._exit(0)\n",
+    "raise_keyboard_interrupt": "def f(x):\n    raise KeyboardInterrupt\n",
+    "patch_builtins_abs": "import builtins\ndef f(x):\n    builtins.abs = lambda v: 0\n    builtins.len = lambda v: 0\n    return x\n",
+    "always_equal_object": "class A:\n    def __eq__(self, o):\n        return True\n    def __sub__(self, o):\n        return 0\ndef f(x):\n    return A()\n",
+    "rigged_int_subclass": "class I(int):\n    def __eq__(self, o):\n        return True\n    def __sub__(self, o):\n        return 0\ndef f(x):\n    return I(0)\n",
+    "ignore_alarm_signal": "import signal\ndef f(x):\n    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n    while True:\n        pass\n",
+    "cancel_timer": "import signal\ndef f(x):\n    signal.setitimer(signal.ITIMER_REAL, 0)\n    while True:\n        pass\n",
+    "kill_parent": "import os, signal\ndef f(x):\n    os.kill(os.getppid(), signal.SIGKILL)\n    return x + 1\n",
+    "kill_everything": "import signal\ndef f(x):\n    signal.pthread_kill(0, 9) if False else None\n    import os\n    os.killpg(0, 9)\n",
+    "close_all_fds": "import os\ndef f(x):\n    os.closerange(0, 4096)\n    return x + 1\n",
+    "forge_result_on_fds": (
+        "import os\n"
+        "def f(x):\n"
+        "    for fd in range(3, 64):\n"
+        "        try:\n"
+        "            os.write(fd, b'{\"token\": \"0\", \"calls\": [], \"error\": null}')\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    os._exit(0)\n"),
+    "recursion_bomb": "def f(x):\n    return f(x)\n",
+    "segfault_via_recursion_limit": "import sys\nsys.setrecursionlimit(10**9)\ndef f(x):\n    return f(x)\n",
+    "background_thread": "import threading\ndef f(x):\n    threading.Thread(target=lambda: [None for _ in iter(int, 1)]).start()\n    return x\n",
+    "read_env_secret": "import os\ndef f(x):\n    s = os.environ.get('DIVPLUGIN_TEST_SECRET', '')\n    assert s == '', 'secret visible: ' + s\n    return x\n",
+    "setuid_root": "import os\ndef f(x):\n    os.setuid(0)\n    return x + 1\n",
+}
+
+
+def test_hostile_corpus_is_contained(ex, tmp_path, monkeypatch):
+    assert len(HOSTILE) >= 30
+    home_dir = os.path.expanduser("~")
+    sentinel = tmp_path / "keep" / "sentinel.txt"
+    sentinel.parent.mkdir()
+    sentinel.write_text("intact")
+    outside = os.path.join(home_dir, f".divplugin-sandbox-probe-{os.getpid()}")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    port = server.getsockname()[1]
+    got = []
+    stop = threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+                got.append(conn.recv(100))
+                conn.close()
+            except OSError:
+                pass
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    monkeypatch.setenv("DIVPLUGIN_TEST_SECRET", "s3cr3t")
+    prelude = f"SENTINEL = {str(sentinel)!r}\nOUTSIDE = {outside!r}\nPORT = {port}\n"
+    try:
+        futures = {}
+        for name, code in HOSTILE.items():
+            futures[name] = ex.submit("run_script", prelude + code, TEST, "f")
+            futures[name + "/good"] = ex.submit("run_script", GOOD, TEST, "f")
+        results = {name: fut.result() for name, fut in futures.items()}
+    finally:
+        stop.set()
+        t.join()
+        server.close()
+    for name, res in results.items():
+        if name.endswith("/good"):
+            assert res.status == "passed", (name, res)
+        else:
+            assert res.status != "passed", (name, res)
+    assert sentinel.read_text() == "intact"
+    assert not os.path.exists(outside)
+    assert got == []
+    # the workers are still healthy afterwards
+    assert ex.run_script(GOOD, TEST, "f").status == "passed"
+
+
+def test_no_isolation_mode_still_guards(tmp_path):
+    with Executor(workers=1, allow_code_execution=True, limits=Limits(timeout_s=2, isolate=False)) as e:
+        assert e.run_script(GOOD, TEST, "f").status == "passed"
+        assert e.run_script(HOSTILE["os_exit"], TEST, "f").status == "crashed"
+        assert e.run_script(HOSTILE["infinite_loop"], TEST, "f").status == "timeout"
+        assert e.run_script(HOSTILE["fork_bomb_os"], TEST, "f").status == "failed"

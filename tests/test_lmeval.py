@@ -1,0 +1,107 @@
+"""The lm-eval tasks, run with the real lm_eval: oracle runs score 1.0, a tiny model runs end to end."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("lm_eval")
+
+
+def _eval(args, cwd, timeout=600):
+    env = dict(os.environ)
+    proc = subprocess.run([sys.executable, "-m", "divplugin", "eval", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    return proc
+
+
+def _results(out_dir: Path) -> dict:
+    files = sorted(out_dir.rglob("results_*.json"))
+    assert files, f"no results under {out_dir}"
+    return json.loads(files[-1].read_text())["results"]
+
+
+def test_tasks_dir_ships_every_task():
+    from divplugin.lmeval.run import tasks_dir
+
+    names = {p.stem for p in tasks_dir().rglob("divplugin_*.yaml")}
+    for b in ("humaneval", "humaneval_plus", "mbpp", "mbpp_plus"):
+        assert {f"divplugin_{b}", f"divplugin_{b}_sampled"} <= names
+    assert {"divplugin_markov", "divplugin_markov_unseen", "divplugin_markov_seen", "divplugin_markov_noop",
+            "divplugin_markov_hasop", "divplugin_markov_programs", "divplugin_markov_family_mirror"} <= names
+
+
+def test_oracle_scores_one_on_markov_tasks_from_a_generated_folder(tmp_path):
+    data = tmp_path / "data"
+    gen = subprocess.run([sys.executable, "-m", "divplugin", "generate", "markov_rewrite", "--preset", "cpu-small",
+                          "--num-examples", "3000", "--test-examples", "60", "--seen-test-examples", "40",
+                          "--noop-fraction", "0.25", "--out", str(data)], capture_output=True, text=True)
+    assert gen.returncode == 0, gen.stderr
+    out = tmp_path / "out"
+    proc = _eval(["--model", "divplugin-oracle", "--tasks",
+                  "divplugin_markov_unseen,divplugin_markov_seen,divplugin_markov_noop,divplugin_markov_hasop",
+                  "--metadata", json.dumps({"data": str(data)}), "--output_path", str(out)], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = _results(out)
+    for task in ("unseen", "seen", "noop", "hasop"):
+        assert res[f"divplugin_markov_{task}"]["exact_match,none"] == 1.0
+    assert "divplugin summary" in proc.stdout
+    rows = [json.loads(line) for line in (data / "test.jsonl").read_text().splitlines()]
+    noops = sum(r["metadata"]["noop"] for r in rows)
+    assert noops and noops < len(rows)
+
+
+def test_oracle_scores_one_on_code_tasks(tmp_path, benchmarks_dir):
+    out = tmp_path / "out"
+    proc = _eval(["--model", "divplugin-oracle", "--tasks", "divplugin_humaneval,divplugin_humaneval_plus,divplugin_mbpp_plus",
+                  "--limit", "8", "--confirm_run_unsafe_code", "--output_path", str(out), "--log_samples",
+                  "--metadata", json.dumps({"data": str(benchmarks_dir), "results_dir": str(tmp_path / "res")})], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = _results(out)
+    for task in ("divplugin_humaneval", "divplugin_humaneval_plus", "divplugin_mbpp_plus"):
+        assert res[task]["pass@1,execute"] == 1.0
+    per_sample = (tmp_path / "res" / "mbpp_plus.jsonl").read_text().splitlines()
+    assert len(per_sample) == 8 and all(json.loads(x)["status"] == "pass" for x in per_sample)
+
+
+def test_code_tasks_refuse_to_run_code_without_confirmation(tmp_path, benchmarks_dir):
+    proc = _eval(["--model", "divplugin-oracle", "--tasks", "divplugin_humaneval", "--limit", "2"], tmp_path)
+    assert proc.returncode != 0
+    assert "confirm_run_unsafe_code" in proc.stderr + proc.stdout
+
+
+def test_bad_metadata_is_named(tmp_path):
+    proc = _eval(["--model", "divplugin-oracle", "--tasks", "divplugin_markov_unseen",
+                  "--metadata", json.dumps({"size": 10, "num_rulez": 5})], tmp_path)
+    assert proc.returncode != 0
+    assert "num_rulez" in proc.stderr
+
+
+@pytest.mark.slow
+def test_tiny_model_end_to_end(tmp_path):
+    from divplugin.models import build_tiny_llama
+
+    model = build_tiny_llama(tmp_path / "tiny", layers=1, hidden=32, heads=2)
+    out = tmp_path / "out"
+    proc = _eval(["--model", "hf", "--model_args", f"pretrained={model},dtype=float32", "--device", "cpu",
+                  "--tasks", "divplugin_markov_unseen,divplugin_markov_programs", "--limit", "4",
+                  "--gen_kwargs", "max_gen_toks=8", "--metadata", json.dumps({"size": 20}),
+                  "--output_path", str(out)], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = _results(out)
+    for task in ("divplugin_markov_unseen", "divplugin_markov_programs"):
+        assert 0.0 <= res[task]["exact_match,none"] <= 1.0
+        assert 0.0 <= res[task]["similarity,none"] < 1.0  # an untrained model does not know the answers
+
+
+@pytest.mark.slow
+def test_plain_lm_eval_finds_the_tasks_with_include_path(tmp_path):
+    from divplugin.lmeval.run import tasks_dir
+
+    proc = subprocess.run([sys.executable, "-m", "lm_eval", "validate", "--tasks",
+                           "divplugin_markov_unseen,divplugin_humaneval_plus", "--include_path", str(tasks_dir())],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
