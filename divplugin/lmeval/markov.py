@@ -9,14 +9,12 @@ the rules training never saw) or are generated inside the task from ``--metadata
 from __future__ import annotations
 
 import difflib
-import json
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..records import completion_prompt
+from ..records import completion_prompt, read_jsonl
 
 SUBSETS = {"unseen": "test", "seen": "test_seen", "noop": "test", "hasop": "test", "programs": "test"}
-_LM_EVAL_KEYS = {"version"}
 
 
 def _rows_from_folder(folder: Path, split: str) -> tuple[list[dict], str]:
@@ -27,8 +25,7 @@ def _rows_from_folder(folder: Path, split: str) -> tuple[list[dict], str]:
     path = folder / f"{split}.jsonl"
     if not path.is_file():
         raise ConfigError(f"{folder} has no {split}.jsonl (write it with --format jsonl)", "data")
-    with open(path, encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+    rows = read_jsonl(path)
     if rows and "instruction" not in rows[0]:
         raise ConfigError(f"{path}: rows are not in the 'instruction' record format", "data")
     return rows, template
@@ -38,7 +35,6 @@ def _generator_settings(name: str, metadata: dict) -> dict:
     """The generator settings among lm-eval's metadata (which also holds the model's
     arguments); a key that is close to a setting's name is taken for a typo."""
     import dataclasses
-    import difflib
     import logging
 
     from ..generators import get_generator_class
@@ -78,7 +74,7 @@ def load_markov(subset: str = "unseen", data: str | None = None, family: str | N
     if subset not in SUBSETS:
         raise ConfigError(f"unknown subset {subset!r}; choose from {sorted(SUBSETS)}", "subset")
     split = SUBSETS[subset]
-    settings = {k: v for k, v in metadata.items() if k not in _LM_EVAL_KEYS}
+    settings = dict(metadata)
     if data and subset != "programs":
         rows, template = _rows_from_folder(Path(data), split)
     elif subset == "programs" and data and settings.get("programs_data"):
