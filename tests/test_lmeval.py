@@ -105,3 +105,20 @@ def test_plain_lm_eval_finds_the_tasks_with_include_path(tmp_path):
                            "divplugin_markov_unseen,divplugin_humaneval_plus", "--include_path", str(tasks_dir())],
                           capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_markov_documents_come_from_the_named_folders(tmp_path):
+    from divplugin.lmeval.markov import load_markov
+
+    folders = {}
+    for name, args in (("rewrite", ["markov_rewrite", "--preset", "cpu-small", "--num-examples", "3000"]),
+                       ("programs", ["markov_program", "--preset", "programs-small", "--num-examples", "3000"])):
+        folders[name] = tmp_path / name
+        proc = subprocess.run([sys.executable, "-m", "divplugin", "generate", *args, "--test-examples", "30",
+                               "--seen-test-examples", "10", "--out", str(folders[name])], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    answers = {n: [json.loads(x)["output"] for x in (f / "test.jsonl").read_text().splitlines()] for n, f in folders.items()}
+    unseen = load_markov("unseen", data=str(folders["rewrite"]), programs_data=str(folders["programs"]))["test"]
+    assert unseen["answer"] == answers["rewrite"]
+    programs = load_markov("programs", programs_data=str(folders["programs"]))["test"]
+    assert programs["answer"] == answers["programs"]

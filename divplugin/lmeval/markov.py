@@ -75,12 +75,11 @@ def load_markov(subset: str = "unseen", data: str | None = None, family: str | N
         raise ConfigError(f"unknown subset {subset!r}; choose from {sorted(SUBSETS)}", "subset")
     split = SUBSETS[subset]
     settings = dict(metadata)
-    if data and subset != "programs":
-        rows, template = _rows_from_folder(Path(data), split)
-    elif subset == "programs" and data and settings.get("programs_data"):
-        rows, template = _rows_from_folder(Path(settings["programs_data"]), split)
+    programs_data = settings.pop("programs_data", None)
+    folder = programs_data if subset == "programs" else data
+    if folder:
+        rows, template = _rows_from_folder(Path(folder), split)
     else:
-        settings.pop("programs_data", None)
         rows, template = _rows_generated(split, settings, subset == "programs")
     if subset == "noop":
         rows = [r for r in rows if r["metadata"].get("noop")]
