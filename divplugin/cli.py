@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from divplugin import __version__
-from divplugin.errors import DivpluginError
+from divplugin.errors import ConfigError, DivpluginError
 
 app = typer.Typer(
     add_completion=False,
@@ -68,28 +68,16 @@ def generate(
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: all cores); output is identical for any number."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
-    from divplugin.config import load_yaml, parse_overrides
-    from divplugin.generators import create, get_generator_class, make_config
+    from divplugin.config import load_yaml, resolve_generator
+    from divplugin.generators import create
     from divplugin.output import write_dataset
-    from divplugin.presets import load_preset
 
     extra = list(ctx.args)
     if generator and generator.startswith("-"):  # an unknown option landed in the positional slot
         extra, generator = [generator, *extra], None
     try:
-        settings: dict[str, Any] = {}
-        name = generator
-        for source, layer in ((f"preset {preset}", load_preset(preset) if preset else {}), (str(config), load_yaml(config) if config else {})):
-            layer_gen = layer.pop("generator", None)
-            if name and layer_gen and layer_gen != name:
-                _fail(f"generator {name!r} was named, but {source} is for generator {layer_gen!r}")
-            name = name or layer_gen
-            settings.update(layer)
-        if not name:
-            _fail("name a generator (e.g. 'divplugin generate markov_rewrite'), a --preset, or set 'generator:' in --config")
-        cls = get_generator_class(name)
-        settings.update(parse_overrides(extra, cls.config_class, name))
-        cfg = make_config(name, settings)
+        layers = [(str(config), load_yaml(config))] if config else []
+        name, cfg = resolve_generator(generator, preset, layers, extra)
         gen = create(name, cfg)
         fmt = [f.strip() for f in formats.split(",") if f.strip()]
         totals = {s: gen.split_size(s) for s in ("train", "test", "test_seen")}
@@ -245,6 +233,42 @@ def tasks_dir() -> None:
     from divplugin.lmeval.run import tasks_dir as where
 
     out_console.print(str(where()), highlight=False, soft_wrap=True)
+
+
+model_app = typer.Typer(no_args_is_help=True, help="Build small models locally (no download).")
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("tiny")
+def model_tiny(
+    out: Path = typer.Argument(..., help="Folder for the model and tokenizer (a base_model for axolotl)."),
+    arch: str = typer.Option("llama", "--arch", help="llama or gpt2 (the paper's from-scratch model)."),
+    layers: int = typer.Option(3, "--layers", help="Decoder layers."),
+    hidden: int = typer.Option(128, "--hidden", help="Hidden size (a multiple of --heads)."),
+    heads: int = typer.Option(4, "--heads", help="Attention heads."),
+    max_len: int = typer.Option(256, "--max-len", help="Longest sequence the model accepts."),
+    chars: Optional[str] = typer.Option(None, "--chars", help="Characters of the vocabulary (default: printable ASCII)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random initialisation."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+) -> None:
+    """A randomly initialised small decoder with a character-level tokenizer, for training from scratch."""
+    from divplugin.models.tiny import DEFAULT_CHARS, build_tiny_model
+
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        _fail(f"{out} exists and is not empty; pass --overwrite to replace it")
+    try:
+        path = build_tiny_model(out, arch=arch, layers=layers, hidden=hidden, heads=heads, max_len=max_len,
+                                chars=DEFAULT_CHARS if chars is None else chars, seed=seed)
+    except ConfigError as exc:
+        flag = f"--{exc.field.replace('_', '-')}"
+        _fail(f"{flag}: {str(exc).split(': ', 1)[1]}")
+    except ImportError as exc:
+        _fail(f"{exc}; install the [axolotl] or [eval] extra for transformers and tokenizers")
+    import json
+
+    params = json.loads((path / "config.json").read_text())
+    out_console.print(f"{arch} model ({layers} layers, d={hidden}, {heads} heads, vocab {params['vocab_size']}) "
+                      f"written to {path}", highlight=False, soft_wrap=True)
 
 
 code_app = typer.Typer(no_args_is_help=True, help="Score code samples by running them (HumanEval(+), MBPP(+)).")

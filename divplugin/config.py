@@ -77,3 +77,30 @@ def parse_overrides(args: list[str], config_class: type, where: str) -> dict[str
             raise ConfigError(f"unknown setting for {where}{hint} (see 'divplugin generators {where}')", f"--{key}")
         out[name] = parse_value(raw, hints.get(name))
     return out
+
+
+def resolve_generator(generator: str | None = None, preset: str | None = None,
+                      layers: list[tuple[str, dict[str, Any]]] = (), overrides: list[str] = ()):
+    """(name, validated config) from a generator name, a preset and further layers of
+    settings, later layers winning; ``overrides`` are ``--name value`` command-line pairs.
+
+    Each layer is ``(where, settings)``; a ``generator:`` key in a layer must agree with
+    the generator named so far."""
+    from divplugin.generators import get_generator_class, make_config
+    from divplugin.presets import load_preset
+
+    stack = [(f"preset {preset}", load_preset(preset))] if preset else []
+    settings: dict[str, Any] = {}
+    name = generator
+    for where, layer in [*stack, *layers]:
+        layer = dict(layer or {})
+        layer_gen = layer.pop("generator", None)
+        if name and layer_gen and layer_gen != name:
+            raise ConfigError(f"generator {name!r} was named, but {where} is for generator {layer_gen!r}", "generator")
+        name = name or layer_gen
+        settings.update(layer)
+    if not name:
+        raise ConfigError("name a generator (e.g. markov_rewrite) or a preset", "generator")
+    if overrides:
+        settings.update(parse_overrides(list(overrides), get_generator_class(name).config_class, name))
+    return name, make_config(name, settings)

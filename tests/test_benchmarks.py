@@ -26,3 +26,15 @@ def test_execution_benchmark_runs(capsys):
     assert mod.main(["--problems", "4", "--workers", "2"]) == 0
     out = capsys.readouterr().out
     assert "verdicts agree on 40/40" in out and "samples/s" in out
+
+
+def test_plugin_benchmark_runs(capsys):
+    import pytest
+
+    pytest.importorskip("axolotl")
+    spec = importlib.util.spec_from_file_location("bench_plugin", ROOT / "benchmarks" / "bench_plugin.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--examples", "2000", "--skip-train"]) == 0
+    out = capsys.readouterr().out
+    assert "plugin / plain time" in out and out.count("2,000") >= 3

@@ -99,3 +99,30 @@ def test_generate_from_preset_with_overrides(tmp_path):
     assert r.returncode == 0 and "paper-main" in r.stdout
     r = cli("presets", "paper-families")
     assert r.returncode == 0 and "test_k_range" in r.stdout
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--hidden", "30", "--heads", "4"], "--hidden"),
+    (["--arch", "gpt3"], "--arch"),
+    (["--layers", "0"], "--layers"),
+])
+def test_model_tiny_bad_flags_are_named(flags, named, tmp_path):
+    r = cli("model", "tiny", tmp_path / "m", *flags)
+    assert r.returncode == 2 and named in r.stderr
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_model_tiny_builds_a_loadable_model(arch, tmp_path):
+    pytest.importorskip("transformers")
+    r = cli("model", "tiny", tmp_path / "m", "--arch", arch, "--layers", "1", "--hidden", "32", "--heads", "2")
+    assert r.returncode == 0, r.stderr
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tmp_path / "m")
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
+    assert model.config.model_type == arch
+    ids = tok("ab -> c\nxaby\n")["input_ids"]
+    assert len(ids) == len("ab -> c\nxaby\n") and tok.decode(ids) == "ab -> c\nxaby\n"
+    again = cli("model", "tiny", tmp_path / "m")
+    assert again.returncode == 2 and "--overwrite" in again.stderr

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..execution import ExecResult, Executor, Limits
 from ..execution.values import _encode, decode_obj
+from ..paths import cache_dir
 from .problems import Problem, problems_hash
 
 MIN_TIME_LIMIT = 1.0
@@ -129,15 +130,11 @@ def judge_io(problem: Problem, inputs: list, expected: list, result: ExecResult)
     return "pass", details
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("DIVPLUGIN_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "divplugin"))
-
-
 def expected_outputs(problems: list[Problem], executor: Executor, *, cache: bool = True,
                      progress=None) -> dict[str, dict[str, Expected]]:
     """{task_id: {"base": Expected, "plus": Expected}} from the canonical solutions; cached on
     disk by a hash of the problems (like EvalPlus's ground-truth cache)."""
-    path = _cache_dir() / "expected" / f"{problems_hash(problems)}.json"
+    path = cache_dir() / "expected" / f"{problems_hash(problems)}.json"
     if cache and path.is_file():
         raw = json.loads(path.read_text())
         return {tid: {k: Expected(decode_obj(v["outputs"]), v["seconds"]) for k, v in d.items()}

@@ -46,9 +46,9 @@ def load_code(benchmark: str, data: str | None = None, **metadata):
 
 
 def _results_path(benchmark: str, state: dict) -> Path:
-    from ..codeeval.checking import _cache_dir
+    from ..paths import cache_dir
 
-    folder = Path(state.get("results_dir") or (_cache_dir() / "code_results"))
+    folder = Path(state.get("results_dir") or (cache_dir() / "code_results"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{benchmark}.jsonl"
 

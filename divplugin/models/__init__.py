@@ -1,5 +1,5 @@
-"""Tiny models built locally (no download), for CPU runs and tests."""
+"""Small models built locally (no download): character-level tokenizer, Llama or GPT-2."""
 
-from .tiny import build_char_tokenizer, build_tiny_llama
+from .tiny import ARCHS, build_char_tokenizer, build_tiny_llama, build_tiny_model
 
-__all__ = ["build_char_tokenizer", "build_tiny_llama"]
+__all__ = ["ARCHS", "build_char_tokenizer", "build_tiny_llama", "build_tiny_model"]

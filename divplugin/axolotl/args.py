@@ -1,0 +1,77 @@
+"""The plugin's YAML keys (all prefixed ``divplugin_``), merged into axolotl's config schema.
+
+Importable without axolotl: the same model checks the keys inside axolotl's validation
+and in :meth:`divplugin.axolotl.DivPlugin.register`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from divplugin.errors import ConfigError
+
+PREFIX = "divplugin_"
+
+
+class DivpluginArgs(BaseModel):
+    """Settings of the divplugin axolotl plugin (``plugins: [divplugin.axolotl.DivPlugin]``)."""
+
+    divplugin_generator: Optional[str] = Field(
+        None, description="Generator to train on (markov_rewrite, markov_program; 'divplugin generators' lists them). "
+        "Optional when divplugin_preset names one.")
+    divplugin_preset: Optional[str] = Field(
+        None, description="Built-in generator settings to start from (cpu-small, paper-main, ...; 'divplugin presets').")
+    divplugin_settings: Optional[dict[str, Any]] = Field(
+        None, description="Generator settings over the preset, e.g. {num_rules: 300, seed: 1}.")
+    divplugin_cache_dir: Optional[str] = Field(
+        None, description="Where generated data is kept, one folder per settings hash "
+        "(default: $DIVPLUGIN_CACHE/generated, i.e. ~/.cache/divplugin/generated).")
+    divplugin_workers: Optional[int] = Field(
+        None, description="Processes that generate the data (default: all cores); the data is the same for any number.")
+    divplugin_dataset_type: str = Field(
+        "divplugin.axolotl.markov", description="axolotl prompt strategy for the generated rows "
+        "(default: the compact completion prompt with the loss on the answer only).")
+    divplugin_eval_split: Optional[Literal["test", "test_seen"]] = Field(
+        None, description="Also evaluate the loss during training on this split: test (rules never trained on) "
+        "or test_seen (fresh examples of trained rules). Needs val_set_size: 0.")
+    divplugin_heldout_dir: Optional[str] = Field(
+        None, description="Where the held-out splits and manifest are saved for evaluation "
+        "(default: OUTPUT_DIR/divplugin_data); pass it to the divplugin_markov tasks as --metadata '{\"data\": DIR}'.")
+
+    @field_validator("divplugin_workers")
+    @classmethod
+    def _workers(cls, value: Optional[int]) -> Optional[int]:
+        if value is not None and value < 1:
+            raise ValueError(f"divplugin_workers must be >= 1, got {value}")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _generator_settings(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            resolve_generator_args(data)
+        return data
+
+
+def resolve_generator_args(data: dict[str, Any]):
+    """(generator name, validated config) from the ``divplugin_*`` keys of a raw config, or
+    None when none of them asks for generated data; raises ValueError naming the key."""
+    from divplugin.config import resolve_generator
+
+    generator, preset = data.get("divplugin_generator"), data.get("divplugin_preset")
+    settings = data.get("divplugin_settings")
+    if generator is None and preset is None:
+        used = sorted(k for k, v in data.items() if k.startswith(PREFIX) and v is not None
+                      and k not in ("divplugin_dataset_type",))
+        if used:
+            raise ValueError(f"divplugin_generator: {', '.join(used)} set, but no divplugin_generator or divplugin_preset names the data")
+        return None
+    if settings is not None and not isinstance(settings, dict):
+        raise ValueError(f"divplugin_settings: must be a mapping of generator settings, got {type(settings).__name__}")
+    try:
+        return resolve_generator(generator, preset, [("divplugin_settings", settings or {})])
+    except ConfigError as exc:
+        key = f"divplugin_{exc.field}" if exc.field in ("generator", "preset") else "divplugin_settings"
+        raise ValueError(f"{key}: {exc}") from None

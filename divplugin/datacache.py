@@ -1,0 +1,47 @@
+"""Generated data cached by a hash of its settings, made once even with many ranks.
+
+``ensure_generated`` names the folder after the generator and its config hash, so changed
+settings never reuse stale data; a file lock makes concurrent callers (every rank of a
+multi-GPU run) wait for the first one, which writes the folder atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+from typing import Iterator
+
+from divplugin.generators import GeneratorConfig, create
+from divplugin.output import MANIFEST, config_hash, write_dataset
+
+
+def generated_folder(root: str | os.PathLike, name: str, config: GeneratorConfig) -> Path:
+    """Where data for generator ``name`` with ``config`` lives under ``root``."""
+    return Path(root) / f"{name}-{config_hash(name, config.to_dict())[:16]}"
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (created if missing), held for the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def ensure_generated(root: str | os.PathLike, name: str, config: GeneratorConfig,
+                     workers: int | None = None, progress=None) -> tuple[Path, bool]:
+    """(folder, created): the generated folder for ``config``, written if it is not there yet."""
+    folder = generated_folder(root, name, config)
+    if (folder / MANIFEST).is_file():
+        return folder, False
+    with file_lock(folder.with_name(folder.name + ".lock")):
+        if (folder / MANIFEST).is_file():
+            return folder, False
+        write_dataset(create(name, config), folder, workers=workers, overwrite=True, progress=progress)
+    return folder, True

@@ -1,0 +1,183 @@
+"""The axolotl plugin and recipes, with the real axolotl on CPU and tiny local models."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from divplugin.axolotl.args import DivpluginArgs, resolve_generator_args
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted((ROOT / "recipes").glob("*.yml"))
+SMALL = {"num_rules": 30, "num_examples": 600, "test_rules": 20, "test_examples": 50, "seen_test_examples": 40}
+
+
+# -- the plugin's keys (pydantic only) ----------------------------------------------
+def test_args_resolve_preset_and_settings():
+    name, cfg = resolve_generator_args({"divplugin_preset": "cpu-small", "divplugin_settings": {"num_rules": 77}})
+    assert name == "markov_rewrite" and cfg.num_rules == 77 and cfg.input_len == 12
+    assert resolve_generator_args({"base_model": "x"}) is None
+
+
+@pytest.mark.parametrize("keys, named", [
+    ({"divplugin_preset": "cpu-small", "divplugin_settings": {"num_rulez": 5}}, "num_rulez"),
+    ({"divplugin_preset": "cpu-smal"}, "divplugin_preset"),
+    ({"divplugin_generator": "markov_rewrit"}, "divplugin_generator"),
+    ({"divplugin_preset": "cpu-small", "divplugin_settings": {"num_rules": -3}}, "num_rules"),
+    ({"divplugin_preset": "cpu-small", "divplugin_settings": [1, 2]}, "divplugin_settings"),
+    ({"divplugin_settings": {"num_rules": 5}}, "divplugin_generator"),
+    ({"divplugin_preset": "cpu-small", "divplugin_workers": 0}, "divplugin_workers"),
+    ({"divplugin_preset": "cpu-small", "divplugin_eval_split": "train"}, "divplugin_eval_split"),
+])
+def test_bad_args_are_named(keys, named):
+    with pytest.raises(ValueError, match=named):
+        DivpluginArgs(**keys)
+
+
+# -- with axolotl -------------------------------------------------------------------
+axolotl = pytest.importorskip("axolotl", reason="needs the [axolotl] extra")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from divplugin.models import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("model") / "tiny", layers=2, hidden=64, heads=4, max_len=128)
+
+
+def _load_cfg(cfg: dict, tmp_path: Path):
+    from axolotl.cli.config import load_cfg
+
+    path = tmp_path / "cfg.yml"
+    path.write_text(yaml.safe_dump(cfg))
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        return load_cfg(str(path))
+    finally:
+        os.chdir(cwd)
+
+
+def _recipe(path: Path, tiny_model: Path, tmp_path: Path) -> dict:
+    cfg = yaml.safe_load(path.read_text())
+    cfg["base_model"] = str(tiny_model)  # no download here
+    cfg["output_dir"] = str(tmp_path / "out")
+    cfg["dataset_prepared_path"] = str(tmp_path / "prepared")
+    if any(k.startswith("divplugin_") for k in cfg):
+        cfg["divplugin_cache_dir"] = str(tmp_path / "gen")
+    return cfg
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
+def test_every_recipe_validates(recipe, tiny_model, tmp_path):
+    cfg = _load_cfg(_recipe(recipe, tiny_model, tmp_path), tmp_path)
+    assert cfg.datasets, f"{recipe.name}: no dataset"
+    for ds in cfg.datasets:
+        if str(ds["type"]).startswith("divplugin."):
+            assert Path(ds["path"]).is_file(), ds["path"]
+
+
+def test_recipes_readme_lists_every_recipe():
+    text = (ROOT / "recipes" / "README.md").read_text()
+    for recipe in RECIPES:
+        assert recipe.name in text, f"recipes/README.md does not mention {recipe.name}"
+
+
+def _base(tiny_model: Path, tmp_path: Path, **extra) -> dict:
+    cfg = {
+        "base_model": str(tiny_model), "plugins": ["divplugin.axolotl.DivPlugin"],
+        "divplugin_preset": "cpu-small", "divplugin_settings": dict(SMALL), "divplugin_cache_dir": str(tmp_path / "gen"),
+        "sequence_len": 64, "micro_batch_size": 16, "max_steps": 2, "learning_rate": 1e-3, "optimizer": "adamw_torch",
+        "bf16": False, "fp16": False, "tf32": False, "val_set_size": 0, "save_strategy": "no",
+        "output_dir": str(tmp_path / "out"), "dataset_prepared_path": str(tmp_path / "prepared"),
+    }
+    cfg.update(extra)
+    return cfg
+
+
+def test_bad_plugin_settings_fail_at_config_load(tiny_model, tmp_path):
+    cfg = _base(tiny_model, tmp_path)
+    cfg["divplugin_settings"] = {**SMALL, "pattern_len": [0, 2]}
+    with pytest.raises(Exception, match="pattern_len"):
+        _load_cfg(cfg, tmp_path)
+    assert not (tmp_path / "gen").exists() or not any((tmp_path / "gen").glob("markov_rewrite-*/manifest.json"))
+
+
+def test_a_plugin_that_cannot_be_imported_fails_the_run(tiny_model, tmp_path):
+    cfg = _base(tiny_model, tmp_path)
+    cfg["plugins"] = ["divplugin.axolotl.NoSuchPlugin"]
+    with pytest.raises(Exception, match="NoSuchPlugin"):
+        _load_cfg(cfg, tmp_path)
+
+
+def test_settings_name_the_prepared_data(tiny_model, tmp_path):
+    first = _load_cfg(_base(tiny_model, tmp_path), tmp_path)
+    path = Path(first.datasets[0]["path"])
+    stamp = path.stat().st_mtime_ns
+    again = _load_cfg(_base(tiny_model, tmp_path), tmp_path)
+    assert Path(again.datasets[0]["path"]) == path and path.stat().st_mtime_ns == stamp  # reused, not rewritten
+    changed = _base(tiny_model, tmp_path)
+    changed["divplugin_settings"] = {**SMALL, "num_rules": 31}
+    other = Path(_load_cfg(changed, tmp_path).datasets[0]["path"])
+    assert other != path and other.read_bytes() != path.read_bytes()
+    assert len(first.datasets) == 1  # the plugin's entry, once
+
+
+def test_markov_strategy_masks_the_prompt(tiny_model, tmp_path):
+    from transformers import AutoTokenizer
+
+    from divplugin.axolotl.markov import MarkovPromptStrategy
+    from divplugin.records import completion_prompt
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    strat = MarkovPromptStrategy(tok, "{instruction}\n{input}")
+    out = strat.tokenize_prompt({"instruction": ["ab -> c"], "input": ["xaby"], "output": ["xcy"]})
+    ids, labels = out["input_ids"][0], out["labels"][0]
+    prompt = completion_prompt("{instruction}\n{input}", "ab -> c", "xaby")
+    assert tok.decode(ids, skip_special_tokens=True) == prompt + "xcy\n"
+    assert labels[: len(prompt)] == [-100] * len(prompt)
+    assert tok.decode([t for t in labels if t != -100], skip_special_tokens=True) == "xcy\n"
+    assert labels[-1] == tok.eos_token_id
+    with pytest.raises(ValueError, match="output"):
+        strat.tokenize_prompt({"instruction": ["a"], "input": ["b"]})
+
+
+# -- end to end: `axolotl train` in a subprocess ------------------------------------
+def _axolotl_train(cfg: dict, tmp_path: Path) -> tuple[subprocess.CompletedProcess, list[float]]:
+    path = tmp_path / "train.yml"
+    path.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run([str(Path(sys.executable).parent / "axolotl"), "train", str(path)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=900)
+    losses = [float(x) for x in re.findall(r"'loss': '?([0-9.]+)'?", proc.stdout + proc.stderr)]
+    return proc, losses
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("adapter", ["full", "lora", "qlora"])
+def test_axolotl_train_end_to_end(adapter, tiny_model, tmp_path):
+    extra = {"max_steps": 24, "logging_steps": 4, "learning_rate": 3e-3}
+    if adapter != "full":
+        # axolotl turns on its LoRA kernels by default, and they are CUDA-only
+        extra.update(adapter=adapter, lora_r=8, lora_alpha=16, lora_dropout=0.0, lora_target_linear=True,
+                     learning_rate=1e-2, lora_mlp_kernel=False, lora_qkv_kernel=False, lora_o_kernel=False)
+    if adapter == "qlora":  # bitsandbytes' CPU 4-bit path
+        extra.update(load_in_4bit=True)
+    proc, losses = _axolotl_train(_base(tiny_model, tmp_path, **extra), tmp_path)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert len(losses) >= 4 and losses[-1] < losses[0], losses
+    out = tmp_path / "out"
+    weights = "adapter_model.safetensors" if adapter != "full" else "model.safetensors"
+    assert (out / weights).is_file(), sorted(p.name for p in out.iterdir())
+    heldout = out / "divplugin_data"
+    manifest = json.loads((heldout / "manifest.json").read_text())
+    assert manifest["config"]["num_rules"] == SMALL["num_rules"]
+    test_rules = {json.loads(line)["metadata"]["rule_id"] for line in (heldout / "test.jsonl").open()}
+    train = Path(manifest["config"] and (tmp_path / "gen").glob("markov_rewrite-*/train.jsonl").__next__())
+    train_rules = {json.loads(line)["metadata"]["rule_id"] for line in train.open()}
+    assert test_rules and not test_rules & train_rules
