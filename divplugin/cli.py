@@ -271,6 +271,92 @@ def model_tiny(
                       f"written to {path}", highlight=False, soft_wrap=True)
 
 
+@app.command(help=(
+    "Run an experiment: for every point of a sweep, train with axolotl (through the plugin) and "
+    "score with divplugin's lm-eval tasks; then a table, CSV/JSON, a plot and a results page. "
+    "Resumable: re-running skips finished points and retries failed ones."))
+def experiment(
+    spec: Optional[str] = typer.Argument(None, help="A built-in experiment (--list) or a spec YAML file."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Results folder (default: results/NAME)."),
+    quick: bool = typer.Option(False, "--quick", help="The spec's few-minute variant: the whole flow, small."),
+    sets: list[str] = typer.Option([], "--set", help="KEY=VALUE axolotl config override for every point (value read as YAML)."),
+    list_: bool = typer.Option(False, "--list", help="List the built-in experiments."),
+) -> None:
+    import time
+
+    import yaml
+
+    from divplugin.experiments import check_expectations, load_spec, run_experiment, spec_names
+
+    if list_ or spec is None:
+        table = Table(title="experiments (divplugin experiment NAME)")
+        for col in ("name", "hardware", "points", "what it shows"):
+            table.add_column(col)
+        for name in spec_names():
+            s = load_spec(name)
+            table.add_row(name, s.hardware, str(len(s.points())), s.description.strip().splitlines()[0])
+        out_console.print(table)
+        return
+    overrides = {}
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            _fail(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key] = yaml.safe_load(raw)
+    try:
+        loaded = load_spec(spec)
+        if quick:
+            loaded = loaded.quick_variant()
+    except DivpluginError as exc:
+        _fail(str(exc))
+    out = out or Path("results") / loaded.name
+    points = loaded.points()
+    console.print(f"[bold]{loaded.name}[/]: {len(points)} points -> {out}", highlight=False)
+    started = time.perf_counter()
+    with _progress() as prog:
+        overall = prog.add_task("sweep", total=len(points))
+        current = {"task": None, "id": ""}
+
+        def on_point(i: int, pid: str) -> None:
+            if current["task"] is not None:
+                prog.remove_task(current["task"])
+            current["id"] = pid[:24]
+            current["task"] = prog.add_task(current["id"], total=None)
+
+        def on_phase(name: str) -> None:
+            prog.reset(current["task"], description=f"{current['id']} {name}", total=None)
+
+        def on_step(done: int, total: int) -> None:
+            prog.update(current["task"], total=total, completed=done)
+
+        def on_result(r) -> None:
+            prog.advance(overall)
+            if r.status != "done":
+                console.print(f"[red]point {r.id} failed[/] (the sweep goes on):\n{r.error}", highlight=False)
+
+        try:
+            results, files = run_experiment(loaded, out, overrides, {"point": on_point, "phase": on_phase,
+                                                                      "step": on_step, "result": on_result})
+        except DivpluginError as exc:
+            _fail(str(exc))
+    table = Table(title=f"{loaded.name} ({(time.perf_counter() - started) / 60:.1f} min)")
+    table.add_column("point")
+    table.add_column("status")
+    for m in loaded.plot.metrics:
+        table.add_column(m.replace("divplugin_", ""), justify="right")
+    table.add_column("train s", justify="right")
+    for r in results:
+        table.add_row(r.id, r.status, *(f"{r.metrics[m]:.3f}" if m in r.metrics else "-" for m in loaded.plot.metrics),
+                      f"{r.train_seconds:.0f}")
+    out_console.print(table)
+    for text, ok in check_expectations(loaded, results):
+        out_console.print(f"{'[green]met[/]' if ok else '[red]NOT met[/]'}: {text}", highlight=False)
+    for kind, path in files.items():
+        out_console.print(f"{kind}: {path}", highlight=False, soft_wrap=True)
+    if any(r.status != "done" for r in results):
+        raise typer.Exit(1)
+
+
 code_app = typer.Typer(no_args_is_help=True, help="Score code samples by running them (HumanEval(+), MBPP(+)).")
 app.add_typer(code_app, name="code")
 

@@ -1,0 +1,159 @@
+"""Experiment specs: a base axolotl config, a sweep over its keys, evaluation and a plot.
+
+A spec is YAML (a built-in name, see ``spec_names()``, or a path). Sweep keys are dotted
+paths into the training config (``divplugin_settings.num_rules``); every combination of
+their values is one point. ``quick:`` holds overrides for a few-minute run of the whole flow.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import itertools
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from divplugin.errors import ConfigError
+
+
+class TinyModel(BaseModel):
+    """A base model built locally with ``divplugin model tiny`` before the first point."""
+
+    model_config = ConfigDict(extra="forbid")
+    arch: Literal["llama", "gpt2"] = "llama"
+    layers: int = Field(3, ge=1)
+    hidden: int = Field(128, ge=1)
+    heads: int = Field(4, ge=1)
+    max_len: int = Field(256, ge=1)
+    seed: int = 0
+
+
+class EvalSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tasks: list[str] = Field(min_length=1, description="lm-eval tasks (divplugin_markov_unseen, divplugin_humaneval, ...).")
+    limit: Optional[int] = Field(None, ge=1, description="Documents per task (None: all).")
+    batch_size: int = Field(64, ge=1)
+    device: Optional[str] = Field(None, description="lm-eval --device (cpu, cuda); default: lm-eval's.")
+    heldout: bool = Field(True, description="Pass the point's held-out folder as --metadata data (markov tasks).")
+    args: list[str] = Field(default_factory=list, description="More lm-eval flags, as on its command line.")
+
+
+class PlotSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    x: str = Field(description="The sweep key on the x axis.")
+    xscale: Literal["linear", "log"] = "linear"
+    xlabel: Optional[str] = None
+    ylabel: str = "score"
+    metrics: list[str] = Field(min_length=1, description="task/metric pairs to draw, e.g. divplugin_markov_unseen/exact_match.")
+    reference: dict[str, list[tuple[float, float]]] = Field(
+        default_factory=dict, description="Published figures drawn beside ours: label -> [(x, y), ...].")
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+    hardware: Literal["cpu", "gpu"] = "cpu"
+    base_model: Optional[TinyModel] = Field(None, description="Build this tiny model as the base_model of every point.")
+    train: dict[str, Any] = Field(description="The axolotl config every point starts from.")
+    sweep: dict[str, list[Any]] = Field(min_length=1, description="Dotted train-config key -> values.")
+    eval: EvalSpec
+    plot: PlotSpec
+    quick: dict[str, Any] = Field(default_factory=dict, description="Overrides (train/sweep/eval keys) for --quick.")
+    expect: dict[str, Any] = Field(default_factory=dict, description="What the result should show (reported, not enforced).")
+
+    @field_validator("sweep")
+    @classmethod
+    def _values(cls, sweep: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in sweep.items():
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"sweep.{key}: give a non-empty list of values")
+            if len({repr(v) for v in values}) != len(values):
+                raise ValueError(f"sweep.{key}: repeated values {values}")
+        return sweep
+
+    @model_validator(mode="after")
+    def _plot_axis(self) -> "Spec":
+        if self.plot.x not in self.sweep:
+            raise ValueError(f"plot.x: {self.plot.x!r} is not a sweep key ({', '.join(self.sweep)})")
+        for m in self.plot.metrics:
+            task, sep, _ = m.partition("/")
+            if not sep or not task:
+                raise ValueError(f"plot.metrics: {m!r} is not task/metric")
+        for key in ("output_dir", "base_model") if self.base_model else ("output_dir",):
+            if key in self.train:
+                raise ValueError(f"train.{key}: set by the experiment driver; remove it from the spec")
+        return self
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every combination of sweep values, as {dotted key: value}, in sweep order."""
+        keys = list(self.sweep)
+        return [dict(zip(keys, combo)) for combo in itertools.product(*(self.sweep[k] for k in keys))]
+
+    def quick_variant(self) -> "Spec":
+        data = self.model_dump()
+        for section, value in self.quick.items():
+            if section not in ("train", "sweep", "eval", "base_model"):
+                raise ConfigError(f"unknown section {section!r}; use train, sweep, eval or base_model", "quick")
+            if isinstance(value, dict) and isinstance(data.get(section), dict) and section != "sweep":
+                data[section] = {**data[section], **value}
+            else:
+                data[section] = value
+        data["quick"] = {}
+        data["expect"] = {}  # a few minutes of training is not meant to show the effect
+        data["name"] = f"{self.name}-quick"
+        return validate_spec(data, f"{self.name} (quick)")
+
+
+def set_dotted(cfg: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """A copy of ``cfg`` with ``a.b.c`` set to ``value`` (intermediate mappings created)."""
+    out = copy.deepcopy(cfg)
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+    return out
+
+
+def validate_spec(data: Any, where: str) -> Spec:
+    if not isinstance(data, dict):
+        raise ConfigError(f"must be a mapping, not {type(data).__name__}", where)
+    try:
+        return Spec(**data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "spec"
+        raise ConfigError(f"{loc}: {err['msg']}", where) from None
+
+
+def spec_names() -> list[str]:
+    folder = resources.files(__package__).joinpath("specs")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_spec(name_or_path: str | Path) -> Spec:
+    """A built-in spec by name, or a spec YAML file; errors name the spec and the key."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"{path} does not exist", "spec")
+        text, where = path.read_text(), str(path)
+    else:
+        name = str(name_or_path)
+        if name not in spec_names():
+            close = difflib.get_close_matches(name, spec_names(), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown experiment {name!r}{hint} Built-in: {', '.join(spec_names())}", "spec")
+        text, where = resources.files(__package__).joinpath("specs", f"{name}.yaml").read_text(), name
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", where) from None
+    return validate_spec(data, where)
