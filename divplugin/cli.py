@@ -357,6 +357,73 @@ def experiment(
         raise typer.Exit(1)
 
 
+@app.command("mix", help=(
+    "Build a diversity mixture (exact budgets, dedup, decontamination, report) into OUT: "
+    "train.jsonl that axolotl loads with type: alpaca, manifest.json and report.md/png/json."))
+def mix_cmd(
+    spec: Optional[str] = typer.Argument(None, help="A mixture spec YAML or a built-in preset (--list)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (written atomically)."),
+    mixture: Optional[str] = typer.Option(None, "--mixture", "-m", help="The row of a grid spec (e.g. oss18k-alpaca2k)."),
+    paths: list[str] = typer.Option([], "--path", help="SOURCE=PATH: read a source from a local file or folder instead (offline)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+    no_report: bool = typer.Option(False, "--no-report", help="Skip the report (counts still go to manifest.json)."),
+    list_: bool = typer.Option(False, "--list", help="List the built-in presets and their rows."),
+) -> None:
+    from divplugin.mixtures import load_mixture, load_mixture_dict, mix, preset_names
+
+    if list_ or spec is None:
+        table = Table(title="mixture presets (divplugin mix NAME --mixture ROW --out DIR)")
+        table.add_column("preset")
+        table.add_column("sources")
+        table.add_column("rows")
+        for name in preset_names():
+            m = load_mixture(name)
+            table.add_row(name, ", ".join(s.name for s in m.sources), ", ".join(m.mixtures))
+        out_console.print(table)
+        return
+    if out is None:
+        _fail("--out is required")
+    try:
+        m = load_mixture(spec)
+        if paths:
+            data = m.model_dump()
+            names = [s["name"] for s in data["sources"]]
+            for item in paths:
+                name, sep, path = item.partition("=")
+                if not sep or name not in names:
+                    _fail(f"--path expects SOURCE=PATH with SOURCE one of {names}, got {item!r}")
+                src = data["sources"][names.index(name)]
+                src.update(hub=None, generator=None, path=path)
+            m = load_mixture_dict(data, str(spec))
+        if m.mixtures:
+            if not mixture:
+                _fail(f"{spec} is a grid; choose a row with --mixture: {', '.join(m.mixtures)}")
+            m = m.row(mixture)
+        elif mixture:
+            _fail(f"{spec} has no rows; drop --mixture")
+        with _progress() as prog:
+            bars: dict[str, Any] = {}
+
+            def on_progress(source: str, done: int, total: int) -> None:
+                if source not in bars:
+                    bars[source] = prog.add_task(source[:10], total=total if m.budget != "tokens" else None)
+                prog.update(bars[source], completed=done)
+
+            manifest = mix(m, out, overwrite, on_progress, report=not no_report)
+    except DivpluginError as exc:
+        _fail(str(exc))
+    table = Table(title=f"{m.name}: {manifest['examples']:,} examples -> {out}")
+    for col in ("source", "examples", "examined", "exact dup", "near dup", "leaks", "repeats"):
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for s in manifest["sources"]:
+        r = s["removed"]
+        table.add_row(s["name"], f"{s['kept']:,}", f"{s['examined']:,}", f"{r['exact_within'] + r['exact_across']:,}",
+                      f"{r['near_within'] + r['near_across']:,}", f"{r['contaminated']:,}", f"{s['repeated']:,}")
+    out_console.print(table)
+    if "report" in manifest:
+        console.print(f"report: {out / 'report.md'}", highlight=False, soft_wrap=True)
+
+
 code_app = typer.Typer(no_args_is_help=True, help="Score code samples by running them (HumanEval(+), MBPP(+)).")
 app.add_typer(code_app, name="code")
 

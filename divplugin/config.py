@@ -104,3 +104,33 @@ def resolve_generator(generator: str | None = None, preset: str | None = None,
     if overrides:
         settings.update(parse_overrides(list(overrides), get_generator_class(name).config_class, name))
     return name, make_config(name, settings)
+
+
+def builtin_names(package: str, folder: str) -> list[str]:
+    """Names of the ``*.yaml`` files shipped in ``package``'s ``folder``."""
+    from importlib import resources
+
+    return sorted(p.name[:-5] for p in resources.files(package).joinpath(folder).iterdir() if p.name.endswith(".yaml"))
+
+
+def load_builtin_or_file(name_or_path: str | Path, package: str, folder: str, kind: str) -> tuple[Any, str, Path | None]:
+    """(parsed YAML, where, file path or None) for a built-in ``kind`` by name or a YAML file;
+    errors name the file or suggest the closest built-in."""
+    from importlib import resources
+
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"{path} does not exist", "spec")
+        text, where, found = path.read_text(), str(path), path
+    else:
+        name, names = str(name_or_path), builtin_names(package, folder)
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown {kind} {name!r}{hint} Built-in: {', '.join(names)}", "spec")
+        text, where, found = resources.files(package).joinpath(folder, f"{name}.yaml").read_text(), name, None
+    try:
+        return yaml.safe_load(text), where, found
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", where) from None

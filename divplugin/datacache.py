@@ -45,3 +45,21 @@ def ensure_generated(root: str | os.PathLike, name: str, config: GeneratorConfig
             return folder, False
         write_dataset(create(name, config), folder, workers=workers, overwrite=True, progress=progress)
     return folder, True
+
+
+def ensure_mixture(root: str | os.PathLike, mixture) -> tuple[Path, bool]:
+    """(folder, created): the built mixture for ``mixture`` (a Mixture), named by a hash of its spec."""
+    import hashlib
+    import json
+
+    from divplugin.mixtures import mix
+
+    digest = hashlib.sha256(json.dumps(mixture.model_dump(), sort_keys=True).encode()).hexdigest()[:16]
+    folder = Path(root) / f"{mixture.name.replace('/', '-')}-{digest}"
+    if (folder / MANIFEST).is_file():
+        return folder, False
+    with file_lock(folder.with_name(folder.name + ".lock")):
+        if (folder / MANIFEST).is_file():
+            return folder, False
+        mix(mixture, folder, overwrite=True)
+    return folder, True

@@ -33,6 +33,13 @@ def test_args_resolve_preset_and_settings():
     ({"divplugin_settings": {"num_rules": 5}}, "divplugin_generator"),
     ({"divplugin_preset": "cpu-small", "divplugin_workers": 0}, "divplugin_workers"),
     ({"divplugin_preset": "cpu-small", "divplugin_eval_split": "train"}, "divplugin_eval_split"),
+    ({"divplugin_mixture": "deepseek-table1"}, "divplugin_mixture_row: deepseek-table1 is a grid"),
+    ({"divplugin_mixture": "deepseek-table1", "divplugin_mixture_row": "oss18k-alpaca"}, "did you mean 'oss18k-alpaca2k'"),
+    ({"divplugin_mixture": "deepseek-table9"}, "divplugin_mixture: .*did you mean 'deepseek-table1'"),
+    ({"divplugin_mixture": "deepseek-table1", "divplugin_mixture_row": "oss20k", "divplugin_preset": "cpu-small"}, "not both"),
+    ({"divplugin_mixture_row": "oss20k"}, "without divplugin_mixture"),
+    ({"divplugin_mixture": "deepseek-table1", "divplugin_mixture_row": "oss20k",
+      "divplugin_mixture_paths": {"osss": "x.jsonl"}}, "no source 'osss'"),
 ])
 def test_bad_args_are_named(keys, named):
     with pytest.raises(ValueError, match=named):
@@ -63,23 +70,62 @@ def _load_cfg(cfg: dict, tmp_path: Path):
         os.chdir(cwd)
 
 
-def _recipe(path: Path, tiny_model: Path, tmp_path: Path) -> dict:
+@pytest.fixture(scope="module")
+def local_sources(tmp_path_factory):
+    """Local stand-ins for the hub datasets of the mixture presets (no hub here)."""
+    folder = tmp_path_factory.mktemp("sources")
+    sizes = {"oss": 20000, "alpaca": 3000, "cot": 2000, "ultrainteract": 31000, "openorca": 11000}
+    paths = {}
+    for name, n in sizes.items():
+        path = folder / f"{name}.jsonl"
+        with open(path, "w") as f:
+            for i in range(n):
+                text = f"{name} request {i}: handle case {i * 7919 % 100003} of kind {name[:3]}{i * 104729}"
+                if name == "oss":
+                    row = {"problem": text, "solution": f"def f{i}():\n    return {i}"}
+                elif name == "cot":
+                    row = {"source": text, "rationale": f"step {i}", "target": str(i)}
+                elif name == "ultrainteract":
+                    row = {"instruction": text, "response": f"answer {i}"}
+                elif name == "openorca":
+                    row = {"system_prompt": "", "question": text, "response": f"answer {i}"}
+                else:
+                    row = {"instruction": text, "input": "", "output": f"answer {i}"}
+                f.write(json.dumps(row) + "\n")
+        paths[name] = str(path)
+    return paths, tmp_path_factory.mktemp("mixture-cache")
+
+
+def _recipe(path: Path, tiny_model: Path, tmp_path: Path, local_sources=None) -> dict:
     cfg = yaml.safe_load(path.read_text())
     cfg["base_model"] = str(tiny_model)  # no download here
     cfg["output_dir"] = str(tmp_path / "out")
     cfg["dataset_prepared_path"] = str(tmp_path / "prepared")
-    if any(k.startswith("divplugin_") for k in cfg):
+    if cfg.get("divplugin_mixture"):
+        from divplugin.mixtures import load_mixture
+
+        paths, cache = local_sources
+        cfg["divplugin_mixture_paths"] = {s.name: paths[s.name] for s in load_mixture(cfg["divplugin_mixture"]).sources}
+        cfg["divplugin_cache_dir"] = str(cache)
+    elif any(k.startswith("divplugin_") for k in cfg):
         cfg["divplugin_cache_dir"] = str(tmp_path / "gen")
     return cfg
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
-def test_every_recipe_validates(recipe, tiny_model, tmp_path):
-    cfg = _load_cfg(_recipe(recipe, tiny_model, tmp_path), tmp_path)
+def test_every_recipe_validates(recipe, tiny_model, tmp_path, request, monkeypatch):
+    local = None
+    if yaml.safe_load(recipe.read_text()).get("divplugin_mixture"):
+        local = request.getfixturevalue("local_sources")
+        monkeypatch.setenv("DIVPLUGIN_BENCHMARKS", str(request.getfixturevalue("benchmarks_dir")))  # MBPP for decontamination
+    cfg = _load_cfg(_recipe(recipe, tiny_model, tmp_path, local), tmp_path)
     assert cfg.datasets, f"{recipe.name}: no dataset"
     for ds in cfg.datasets:
-        if str(ds["type"]).startswith("divplugin."):
+        if str(ds["type"]).startswith("divplugin.") or cfg.get("divplugin_mixture"):
             assert Path(ds["path"]).is_file(), ds["path"]
+    if cfg.get("divplugin_mixture"):
+        manifest = json.loads((Path(cfg.datasets[-1]["path"]).parent / "manifest.json").read_text())
+        assert manifest["examples"] == sum(manifest["counts"].values()) and manifest["mixture"].endswith(cfg["divplugin_mixture_row"])
 
 
 def test_recipes_readme_lists_every_recipe():

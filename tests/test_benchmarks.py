@@ -38,3 +38,15 @@ def test_plugin_benchmark_runs(capsys):
     assert mod.main(["--examples", "2000", "--skip-train"]) == 0
     out = capsys.readouterr().out
     assert "plugin / plain time" in out and out.count("2,000") >= 3
+
+
+def test_mix_benchmark_runs(capsys):
+    import pytest
+
+    pytest.importorskip("datasketch")
+    spec = importlib.util.spec_from_file_location("bench_mix", ROOT / "benchmarks" / "bench_mix.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--examples", "2000"]) == 0
+    out = capsys.readouterr().out
+    assert "interleave_datasets" in out and "MinHash dedup" in out and "examples/s" in out

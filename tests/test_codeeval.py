@@ -156,10 +156,11 @@ def test_same_verdicts_as_evalplus(benchmarks_dir, cache_dir, ex):
 
     rng = random.Random(0)
     cases = []
+    expected_cache = {}
     for bench, dataset in (("humaneval_plus", "humaneval"), ("mbpp_plus", "mbpp")):
         problems = load_problems(bench, benchmarks_dir)
         chosen = [p for p in rng.sample(problems, 50) if p.task_id not in KNOWN_BAD_CANONICAL]
-        expected = expected_outputs(chosen, ex)
+        expected = expected_cache[bench] = expected_outputs(chosen, ex)
         for p in chosen:
             for code in [p.reference_code, *_mutants(p.reference_code, rng)]:
                 cases.append((bench, dataset, p, code, expected))
@@ -175,14 +176,27 @@ def test_same_verdicts_as_evalplus(benchmarks_dir, cache_dir, ex):
                                                          output_not_none=not_none)
                                       for kind, inputs in (("base", p.base_input), ("plus", p.plus_input))}
         truth = truth_cache[p.task_id]
-        verdict = {}
-        for kind, inputs in (("base", p.base_input), ("plus", p.plus_input)):
-            out, times = truth[kind]
-            verdict[kind], _ = ev.untrusted_check(dataset, code, inputs, p.entry_point, out, p.atol, times, fast_check=True)
-        theirs = verdict["base"] == "pass" and verdict["plus"] == "pass"
-        ours_pass = ours["status"] == "pass"
-        if (ours["base"] == "pass") != (verdict["base"] == "pass") or ours_pass != theirs:
-            disagreements.append((p.task_id, ours, verdict))
+
+        def theirs_now():
+            verdict = {}
+            for kind, inputs in (("base", p.base_input), ("plus", p.plus_input)):
+                out, times = truth[kind]
+                verdict[kind], _ = ev.untrusted_check(dataset, code, inputs, p.entry_point, out, p.atol, times,
+                                                      fast_check=True)
+            return verdict
+
+        def differ(ours, verdict):
+            theirs = verdict["base"] == "pass" and verdict["plus"] == "pass"
+            return (ours["base"] == "pass") != (verdict["base"] == "pass") or (ours["status"] == "pass") != theirs
+
+        verdict = theirs_now()
+        if differ(ours, verdict):
+            # both sides limit time by the reference's measured runtime, so a loaded machine can time
+            # out either one: a disagreement counts only if it holds on a second run of both
+            verdict = theirs_now()
+            ours = check_one(bench, p, code, ex, expected_cache[bench])
+            if differ(ours, verdict):
+                disagreements.append((p.task_id, ours, verdict))
     passed = sum(m["status"] == "pass" for m in mine)
     assert 0.2 * len(cases) < passed < 0.9 * len(cases)  # a real mix of right and wrong
     assert disagreements == []

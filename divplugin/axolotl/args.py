@@ -25,6 +25,13 @@ class DivpluginArgs(BaseModel):
         None, description="Built-in generator settings to start from (cpu-small, paper-main, ...; 'divplugin presets').")
     divplugin_settings: Optional[dict[str, Any]] = Field(
         None, description="Generator settings over the preset, e.g. {num_rules: 300, seed: 1}.")
+    divplugin_mixture: Optional[str] = Field(
+        None, description="A diversity mixture to train on instead of generated data: a mixture spec YAML or a "
+        "built-in preset (deepseek-table1, codeqwen-table2, onlyif-table3; 'divplugin mix --list').")
+    divplugin_mixture_row: Optional[str] = Field(
+        None, description="The row of a grid mixture spec, e.g. oss18k-alpaca2k.")
+    divplugin_mixture_paths: Optional[dict[str, str]] = Field(
+        None, description="Local copies of mixture sources: {source name: JSONL/Parquet/Arrow file or folder} (offline).")
     divplugin_cache_dir: Optional[str] = Field(
         None, description="Where generated data is kept, one folder per settings hash "
         "(default: $DIVPLUGIN_CACHE/generated, i.e. ~/.cache/divplugin/generated).")
@@ -51,8 +58,51 @@ class DivpluginArgs(BaseModel):
     @classmethod
     def _generator_settings(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            resolve_generator_args(data)
+            if resolve_mixture_args(data) is None:
+                resolve_generator_args(data)
         return data
+
+
+MIXTURE_KEYS = ("divplugin_mixture", "divplugin_mixture_row", "divplugin_mixture_paths")
+
+
+def resolve_mixture_args(data: dict[str, Any]):
+    """The Mixture the ``divplugin_mixture*`` keys ask for, or None; raises ValueError naming the key."""
+    from divplugin.mixtures import load_mixture, load_mixture_dict
+
+    spec = data.get("divplugin_mixture")
+    if spec is None:
+        extra = [k for k in MIXTURE_KEYS[1:] if data.get(k) is not None]
+        if extra:
+            raise ValueError(f"divplugin_mixture: {', '.join(extra)} set without divplugin_mixture")
+        return None
+    both = [k for k in ("divplugin_generator", "divplugin_preset", "divplugin_settings") if data.get(k) is not None]
+    if both:
+        raise ValueError(f"divplugin_mixture: give either a mixture or generated data, not both ({', '.join(both)} set)")
+    try:
+        m = load_mixture(spec)
+        paths = data.get("divplugin_mixture_paths") or {}
+        if not isinstance(paths, dict):
+            raise ValueError(f"divplugin_mixture_paths: must map source names to paths, got {type(paths).__name__}")
+        if paths:
+            dump = m.model_dump()
+            names = [s["name"] for s in dump["sources"]]
+            for name, path in paths.items():
+                if name not in names:
+                    raise ValueError(f"divplugin_mixture_paths: {spec} has no source {name!r}; sources are {names}")
+                dump["sources"][names.index(name)].update(hub=None, generator=None, path=str(path))
+            m = load_mixture_dict(dump, str(spec))
+        row = data.get("divplugin_mixture_row")
+        if m.mixtures:
+            if not row:
+                raise ValueError(f"divplugin_mixture_row: {spec} is a grid; choose one of {', '.join(m.mixtures)}")
+            m = m.row(row)
+        elif row:
+            raise ValueError(f"divplugin_mixture_row: {spec} has no rows")
+    except ConfigError as exc:
+        key = "divplugin_mixture_row" if exc.field == "mixture" else "divplugin_mixture"
+        raise ValueError(f"{key}: {exc}") from None
+    return m
 
 
 def resolve_generator_args(data: dict[str, Any]):
@@ -64,7 +114,7 @@ def resolve_generator_args(data: dict[str, Any]):
     settings = data.get("divplugin_settings")
     if generator is None and preset is None:
         used = sorted(k for k, v in data.items() if k.startswith(PREFIX) and v is not None
-                      and k not in ("divplugin_dataset_type",))
+                      and k not in ("divplugin_dataset_type", *MIXTURE_KEYS))
         if used:
             raise ValueError(f"divplugin_generator: {', '.join(used)} set, but no divplugin_generator or divplugin_preset names the data")
         return None

@@ -18,8 +18,8 @@ from typing import Any
 from axolotl.integrations.base import BasePlugin
 from axolotl.utils.logging import get_logger
 
-from divplugin.axolotl.args import resolve_generator_args
-from divplugin.datacache import ensure_generated
+from divplugin.axolotl.args import resolve_generator_args, resolve_mixture_args
+from divplugin.datacache import ensure_generated, ensure_mixture
 from divplugin.output import INSTRUCTIONS, MANIFEST, atomic_directory
 from divplugin.paths import cache_dir
 
@@ -44,6 +44,17 @@ def data_folder(cfg: Any) -> Path | None:
     return folder
 
 
+def mixture_folder(cfg: Any) -> tuple[Path, str] | None:
+    """(folder, record format) of the mixture the config asks for (built if missing), or None."""
+    m = resolve_mixture_args(dict(cfg))
+    if m is None:
+        return None
+    root = Path(_get(cfg, "divplugin_cache_dir") or cache_dir() / "mixtures")
+    folder, created = ensure_mixture(root, m)
+    LOG.info("divplugin: %s mixture %s in %s", "built" if created else "reusing", m.name, folder)
+    return folder, m.record_format
+
+
 def heldout_dir(cfg: Any) -> Path:
     return Path(_get(cfg, "divplugin_heldout_dir") or Path(_get(cfg, "output_dir", "./model-out")) / "divplugin_data")
 
@@ -64,6 +75,17 @@ class DivPlugin(BasePlugin):
         return "divplugin.axolotl.args.DivpluginArgs"
 
     def register(self, cfg: Any) -> None:
+        mixed = mixture_folder(cfg)
+        if mixed is not None:
+            folder, record_format = mixed
+            if record_format == "messages":
+                entry = {"path": str(folder / "train.jsonl"), "ds_type": "json", "type": "chat_template",
+                         "field_messages": "messages"}
+            else:
+                entry = {"path": str(folder / "train.jsonl"), "ds_type": "json", "type": "alpaca"}
+            datasets = [d for d in (cfg.get("datasets") or []) if _get(d, "path") != entry["path"]]
+            cfg["datasets"] = [*datasets, entry]
+            return
         folder = data_folder(cfg)
         if folder is None:
             return

@@ -8,15 +8,13 @@ their values is one point. ``quick:`` holds overrides for a few-minute run of th
 from __future__ import annotations
 
 import copy
-import difflib
 import itertools
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from divplugin.config import builtin_names, load_builtin_or_file
 from divplugin.errors import ConfigError
 
 
@@ -134,26 +132,10 @@ def validate_spec(data: Any, where: str) -> Spec:
 
 
 def spec_names() -> list[str]:
-    folder = resources.files(__package__).joinpath("specs")
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return builtin_names(__package__, "specs")
 
 
 def load_spec(name_or_path: str | Path) -> Spec:
     """A built-in spec by name, or a spec YAML file; errors name the spec and the key."""
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise ConfigError(f"{path} does not exist", "spec")
-        text, where = path.read_text(), str(path)
-    else:
-        name = str(name_or_path)
-        if name not in spec_names():
-            close = difflib.get_close_matches(name, spec_names(), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown experiment {name!r}{hint} Built-in: {', '.join(spec_names())}", "spec")
-        text, where = resources.files(__package__).joinpath("specs", f"{name}.yaml").read_text(), name
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", where) from None
+    data, where, _ = load_builtin_or_file(name_or_path, __package__, "specs", "experiment")
     return validate_spec(data, where)

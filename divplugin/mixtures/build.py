@@ -1,0 +1,161 @@
+"""Building a mixture: read each source, walk it in a seeded order dropping duplicates and
+benchmark leaks until its budget is met, then shuffle everything deterministically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from divplugin.errors import ConfigError
+from divplugin.mixtures.budget import draw, split_total, token_counter
+from divplugin.mixtures.hygiene import Decontaminator, NearDuplicates, exact_key, text_of
+from divplugin.mixtures.sources import read_source
+from divplugin.mixtures.spec import Mixture
+
+
+@dataclass
+class SourceStats:
+    name: str
+    available: int = 0
+    target: int = 0
+    examined: int = 0
+    kept: int = 0
+    repeated: int = 0  # upsampled repeats
+    removed: dict[str, int] = field(default_factory=lambda: {"exact_within": 0, "exact_across": 0, "near_within": 0,
+                                                              "near_across": 0, "contaminated": 0})
+    leaks: dict[str, int] = field(default_factory=dict)  # benchmark task id -> rows dropped
+
+
+@dataclass
+class Built:
+    rows: list[dict[str, Any]]
+    stats: list[SourceStats]
+
+
+def _targets(m: Mixture) -> dict[str, int]:
+    if m.budget == "counts":
+        return {s.name: s.count for s in m.sources}
+    if m.budget == "ratios":
+        return dict(zip([s.name for s in m.sources], split_total(m.total, [s.ratio for s in m.sources])))
+    return {s.name: s.tokens for s in m.sources}  # token budgets
+
+
+def build_mixture(m: Mixture, progress: Callable[[str, int, int], None] | None = None) -> Built:
+    """The rows of mixture ``m`` (and what was removed, per source). Raises ConfigError naming
+    the source when a budget cannot be met; nothing is written here."""
+    targets = _targets(m)
+    count_tokens = token_counter(m.tokenizer) if m.budget == "tokens" else None
+    decon = None
+    if m.decontaminate and m.decontaminate.benchmarks:
+        decon = Decontaminator(m.decontaminate.benchmarks, m.decontaminate.ngram, m.decontaminate.data)
+    near = NearDuplicates(m.dedup.threshold, m.dedup.num_perm, m.dedup.shingle) if m.dedup and m.dedup.near else None
+    exact_seen: dict[bytes, int] = {}
+    out: list[dict[str, Any]] = []
+    stats: list[SourceStats] = []
+    for si, src in enumerate(m.sources):
+        st = SourceStats(src.name, target=targets[src.name])
+        stats.append(st)
+        if st.target == 0:
+            continue
+        recs = read_source(src)
+        st.available = len(recs)
+        if m.budget != "tokens" and st.target > len(recs) and not src.upsample:
+            raise ConfigError(f"asks for {st.target:,} examples but holds {len(recs):,}; lower the budget or set "
+                              "upsample: true", f"source {src.name!r}")
+        rng = np.random.default_rng([m.seed, si])
+        lengths = None
+        if count_tokens is not None:
+            lengths = count_tokens([text_of(r) for r in recs])
+        kept: list[int] = []
+        used_tokens = 0
+        for i in rng.permutation(len(recs)):
+            i = int(i)
+            if m.budget == "tokens":
+                if used_tokens + lengths[i] > st.target:
+                    break
+            elif len(kept) >= st.target:
+                break
+            st.examined += 1
+            rec = recs[i]
+            if m.dedup and m.dedup.exact:
+                key = exact_key(rec)
+                if key in exact_seen:
+                    st.removed["exact_within" if exact_seen[key] == si else "exact_across"] += 1
+                    continue
+                exact_seen[key] = si
+            if decon is not None:
+                leak = decon.hit(rec)
+                if leak:
+                    st.removed["contaminated"] += 1
+                    st.leaks[leak] = st.leaks.get(leak, 0) + 1
+                    continue
+            if near is not None:
+                dup = near.seen(rec, f"{si:05d}:{i}")
+                if dup is not None:
+                    st.removed["near_within" if int(dup.split(":")[0]) == si else "near_across"] += 1
+                    continue
+            kept.append(i)
+            if lengths is not None:
+                used_tokens += lengths[i]
+            if progress and len(kept) % 1000 == 0:
+                progress(src.name, len(kept), st.target)
+        if m.budget != "tokens" and len(kept) < st.target:
+            if not src.upsample:
+                raise ConfigError(f"asks for {st.target:,} examples but only {len(kept):,} are left after removing "
+                                  f"duplicates and benchmark leaks ({sum(st.removed.values()):,} removed); lower the "
+                                  "budget or set upsample: true", f"source {src.name!r}")
+            extra = draw(len(kept), st.target - len(kept), rng, True, src.name)
+            st.repeated = len(extra)
+            kept += [kept[j] for j in extra]
+        st.kept = len(kept)
+        if progress:
+            progress(src.name, st.kept, st.target)
+        for i in kept:
+            out.append({**recs[i], "metadata": {"source": src.name, "index": i}})
+    order = np.random.default_rng([m.seed, len(m.sources), 7]).permutation(len(out))
+    return Built([out[int(i)] for i in order], stats)
+
+
+def write_mixture(m: Mixture, built: Built, out: str | os.PathLike, overwrite: bool = False,
+                  report: bool = True) -> dict[str, Any]:
+    """Write ``train.jsonl`` (axolotl's ``alpaca`` fields, or chat ``messages``), ``manifest.json``
+    and the report into ``out``, atomically."""
+    from divplugin import __version__
+    from divplugin.mixtures.report import write_report
+    from divplugin.output import atomic_directory
+
+    with atomic_directory(out, overwrite) as tmp:
+        digest = hashlib.sha256()
+        with open(tmp / "train.jsonl", "wb") as f:
+            for row in built.rows:
+                if m.record_format == "messages":
+                    row = {"messages": [{"role": "user", "content": row["instruction"] + (f"\n\n{row['input']}" if row["input"] else "")},
+                                        {"role": "assistant", "content": row["output"]}], "metadata": row["metadata"]}
+                line = (json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+                f.write(line)
+                digest.update(line)
+        manifest = {
+            "divplugin_version": __version__, "mixture": m.name, "seed": m.seed, "budget": m.budget,
+            "record_format": m.record_format, "examples": len(built.rows),
+            "counts": {s.name: s.kept for s in built.stats},
+            "files": {"train": {"path": "train.jsonl", "sha256": digest.hexdigest()}},
+            "sources": [asdict(s) for s in built.stats],
+            "spec": m.model_dump(),
+        }
+        if report:
+            manifest["report"] = write_report(m, built, tmp)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def mix(m: Mixture, out: str | os.PathLike, overwrite: bool = False, progress=None, report: bool = True) -> dict[str, Any]:
+    """Build mixture ``m`` and write it to ``out``; returns the manifest."""
+    if Path(out).exists() and not overwrite:
+        raise ConfigError(f"output folder {out} exists; pass --overwrite to replace it", "out")
+    return write_mixture(m, build_mixture(m, progress), out, overwrite, report)

@@ -1,0 +1,180 @@
+"""Mixture specs: sources, a budget (exact counts, ratios of a total, or token budgets), hygiene
+(dedup, decontamination) and the report. YAML or Python; a ``mixtures:`` table holds a grid of
+named rows (the paper's tables) over the same sources."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from divplugin.config import builtin_names, load_builtin_or_file
+from divplugin.errors import ConfigError
+from divplugin.mixtures.adapters import ADAPTERS
+
+BUDGETS = ("counts", "ratios", "tokens")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HubSource(_Strict):
+    id: str = Field(description="Hugging Face hub dataset id, e.g. tatsu-lab/alpaca.")
+    subset: Optional[str] = None
+    split: str = "train"
+    revision: Optional[str] = None
+
+
+class GeneratorSource(_Strict):
+    generator: Optional[str] = None
+    preset: Optional[str] = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class Source(_Strict):
+    name: str
+    hub: Optional[HubSource] = None
+    path: Optional[str] = Field(None, description="Local JSONL / JSON / Parquet / Arrow file, or a folder of them.")
+    generator: Optional[GeneratorSource] = None
+    adapter: Union[str, dict[str, str]] = Field("alpaca", description="Built-in adapter name or {instruction, input, output} field mapping.")
+    count: Optional[int] = Field(None, ge=0)
+    ratio: Optional[float] = Field(None, ge=0)
+    tokens: Optional[int] = Field(None, ge=0)
+    upsample: bool = Field(False, description="Allow drawing more examples than the source holds (repeats).")
+    limit: Optional[int] = Field(None, ge=1, description="Read at most this many rows of the source.")
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> "Source":
+        given = [k for k in ("hub", "path", "generator") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"source {self.name!r}: give exactly one of hub, path, generator (got {given or 'none'})")
+        if isinstance(self.adapter, str) and self.adapter not in ADAPTERS:
+            close = difflib.get_close_matches(self.adapter, list(ADAPTERS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"source {self.name!r}: unknown adapter {self.adapter!r}{hint} Built-in: {', '.join(ADAPTERS)}")
+        if isinstance(self.adapter, dict):
+            bad = set(self.adapter) - {"instruction", "input", "output"}
+            if bad or not {"instruction", "output"} <= set(self.adapter):
+                raise ValueError(f"source {self.name!r}: a field mapping needs instruction and output (and may have input); got {sorted(self.adapter)}")
+        return self
+
+
+class Dedup(_Strict):
+    exact: bool = Field(True, description="Drop rows whose normalised text repeats an earlier row.")
+    near: bool = Field(True, description="Drop near-duplicates (MinHash LSH, datasketch).")
+    threshold: float = Field(0.8, gt=0, le=1, description="Estimated Jaccard similarity above which rows are near-duplicates.")
+    num_perm: int = Field(128, ge=16, le=1024)
+    shingle: int = Field(5, ge=1, description="Word n-gram size of the MinHash shingles.")
+
+
+class Decontaminate(_Strict):
+    benchmarks: list[str] = Field(default_factory=lambda: ["humaneval", "mbpp"])
+    ngram: int = Field(13, ge=4, description="Word n-gram size; a row sharing one with a benchmark problem is dropped.")
+    data: Optional[str] = Field(None, description="Local benchmark data (EvalPlus release files) for MBPP and the plus sets.")
+
+
+class ReportSpec(_Strict):
+    embeddings: bool = Field(True, description="Semantic diversity from sentence embeddings (needs the [embed] extra).")
+    sample: int = Field(2000, ge=10, description="Rows embedded per mixture.")
+    clusters: int = Field(16, ge=2)
+
+
+class Mixture(_Strict):
+    name: str
+    seed: int = 0
+    budget: Literal["counts", "ratios", "tokens"] = "counts"
+    total: Optional[int] = Field(None, ge=1, description="Total examples (ratios mode; a check in counts mode).")
+    tokenizer: Optional[str] = Field(None, description="Tokenizer (path or hub id) measuring token budgets and report tokens.")
+    record_format: Literal["instruction", "messages"] = "instruction"
+    sources: list[Source] = Field(min_length=1)
+    dedup: Optional[Dedup] = Field(default_factory=Dedup)
+    decontaminate: Optional[Decontaminate] = Field(default_factory=Decontaminate)
+    report: ReportSpec = Field(default_factory=ReportSpec)
+    mixtures: dict[str, dict[str, float]] = Field(default_factory=dict, description="Grid rows: name -> {source: amount}.")
+    paper: dict[str, dict[str, float]] = Field(default_factory=dict, description="Published results of grid rows (for plots).")
+
+    @model_validator(mode="after")
+    def _budget(self) -> "Mixture":
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"sources: repeated names {names}")
+        for row, amounts in self.mixtures.items():
+            unknown = set(amounts) - set(names)
+            if unknown:
+                raise ValueError(f"mixtures.{row}: unknown source(s) {sorted(unknown)}; sources are {names}")
+        if self.mixtures:
+            return self
+        check_budget(self)
+        return self
+
+    def row(self, name: str) -> "Mixture":
+        """The mixture of grid row ``name`` (amounts set on the sources)."""
+        if name not in self.mixtures:
+            close = difflib.get_close_matches(name, list(self.mixtures), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown mixture {name!r}{hint} Rows: {', '.join(self.mixtures)}", "mixture")
+        field = {"counts": "count", "ratios": "ratio", "tokens": "tokens"}[self.budget]
+        amounts = self.mixtures[name]
+        sources = []
+        for s in self.sources:
+            value = amounts.get(s.name, 0)
+            sources.append(s.model_copy(update={field: int(value) if field != "ratio" else float(value)}))
+        data = self.model_dump()
+        data.update(name=f"{self.name}/{name}", mixtures={}, paper={},
+                    sources=[s.model_dump() for s in sources])
+        return load_mixture_dict(data, f"{self.name}/{name}")
+
+
+def check_budget(m: Mixture) -> None:
+    field = {"counts": "count", "ratios": "ratio", "tokens": "tokens"}[m.budget]
+    missing = [s.name for s in m.sources if getattr(s, field) is None]
+    if missing:
+        raise ValueError(f"budget {m.budget}: set {field} on every source; missing on {missing}")
+    if m.budget == "counts" and m.total is not None and sum(s.count for s in m.sources) != m.total:
+        raise ValueError(f"counts sum to {sum(s.count for s in m.sources)}, not total={m.total}")
+    if m.budget == "ratios":
+        if m.total is None:
+            raise ValueError("budget ratios: set total (the number of examples to split)")
+        total = sum(s.ratio for s in m.sources)
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(f"ratios sum to {total:g}, not 1")
+    if m.budget == "tokens" and not m.tokenizer:
+        raise ValueError("budget tokens: set tokenizer (a path or hub id) to measure tokens with")
+
+
+def load_mixture_dict(data: Any, where: str) -> Mixture:
+    if not isinstance(data, dict):
+        raise ConfigError(f"must be a mapping, not {type(data).__name__}", where)
+    try:
+        return Mixture(**data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{loc + ': ' if loc else ''}{msg}", where) from None
+
+
+def preset_names() -> list[str]:
+    return builtin_names(__package__, "presets")
+
+
+def load_mixture(name_or_path: str | Path) -> Mixture:
+    """A built-in preset by name, or a spec YAML file."""
+    data, where, path = load_builtin_or_file(name_or_path, __package__, "presets", "mixture preset")
+    if path is not None and isinstance(data, dict):
+        _resolve_paths(data, path.resolve().parent)
+    return load_mixture_dict(data, where)
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    """Relative source and benchmark-data paths in a spec file are relative to that file."""
+    for src in data.get("sources") or []:
+        if isinstance(src, dict) and isinstance(src.get("path"), str) and not Path(src["path"]).expanduser().is_absolute():
+            src["path"] = str(base / src["path"])
+    dec = data.get("decontaminate")
+    if isinstance(dec, dict) and isinstance(dec.get("data"), str) and not Path(dec["data"]).is_absolute():
+        dec["data"] = str(base / dec["data"])
