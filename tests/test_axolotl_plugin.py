@@ -70,32 +70,6 @@ def _load_cfg(cfg: dict, tmp_path: Path):
         os.chdir(cwd)
 
 
-@pytest.fixture(scope="module")
-def local_sources(tmp_path_factory):
-    """Local stand-ins for the hub datasets of the mixture presets (no hub here)."""
-    folder = tmp_path_factory.mktemp("sources")
-    sizes = {"oss": 20000, "alpaca": 3000, "cot": 2000, "ultrainteract": 31000, "openorca": 11000}
-    paths = {}
-    for name, n in sizes.items():
-        path = folder / f"{name}.jsonl"
-        with open(path, "w") as f:
-            for i in range(n):
-                text = f"{name} request {i}: handle case {i * 7919 % 100003} of kind {name[:3]}{i * 104729}"
-                if name == "oss":
-                    row = {"problem": text, "solution": f"def f{i}():\n    return {i}"}
-                elif name == "cot":
-                    row = {"source": text, "rationale": f"step {i}", "target": str(i)}
-                elif name == "ultrainteract":
-                    row = {"instruction": text, "response": f"answer {i}"}
-                elif name == "openorca":
-                    row = {"system_prompt": "", "question": text, "response": f"answer {i}"}
-                else:
-                    row = {"instruction": text, "input": "", "output": f"answer {i}"}
-                f.write(json.dumps(row) + "\n")
-        paths[name] = str(path)
-    return paths, tmp_path_factory.mktemp("mixture-cache")
-
-
 def _recipe(path: Path, tiny_model: Path, tmp_path: Path, local_sources=None) -> dict:
     cfg = yaml.safe_load(path.read_text())
     cfg["base_model"] = str(tiny_model)  # no download here
@@ -116,7 +90,7 @@ def _recipe(path: Path, tiny_model: Path, tmp_path: Path, local_sources=None) ->
 def test_every_recipe_validates(recipe, tiny_model, tmp_path, request, monkeypatch):
     local = None
     if yaml.safe_load(recipe.read_text()).get("divplugin_mixture"):
-        local = request.getfixturevalue("local_sources")
+        local = request.getfixturevalue("mixture_sources")
         monkeypatch.setenv("DIVPLUGIN_BENCHMARKS", str(request.getfixturevalue("benchmarks_dir")))  # MBPP for decontamination
     cfg = _load_cfg(_recipe(recipe, tiny_model, tmp_path, local), tmp_path)
     assert cfg.datasets, f"{recipe.name}: no dataset"
@@ -193,6 +167,23 @@ def test_markov_strategy_masks_the_prompt(tiny_model, tmp_path):
         strat.tokenize_prompt({"instruction": ["a"], "input": ["b"]})
 
 
+def test_concurrent_ranks_generate_once(tmp_path):
+    """Two processes (two ranks) asking for the same data: one writes it, both get it."""
+    script = (
+        "import json, sys\n"
+        "from divplugin.config import resolve_generator\n"
+        "from divplugin.datacache import ensure_generated\n"
+        f"name, cfg = resolve_generator(None, 'cpu-small', [('s', {SMALL!r})])\n"
+        "folder, created = ensure_generated(sys.argv[1], name, cfg, workers=1)\n"
+        "print(json.dumps([str(folder), created]))\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "gen")], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
+    assert outs[0][0] == outs[1][0] and sorted(o[1] for o in outs) == [False, True]
+    assert len(list((tmp_path / "gen").glob("markov_rewrite-*/manifest.json"))) == 1
+    assert not list((tmp_path / "gen").glob(".*partial*"))
+
+
 # -- end to end: `axolotl train` in a subprocess ------------------------------------
 def _axolotl_train(cfg: dict, tmp_path: Path) -> tuple[subprocess.CompletedProcess, list[float]]:
     path = tmp_path / "train.yml"
@@ -202,6 +193,22 @@ def _axolotl_train(cfg: dict, tmp_path: Path) -> tuple[subprocess.CompletedProce
                           capture_output=True, text=True, timeout=900)
     losses = [float(x) for x in re.findall(r"'loss': '?([0-9.]+)'?", proc.stdout + proc.stderr)]
     return proc, losses
+
+
+@pytest.mark.slow
+def test_axolotl_trains_on_a_mixture(tiny_model, tmp_path, mixture_sources, benchmarks_dir, monkeypatch):
+    monkeypatch.setenv("DIVPLUGIN_BENCHMARKS", str(benchmarks_dir))
+    paths, cache = mixture_sources
+    # the alpaca template adds ~110 characters to each row: a char-level model needs room
+    cfg = _base(tiny_model, tmp_path, max_steps=16, logging_steps=4, learning_rate=3e-3, sequence_len=384,
+                divplugin_mixture="deepseek-table1", divplugin_mixture_row="oss18k-alpaca2k",
+                divplugin_mixture_paths={k: paths[k] for k in ("oss", "alpaca", "cot")}, divplugin_cache_dir=str(cache))
+    for key in ("divplugin_preset", "divplugin_settings"):
+        cfg.pop(key)
+    proc, losses = _axolotl_train(cfg, tmp_path)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert len(losses) >= 3 and losses[-1] < losses[0], losses
+    assert "type: alpaca" in proc.stdout + proc.stderr or "base_type: alpaca" in proc.stdout + proc.stderr
 
 
 @pytest.mark.slow

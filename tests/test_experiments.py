@@ -22,7 +22,7 @@ def _spec_data(**changes):
 
 
 def test_builtin_specs_load():
-    assert {"phase-transition-cpu", "phase-transition-paper", "long-tail", "families"} <= set(spec_names())
+    assert {"phase-transition-cpu", "phase-transition-paper", "long-tail", "families", "code-mixture"} <= set(spec_names())
     for name in spec_names():
         spec = load_spec(name)
         assert spec.points() and spec.quick_variant().points()
@@ -156,3 +156,26 @@ def test_gpu_specs_run_their_first_steps_on_cpu(name, tmp_path):
     result = run_point(spec, spec.points()[0], tmp_path, overrides)
     assert result.status == "done", result.error
     assert set(result.metrics) >= {f"{m}" for m in spec.plot.metrics}
+
+
+@pytest.mark.slow
+def test_code_mixture_spec_runs_its_first_steps_on_cpu(tmp_path, mixture_sources, benchmarks_dir, monkeypatch):
+    """QLoRA on a local mixture with a tiny model, then the four code tasks (sandboxed) on 2 problems each."""
+    _needs_stack()
+    from divplugin.experiments.runner import run_point
+    from divplugin.models import build_tiny_llama
+
+    monkeypatch.setenv("DIVPLUGIN_BENCHMARKS", str(benchmarks_dir))
+    paths, cache = mixture_sources
+    spec = load_spec("code-mixture").quick_variant()
+    spec = spec.model_copy(update={"eval": spec.eval.model_copy(update={
+        "limit": 2, "batch_size": 2, "device": "cpu", "args": ["--confirm_run_unsafe_code", "--gen_kwargs", "max_gen_toks=8"]})})
+    model = build_tiny_llama(tmp_path / "tiny", layers=1, hidden=32, heads=2, max_len=1024)
+    overrides = {"base_model": str(model), "max_steps": 2, "micro_batch_size": 2, "bf16": False, "tf32": False,
+                 "flash_attention": False, "sample_packing": False, "pad_to_sequence_len": False, "optimizer": "adamw_torch",
+                 "gradient_checkpointing": False, "lora_mlp_kernel": False, "lora_qkv_kernel": False, "lora_o_kernel": False,
+                 "divplugin_mixture_paths": {k: paths[k] for k in ("oss", "alpaca", "cot")}, "divplugin_cache_dir": str(cache)}
+    result = run_point(spec, spec.points()[0], tmp_path, overrides)
+    assert result.status == "done", result.error
+    assert (tmp_path / "points" / "divplugin_mixture_row=oss20k" / "model" / "adapter_config.json").is_file()
+    assert all(0.0 <= result.metrics[m] <= 1.0 for m in spec.plot.metrics)

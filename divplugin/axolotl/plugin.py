@@ -34,6 +34,8 @@ def _get(cfg: Any, key: str, default: Any = None) -> Any:
 
 def data_folder(cfg: Any) -> Path | None:
     """The generated folder the config asks for (made if missing), or None."""
+    if _get(cfg, "divplugin_mixture"):
+        return None
     resolved = resolve_generator_args(dict(cfg))
     if resolved is None:
         return None

@@ -13,6 +13,12 @@ from divplugin.experiments.runner import PointResult
 from divplugin.experiments.spec import Spec
 
 
+def x_of(spec: Spec, r: PointResult) -> Any:
+    """Where point ``r`` sits on the plot's x axis."""
+    value = r.values[spec.plot.x]
+    return spec.plot.x_values.get(str(value), value) if spec.plot.x_values else value
+
+
 def check_expectations(spec: Spec, results: list[PointResult]) -> list[tuple[str, bool]]:
     """(statement, met) for each of ``spec.expect``: ``first_at_most`` / ``last_at_least`` /
     ``monotone`` on ``metric`` along the x axis."""
@@ -20,7 +26,7 @@ def check_expectations(spec: Spec, results: list[PointResult]) -> list[tuple[str
     if not exp or "metric" not in exp:
         return []
     metric = exp["metric"]
-    ys = [r.metrics.get(metric) for r in sorted(results, key=lambda r: r.values[spec.plot.x])]
+    ys = [r.metrics.get(metric) for r in sorted(results, key=lambda r: x_of(spec, r))]
     if any(y is None for y in ys) or not ys:
         return [(f"{metric} at every point", False)]
     out = []
@@ -62,9 +68,9 @@ def plot(spec: Spec, results: list[PointResult], path: Path) -> bool:
         return False
     p = spec.plot
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    done = sorted((r for r in results if r.status == "done"), key=lambda r: r.values[p.x])
+    done = sorted((r for r in results if r.status == "done"), key=lambda r: x_of(spec, r))
     for metric in p.metrics:
-        pts = [(r.values[p.x], r.metrics[metric]) for r in done if metric in r.metrics]
+        pts = [(x_of(spec, r), r.metrics[metric]) for r in done if metric in r.metrics]
         if pts:
             ax.plot(*zip(*pts), marker="o", label=metric.replace("divplugin_", ""))
     for label, pts in p.reference.items():

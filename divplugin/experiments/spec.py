@@ -47,6 +47,8 @@ class PlotSpec(BaseModel):
     xlabel: Optional[str] = None
     ylabel: str = "score"
     metrics: list[str] = Field(min_length=1, description="task/metric pairs to draw, e.g. divplugin_markov_unseen/exact_match.")
+    x_values: dict[str, float] = Field(
+        default_factory=dict, description="Numbers to draw non-numeric sweep values at (e.g. mixture row -> share of general data).")
     reference: dict[str, list[tuple[float, float]]] = Field(
         default_factory=dict, description="Published figures drawn beside ours: label -> [(x, y), ...].")
 
@@ -78,6 +80,9 @@ class Spec(BaseModel):
     def _plot_axis(self) -> "Spec":
         if self.plot.x not in self.sweep:
             raise ValueError(f"plot.x: {self.plot.x!r} is not a sweep key ({', '.join(self.sweep)})")
+        missing = [v for v in self.sweep[self.plot.x] if self.plot.x_values and str(v) not in self.plot.x_values]
+        if missing:
+            raise ValueError(f"plot.x_values: no number for {missing}")
         for m in self.plot.metrics:
             task, sep, _ = m.partition("/")
             if not sep or not task:
