@@ -184,6 +184,27 @@ def test_concurrent_ranks_generate_once(tmp_path):
     assert not list((tmp_path / "gen").glob(".*partial*"))
 
 
+def test_mixture_strategy_alpaca_format_and_chat_template(tiny_model):
+    from transformers import AutoTokenizer
+
+    from divplugin.axolotl.mixture import MixturePromptStrategy, alpaca_prompt
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    batch = {"instruction": ["Add two numbers."], "input": ["2 and 3"], "output": ["5"]}
+    out = MixturePromptStrategy(tok).tokenize_prompt(batch)
+    ids, labels = out["input_ids"][0], out["labels"][0]
+    prompt = alpaca_prompt("Add two numbers.", "2 and 3")
+    assert "### Input:\n2 and 3" in prompt and tok.decode(ids, skip_special_tokens=True) == prompt + "5"
+    assert labels[: len(prompt)] == [-100] * len(prompt) and labels[len(prompt):] == ids[len(prompt):]
+    tok.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+                         "{% if add_generation_prompt %}<assistant>{% endif %}")
+    chat = MixturePromptStrategy(tok).tokenize_prompt(batch)
+    text = tok.decode(chat["input_ids"][0])
+    assert text == "<user>Add two numbers.\n\n2 and 3\n<assistant>5\n"
+    kept = [t for t in chat["labels"][0] if t != -100]
+    assert tok.decode(kept) == "5\n"
+
+
 # -- end to end: `axolotl train` in a subprocess ------------------------------------
 def _axolotl_train(cfg: dict, tmp_path: Path) -> tuple[subprocess.CompletedProcess, list[float]]:
     path = tmp_path / "train.yml"
@@ -208,7 +229,7 @@ def test_axolotl_trains_on_a_mixture(tiny_model, tmp_path, mixture_sources, benc
     proc, losses = _axolotl_train(cfg, tmp_path)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert len(losses) >= 3 and losses[-1] < losses[0], losses
-    assert "type: alpaca" in proc.stdout + proc.stderr or "base_type: alpaca" in proc.stdout + proc.stderr
+    assert "base_type: divplugin.axolotl.mixture" in proc.stdout + proc.stderr
 
 
 @pytest.mark.slow

@@ -145,13 +145,46 @@ def _mutants(code: str, rng: random.Random) -> list[str]:
     return out
 
 
+EVALPLUS_CHILD = """
+import pickle, sys
+from evalplus.eval import untrusted_check
+from evalplus.gen.util import trusted_exec
+cases = pickle.load(sys.stdin.buffer)
+truth, out = {}, []
+for dataset, task_id, ref, code, base, plus, entry, atol, not_none in cases:
+    if task_id not in truth:
+        truth[task_id] = [trusted_exec(ref, inputs, entry, record_time=True, output_not_none=not_none) for inputs in (base, plus)]
+    verdict = []
+    for inputs, (expected, times) in zip((base, plus), truth[task_id]):
+        # limits from runtimes measured in a busy process, lengthened: slow-but-right code is not failed by load
+        verdict.append(untrusted_check(dataset, code, inputs, entry, expected, atol, [t * 5 for t in times], fast_check=True)[0])
+    out.append(verdict)
+sys.stdout.buffer.write(pickle.dumps(out))
+"""
+
+
+def _evalplus_verdicts(cases) -> list[dict]:
+    """EvalPlus's own base/plus verdicts, computed in a fresh process (its checker forks, and a
+    test process that has used other libraries may refuse or disturb forks)."""
+    import pickle
+    import subprocess
+    import sys
+
+    from divplugin.codeeval.checking import MBPP_NOT_NONE
+
+    payload = [(dataset, p.task_id, p.reference_code, code, p.base_input, p.plus_input, p.entry_point, p.atol,
+                p.entry_point in MBPP_NOT_NONE and dataset == "mbpp") for _, dataset, p, code, _ in cases]
+    proc = subprocess.run([sys.executable, "-c", EVALPLUS_CHILD], input=pickle.dumps(payload), capture_output=True,
+                          timeout=1800)
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    return [{"base": b, "plus": pl} for b, pl in pickle.loads(proc.stdout)]
+
+
 @pytest.mark.slow
 def test_same_verdicts_as_evalplus(benchmarks_dir, cache_dir, ex):
     """A few hundred correct and mutated solutions: our base and plus verdicts equal EvalPlus's."""
-    ev = pytest.importorskip("evalplus.eval")
-    from evalplus.gen.util import trusted_exec
-
-    from divplugin.codeeval.checking import MBPP_NOT_NONE, expected_outputs
+    pytest.importorskip("evalplus.eval")
+    from divplugin.codeeval.checking import expected_outputs
     from divplugin.codeeval.evaluate import check_one
 
     rng = random.Random(0)
@@ -167,35 +200,19 @@ def test_same_verdicts_as_evalplus(benchmarks_dir, cache_dir, ex):
     assert len(cases) >= 200
     futures = [ex._pool.submit(check_one, b, p, code, ex, exp) for b, _, p, code, exp in cases]
     mine = [f.result() for f in futures]
-    truth_cache = {}
+    theirs = _evalplus_verdicts(cases)
+
+    def differ(ours, verdict):
+        both = verdict["base"] == "pass" and verdict["plus"] == "pass"
+        return (ours["base"] == "pass") != (verdict["base"] == "pass") or (ours["status"] == "pass") != both
+
+    suspects = [i for i, (ours, verdict) in enumerate(zip(mine, theirs)) if differ(ours, verdict)]
     disagreements = []
-    for (bench, dataset, p, code, _), ours in zip(cases, mine):
-        if p.task_id not in truth_cache:
-            not_none = p.entry_point in MBPP_NOT_NONE and dataset == "mbpp"
-            truth_cache[p.task_id] = {kind: trusted_exec(p.reference_code, inputs, p.entry_point, record_time=True,
-                                                         output_not_none=not_none)
-                                      for kind, inputs in (("base", p.base_input), ("plus", p.plus_input))}
-        truth = truth_cache[p.task_id]
-
-        def theirs_now():
-            verdict = {}
-            for kind, inputs in (("base", p.base_input), ("plus", p.plus_input)):
-                out, times = truth[kind]
-                # the reference's limits come from runtimes measured in this (possibly busy) process;
-                # lengthened so that slow-but-right code is not failed by load, while loops still time out
-                verdict[kind], _ = ev.untrusted_check(dataset, code, inputs, p.entry_point, out, p.atol,
-                                                      [t * 5 for t in times], fast_check=True)
-            return verdict
-
-        def differ(ours, verdict):
-            theirs = verdict["base"] == "pass" and verdict["plus"] == "pass"
-            return (ours["base"] == "pass") != (verdict["base"] == "pass") or (ours["status"] == "pass") != theirs
-
-        verdict = theirs_now()
-        if differ(ours, verdict):
-            # both sides limit time by the reference's measured runtime, so a loaded machine can time
-            # out either one: a disagreement counts only if it holds on a second run of both
-            verdict = theirs_now()
+    if suspects:
+        # both sides limit time by measured runtimes: a disagreement counts only if it holds on a second run of both
+        again = _evalplus_verdicts([cases[i] for i in suspects])
+        for i, verdict in zip(suspects, again):
+            bench, _, p, code, _ = cases[i]
             ours = check_one(bench, p, code, ex, expected_cache[bench])
             if differ(ours, verdict):
                 disagreements.append((p.task_id, ours, verdict))

@@ -37,9 +37,10 @@ class DivpluginArgs(BaseModel):
         "(default: $DIVPLUGIN_CACHE/generated, i.e. ~/.cache/divplugin/generated).")
     divplugin_workers: Optional[int] = Field(
         None, description="Processes that generate the data (default: all cores); the data is the same for any number.")
-    divplugin_dataset_type: str = Field(
-        "divplugin.axolotl.markov", description="axolotl prompt strategy for the generated rows "
-        "(default: the compact completion prompt with the loss on the answer only).")
+    divplugin_dataset_type: Optional[str] = Field(
+        None, description="axolotl prompt strategy of the added dataset (default: divplugin.axolotl.markov for "
+        "generated data: the compact completion prompt, loss on the answer only; divplugin.axolotl.mixture for "
+        "mixtures: the tokenizer's chat template, else the Alpaca format; any axolotl type such as alpaca works).")
     divplugin_eval_split: Optional[Literal["test", "test_seen"]] = Field(
         None, description="Also evaluate the loss during training on this split: test (rules never trained on) "
         "or test_seen (fresh examples of trained rules). Needs val_set_size: 0.")

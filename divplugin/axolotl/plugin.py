@@ -84,7 +84,8 @@ class DivPlugin(BasePlugin):
                 entry = {"path": str(folder / "train.jsonl"), "ds_type": "json", "type": "chat_template",
                          "field_messages": "messages"}
             else:
-                entry = {"path": str(folder / "train.jsonl"), "ds_type": "json", "type": "alpaca"}
+                dtype = _get(cfg, "divplugin_dataset_type", "divplugin.axolotl.mixture")
+                entry = {"path": str(folder / "train.jsonl"), "ds_type": "json", "type": dtype}
             datasets = [d for d in (cfg.get("datasets") or []) if _get(d, "path") != entry["path"]]
             cfg["datasets"] = [*datasets, entry]
             return

@@ -1,0 +1,71 @@
+"""Prompt strategy ``type: divplugin.axolotl.mixture`` for mixture rows (instruction/input/output).
+
+With a tokenizer that has a chat template, the row becomes a user turn (instruction, then the
+input after a blank line) and an assistant turn, rendered by that template; otherwise the
+Alpaca instruction format that the code-mixture papers' base models are usually tuned with.
+The loss is on the answer only unless ``train_on_inputs: true``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from axolotl.prompt_tokenizers import PromptTokenizingStrategy
+
+IGNORE = -100
+ALPACA = ("Below is an instruction that describes a task{with_input}. Write a response that appropriately "
+          "completes the request.\n\n### Instruction:\n{instruction}\n\n{input_block}### Response:\n")
+
+
+def user_text(instruction: str, input: str) -> str:
+    return f"{instruction}\n\n{input}" if input else instruction
+
+
+def alpaca_prompt(instruction: str, input: str) -> str:
+    return ALPACA.format(with_input=", paired with an input that provides further context" if input else "",
+                         instruction=instruction, input_block=f"### Input:\n{input}\n\n" if input else "")
+
+
+class MixturePromptStrategy(PromptTokenizingStrategy):
+    """Batched: prompt tokens (masked) + answer tokens + EOS."""
+
+    def __init__(self, tokenizer, train_on_inputs: bool = False, sequence_len: int = 2048):
+        super().__init__(None, tokenizer, train_on_inputs, sequence_len)
+        self.chat = bool(getattr(tokenizer, "chat_template", None))
+
+    @property
+    def supports_batched(self) -> bool:
+        return True
+
+    def _pair(self, instruction: str, input: str, output: str) -> tuple[list[int], list[int]]:
+        tok = self.tokenizer
+        if self.chat:
+            user = [{"role": "user", "content": user_text(instruction, input)}]
+            prompt = tok.apply_chat_template(user, tokenize=True, add_generation_prompt=True)
+            full = tok.apply_chat_template(user + [{"role": "assistant", "content": output}], tokenize=True)
+            prompt, full = list(getattr(prompt, "input_ids", prompt)), list(getattr(full, "input_ids", full))
+            if full[: len(prompt)] != prompt:
+                raise ValueError("divplugin.axolotl.mixture: the tokenizer's chat template renders the user turn "
+                                 "differently once an answer follows; use type: chat_template instead")
+            return prompt, full[len(prompt):]
+        prompt = tok(alpaca_prompt(instruction, input), add_special_tokens=True)["input_ids"]
+        answer = tok(output, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        return prompt, answer
+
+    def tokenize_prompt(self, batch: dict[str, list[Any]]) -> dict[str, list[list[int]]]:
+        missing = [k for k in ("instruction", "output") if k not in batch]
+        if missing:
+            raise ValueError(f"divplugin.axolotl.mixture: rows need instruction/input/output fields; missing {missing}")
+        inputs = batch.get("input") or [""] * len(batch["instruction"])
+        out: dict[str, list[list[int]]] = {"input_ids": [], "attention_mask": [], "labels": []}
+        for instruction, inp, output in zip(batch["instruction"], inputs, batch["output"]):
+            prompt, answer = self._pair(instruction, inp or "", output)
+            ids = prompt + answer
+            out["input_ids"].append(ids)
+            out["attention_mask"].append([1] * len(ids))
+            out["labels"].append(ids[:] if self.train_on_inputs else [IGNORE] * len(prompt) + answer)
+        return out
+
+
+def load(tokenizer, cfg, ds_cfg: Any = None) -> MixturePromptStrategy:
+    return MixturePromptStrategy(tokenizer, bool(cfg.train_on_inputs), cfg.sequence_len)
