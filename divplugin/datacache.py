@@ -34,17 +34,23 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def ensure_generated(root: str | os.PathLike, name: str, config: GeneratorConfig,
-                     workers: int | None = None, progress=None) -> tuple[Path, bool]:
-    """(folder, created): the generated folder for ``config``, written if it is not there yet."""
-    folder = generated_folder(root, name, config)
+def _ensure(folder: Path, write) -> tuple[Path, bool]:
+    """(folder, created): ``write(folder)`` runs once, under a lock beside the folder, unless a
+    complete folder (its manifest written last) is already there."""
     if (folder / MANIFEST).is_file():
         return folder, False
     with file_lock(folder.with_name(folder.name + ".lock")):
         if (folder / MANIFEST).is_file():
             return folder, False
-        write_dataset(create(name, config), folder, workers=workers, overwrite=True, progress=progress)
+        write(folder)
     return folder, True
+
+
+def ensure_generated(root: str | os.PathLike, name: str, config: GeneratorConfig,
+                     workers: int | None = None, progress=None) -> tuple[Path, bool]:
+    """(folder, created): the generated folder for ``config``, written if it is not there yet."""
+    return _ensure(generated_folder(root, name, config),
+                   lambda f: write_dataset(create(name, config), f, workers=workers, overwrite=True, progress=progress))
 
 
 def ensure_mixture(root: str | os.PathLike, mixture) -> tuple[Path, bool]:
@@ -55,11 +61,4 @@ def ensure_mixture(root: str | os.PathLike, mixture) -> tuple[Path, bool]:
     from divplugin.mixtures import mix
 
     digest = hashlib.sha256(json.dumps(mixture.model_dump(), sort_keys=True).encode()).hexdigest()[:16]
-    folder = Path(root) / f"{mixture.name.replace('/', '-')}-{digest}"
-    if (folder / MANIFEST).is_file():
-        return folder, False
-    with file_lock(folder.with_name(folder.name + ".lock")):
-        if (folder / MANIFEST).is_file():
-            return folder, False
-        mix(mixture, folder, overwrite=True)
-    return folder, True
+    return _ensure(Path(root) / f"{mixture.name.replace('/', '-')}-{digest}", lambda f: mix(mixture, f, overwrite=True))

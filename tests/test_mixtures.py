@@ -76,6 +76,12 @@ def test_token_budget(pools, tmp_path):
     for name, budget in (("code", 20000), ("general", 3000)):
         used = sum(len(r["instruction"]) + len(r["input"]) + len(r["output"]) + 2 for r in rows if r["metadata"]["source"] == name)
         assert budget - 150 < used <= budget  # characters = tokens for a char tokenizer; rows are < 150 long
+    too_big = {"name": "general", "path": pools["general"], "adapter": "alpaca", "tokens": 10**7}
+    with pytest.raises(ConfigError, match="source 'general'.*10,000,000 tokens.*upsample"):
+        build_mixture(_spec(pools, budget="tokens", tokenizer=str(tok_dir), sources=[too_big]))
+    up = build_mixture(_spec(pools, budget="tokens", tokenizer=str(tok_dir), sources=[{**too_big, "tokens": 60000, "upsample": True}]))
+    used = sum(len(r["instruction"]) + len(r["input"]) + len(r["output"]) + 2 for r in up.rows)
+    assert 60000 - 150 < used <= 60000 and up.stats[0].repeated > 0
 
 
 def test_same_spec_same_bytes_and_seed_matters(pools, tmp_path):

@@ -113,6 +113,8 @@ def resolve_generator_args(data: dict[str, Any]):
 
     generator, preset = data.get("divplugin_generator"), data.get("divplugin_preset")
     settings = data.get("divplugin_settings")
+    if generator is None and preset is None and settings is None and data.get("divplugin_mixture") is not None:
+        return None  # the data is a mixture (resolve_mixture_args)
     if generator is None and preset is None:
         used = sorted(k for k, v in data.items() if k.startswith(PREFIX) and v is not None
                       and k not in ("divplugin_dataset_type", *MIXTURE_KEYS))

@@ -20,6 +20,18 @@ DEFAULT_TEMPLATE = "{instruction}\n{input}"
 IGNORE = -100
 
 
+def assemble(pairs: list[tuple[list[int], list[int]]], train_on_inputs: bool) -> dict[str, list[list[int]]]:
+    """Tokenized rows from (prompt ids, answer ids) pairs; labels mask the prompt unless
+    ``train_on_inputs``."""
+    out: dict[str, list[list[int]]] = {"input_ids": [], "attention_mask": [], "labels": []}
+    for prompt, answer in pairs:
+        ids = prompt + answer
+        out["input_ids"].append(ids)
+        out["attention_mask"].append([1] * len(ids))
+        out["labels"].append(ids[:] if train_on_inputs else [IGNORE] * len(prompt) + answer)
+    return out
+
+
 def template_for(path: str | None) -> str:
     """The prompt template of the generated folder holding ``path`` (or the default)."""
     if path:
@@ -50,13 +62,7 @@ class MarkovPromptStrategy(PromptTokenizingStrategy):
         p_ids = self.tokenizer(prompts, add_special_tokens=True)["input_ids"]
         a_ids = self.tokenizer(answers, add_special_tokens=False)["input_ids"]
         eos = [self.tokenizer.eos_token_id]
-        out: dict[str, list[list[int]]] = {"input_ids": [], "attention_mask": [], "labels": []}
-        for p, a in zip(p_ids, a_ids):
-            ids = p + a + eos
-            out["input_ids"].append(ids)
-            out["attention_mask"].append([1] * len(ids))
-            out["labels"].append(ids[:] if self.train_on_inputs else [IGNORE] * len(p) + a + eos)
-        return out
+        return assemble([(p, a + eos) for p, a in zip(p_ids, a_ids)], self.train_on_inputs)
 
 
 def load(tokenizer, cfg, ds_cfg: Any = None) -> MarkovPromptStrategy:

@@ -12,7 +12,8 @@ from typing import Any
 
 from axolotl.prompt_tokenizers import PromptTokenizingStrategy
 
-IGNORE = -100
+from divplugin.axolotl.markov import assemble
+
 ALPACA = ("Below is an instruction that describes a task{with_input}. Write a response that appropriately "
           "completes the request.\n\n### Instruction:\n{instruction}\n\n{input_block}### Response:\n")
 
@@ -57,14 +58,8 @@ class MixturePromptStrategy(PromptTokenizingStrategy):
         if missing:
             raise ValueError(f"divplugin.axolotl.mixture: rows need instruction/input/output fields; missing {missing}")
         inputs = batch.get("input") or [""] * len(batch["instruction"])
-        out: dict[str, list[list[int]]] = {"input_ids": [], "attention_mask": [], "labels": []}
-        for instruction, inp, output in zip(batch["instruction"], inputs, batch["output"]):
-            prompt, answer = self._pair(instruction, inp or "", output)
-            ids = prompt + answer
-            out["input_ids"].append(ids)
-            out["attention_mask"].append([1] * len(ids))
-            out["labels"].append(ids[:] if self.train_on_inputs else [IGNORE] * len(prompt) + answer)
-        return out
+        pairs = [self._pair(i, x or "", o) for i, x, o in zip(batch["instruction"], inputs, batch["output"])]
+        return assemble(pairs, self.train_on_inputs)
 
 
 def load(tokenizer, cfg, ds_cfg: Any = None) -> MixturePromptStrategy:

@@ -34,8 +34,6 @@ def _get(cfg: Any, key: str, default: Any = None) -> Any:
 
 def data_folder(cfg: Any) -> Path | None:
     """The generated folder the config asks for (made if missing), or None."""
-    if _get(cfg, "divplugin_mixture"):
-        return None
     resolved = resolve_generator_args(dict(cfg))
     if resolved is None:
         return None
@@ -55,6 +53,11 @@ def mixture_folder(cfg: Any) -> tuple[Path, str] | None:
     folder, created = ensure_mixture(root, m)
     LOG.info("divplugin: %s mixture %s in %s", "built" if created else "reusing", m.name, folder)
     return folder, m.record_format
+
+
+def _add_dataset(cfg: Any, entry: dict[str, Any]) -> None:
+    """Append ``entry`` to ``datasets:`` (once, even if the config already names its path)."""
+    cfg["datasets"] = [*(d for d in (cfg.get("datasets") or []) if _get(d, "path") != entry["path"]), entry]
 
 
 def heldout_dir(cfg: Any) -> Path:
@@ -80,22 +83,18 @@ class DivPlugin(BasePlugin):
         mixed = mixture_folder(cfg)
         if mixed is not None:
             folder, record_format = mixed
+            entry = {"path": str(folder / "train.jsonl"), "ds_type": "json"}
             if record_format == "messages":
-                entry = {"path": str(folder / "train.jsonl"), "ds_type": "json", "type": "chat_template",
-                         "field_messages": "messages"}
+                entry.update(type="chat_template", field_messages="messages")
             else:
-                dtype = _get(cfg, "divplugin_dataset_type", "divplugin.axolotl.mixture")
-                entry = {"path": str(folder / "train.jsonl"), "ds_type": "json", "type": dtype}
-            datasets = [d for d in (cfg.get("datasets") or []) if _get(d, "path") != entry["path"]]
-            cfg["datasets"] = [*datasets, entry]
+                entry["type"] = _get(cfg, "divplugin_dataset_type", "divplugin.axolotl.mixture")
+            _add_dataset(cfg, entry)
             return
         folder = data_folder(cfg)
         if folder is None:
             return
         dtype = _get(cfg, "divplugin_dataset_type", "divplugin.axolotl.markov")
-        entry = {"path": str(folder / "train.jsonl"), "ds_type": "json", "type": dtype, "split": "train"}
-        datasets = [d for d in (cfg.get("datasets") or []) if _get(d, "path") != entry["path"]]
-        cfg["datasets"] = [*datasets, entry]
+        _add_dataset(cfg, {"path": str(folder / "train.jsonl"), "ds_type": "json", "type": dtype, "split": "train"})
         split = _get(cfg, "divplugin_eval_split")
         if split:
             cfg["test_datasets"] = [{"path": str(folder / f"{split}.jsonl"), "ds_type": "json", "type": dtype, "split": "train"}]

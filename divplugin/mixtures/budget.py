@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import numpy as np
@@ -25,35 +24,18 @@ def split_total(total: int, ratios: list[float]) -> list[int]:
     return counts.tolist()
 
 
-def draw(n_available: int, want: int, rng: np.random.Generator, upsample: bool, source: str) -> np.ndarray:
-    """Indices of ``want`` rows from ``n_available``, seeded; repeats only when ``upsample``."""
-    if want <= n_available:
-        return rng.permutation(n_available)[:want]
-    if not upsample:
-        raise ConfigError(f"asks for {want:,} examples but has {n_available:,} after cleaning; lower the budget "
-                          "or set upsample: true", f"source {source!r}")
-    if n_available == 0:
-        raise ConfigError("has no examples left after cleaning; nothing to upsample", f"source {source!r}")
-    reps = math.ceil(want / n_available)
-    return np.concatenate([rng.permutation(n_available) for _ in range(reps)])[:want]
-
-
-def draw_tokens(lengths: list[int], budget: int, rng: np.random.Generator, upsample: bool, source: str) -> np.ndarray:
-    """Rows in a seeded order until their tokens reach ``budget`` (the last row that would
-    pass it is left out)."""
-    n = len(lengths)
-    if n == 0:
-        raise ConfigError("has no examples left after cleaning", f"source {source!r}")
-    picked, used = [], 0
+def repeat_to_budget(costs: list[int], used: int, budget: int, rng: np.random.Generator, source: str) -> list[int]:
+    """Upsampling: positions into ``costs`` (the rows kept so far, each with its cost: 1 or its
+    tokens) in seeded passes over them, until the next one would take ``used`` past ``budget``."""
+    if not costs or max(costs) <= 0:
+        raise ConfigError("has nothing left to upsample after cleaning", f"source {source!r}")
+    extra: list[int] = []
     while True:
-        for i in rng.permutation(n):
-            if used + lengths[i] > budget:
-                return np.asarray(picked, dtype=int)
-            picked.append(int(i))
-            used += lengths[i]
-        if not upsample:
-            raise ConfigError(f"asks for {budget:,} tokens but holds {used:,}; lower the budget or set upsample: true",
-                              f"source {source!r}")
+        for j in rng.permutation(len(costs)):
+            if used + costs[j] > budget:
+                return extra
+            extra.append(int(j))
+            used += costs[j]
 
 
 def token_counter(tokenizer: str | None) -> Callable[[list[str]], list[int]]:

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from divplugin.errors import ConfigError
-from divplugin.mixtures.budget import draw, split_total, token_counter
+from divplugin.mixtures.budget import repeat_to_budget, split_total, token_counter
 from divplugin.mixtures.hygiene import Decontaminator, NearDuplicates, exact_key, text_of
 from divplugin.mixtures.sources import read_source
 from divplugin.mixtures.spec import Mixture
@@ -69,17 +69,15 @@ def build_mixture(m: Mixture, progress: Callable[[str, int, int], None] | None =
             raise ConfigError(f"asks for {st.target:,} examples but holds {len(recs):,}; lower the budget or set "
                               "upsample: true", f"source {src.name!r}")
         rng = np.random.default_rng([m.seed, si])
-        lengths = None
-        if count_tokens is not None:
-            lengths = count_tokens([text_of(r) for r in recs])
+        # what a row costs against the budget: one example, or its tokens
+        cost = count_tokens([text_of(r) for r in recs]) if count_tokens is not None else [1] * len(recs)
         kept: list[int] = []
-        used_tokens = 0
+        used = 0
+        met = False
         for i in rng.permutation(len(recs)):
             i = int(i)
-            if m.budget == "tokens":
-                if used_tokens + lengths[i] > st.target:
-                    break
-            elif len(kept) >= st.target:
+            if used + cost[i] > st.target:
+                met = True
                 break
             st.examined += 1
             rec = recs[i]
@@ -101,16 +99,16 @@ def build_mixture(m: Mixture, progress: Callable[[str, int, int], None] | None =
                     st.removed["near_within" if int(dup.split(":")[0]) == si else "near_across"] += 1
                     continue
             kept.append(i)
-            if lengths is not None:
-                used_tokens += lengths[i]
+            used += cost[i]
             if progress and len(kept) % 1000 == 0:
                 progress(src.name, len(kept), st.target)
-        if m.budget != "tokens" and len(kept) < st.target:
+        if not met and used < st.target:
+            unit = "tokens" if count_tokens is not None else "examples"
             if not src.upsample:
-                raise ConfigError(f"asks for {st.target:,} examples but only {len(kept):,} are left after removing "
+                raise ConfigError(f"asks for {st.target:,} {unit} but only {used:,} are left after removing "
                                   f"duplicates and benchmark leaks ({sum(st.removed.values()):,} removed); lower the "
                                   "budget or set upsample: true", f"source {src.name!r}")
-            extra = draw(len(kept), st.target - len(kept), rng, True, src.name)
+            extra = repeat_to_budget([cost[i] for i in kept], used, st.target, rng, src.name)
             st.repeated = len(extra)
             kept += [kept[j] for j in extra]
         st.kept = len(kept)
