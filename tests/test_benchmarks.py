@@ -23,9 +23,10 @@ def test_execution_benchmark_runs(capsys):
     spec = importlib.util.spec_from_file_location("bench_execution", ROOT / "benchmarks" / "bench_execution.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    assert mod.main(["--problems", "4", "--workers", "2"]) == 0
+    assert mod.main(["--problems", "4", "--workers", "2", "--startup-repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "verdicts agree on 40/40" in out and "samples/s" in out
+    assert "to the first model request" in out and "task index alone" in out
 
 
 def test_plugin_benchmark_runs(capsys):

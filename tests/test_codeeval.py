@@ -198,8 +198,9 @@ def test_same_verdicts_as_evalplus(benchmarks_dir, cache_dir, ex):
             for code in [p.reference_code, *_mutants(p.reference_code, rng)]:
                 cases.append((bench, dataset, p, code, expected))
     assert len(cases) >= 200
-    futures = [ex._pool.submit(check_one, b, p, code, ex, exp) for b, _, p, code, exp in cases]
-    mine = [f.result() for f in futures]
+    verdicts = dict(ex.map_unordered(lambda i: check_one(cases[i][0], cases[i][2], cases[i][3], ex, cases[i][4]),
+                                     range(len(cases))))
+    mine = [verdicts[i] for i in range(len(cases))]
     theirs = _evalplus_verdicts(cases)
 
     def differ(ours, verdict):

@@ -43,6 +43,25 @@ def test_io_mode_stops_at_first_error(ex):
     assert "ZeroDivisionError" in res.calls[1][1]
 
 
+def test_map_unordered_runs_every_item_and_cancels_the_rest_when_stopped(ex):
+    def check(i):
+        return ex.run_script(f"def f():\n    return {i}\n", f"def check(c):\n    assert c() == {i}\n", "f").status
+
+    assert dict(ex.map_unordered(check, range(6))) == {i: "passed" for i in range(6)}
+    with pytest.raises(ZeroDivisionError):
+        dict(ex.map_unordered(lambda i: 1 // i, [2, 1, 0]))
+    started = []
+
+    def slow(i):
+        started.append(i)
+        return ex.run_script("import time\ndef f():\n    time.sleep(0.3)\n", "def check(c):\n    c()\n", "f")
+
+    results = ex.map_unordered(slow, range(20))
+    next(results)
+    results.close()
+    assert len(started) <= 2 * ex.workers
+
+
 def test_wire_format_round_trip_and_rigged_values():
     import collections
 

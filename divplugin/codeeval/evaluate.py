@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import as_completed
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,17 +118,19 @@ def evaluate(benchmark: str, problems: list[Problem], samples, executor: Executo
     try:
         if cut_short:
             out.write("\n")  # end the line that an interrupt cut short
-        futures = {}
-        for key, tid, i, code in todo:
-            if key in done:
+        pending = []
+        for job in todo:
+            if job[0] in done:
                 if progress:
                     progress()
             else:
-                fut = executor._pool.submit(check_one, benchmark, by_id[tid], code, executor, expected)
-                futures[fut] = (key, tid, i)
-        for fut in as_completed(futures):
-            key, tid, i = futures[fut]
-            done[key] = rec = {"key": key, "task_id": tid, "index": i, **fut.result()}
+                pending.append(job)
+
+        def check(job):
+            return check_one(benchmark, by_id[job[1]], job[3], executor, expected)
+
+        for (key, tid, i, _), result in executor.map_unordered(check, pending):
+            done[key] = rec = {"key": key, "task_id": tid, "index": i, **result}
             if out:
                 out.write(json.dumps(rec) + "\n")
                 out.flush()

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -239,6 +239,17 @@ class Executor:
         total = min(sum(time_limits), 60.0) + 2.0 + max(time_limits or [1.0])
         return self._execute(self._request("io", code, entry_point, inputs=inputs,
                                            time_limits=time_limits, timeout=total, limits=limits))
+
+    def map_unordered(self, fn, items):
+        """Run ``fn(item)`` for each item on the pool's threads (`fn` may make several sandbox
+        calls); yields ``(item, result)`` as each finishes. Stopping early cancels the rest."""
+        futures = {self._pool.submit(fn, item): item for item in items}
+        try:
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
+        finally:
+            for fut in futures:
+                fut.cancel()
 
     def submit(self, method: str, *args, **kwargs):
         """Run ``run_script`` or ``run_io`` on the pool; returns a Future."""

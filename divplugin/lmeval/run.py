@@ -1,8 +1,8 @@
 """`divplugin eval`: lm-eval's own command line, with divplugin's tasks found automatically.
 
 Every lm-eval flag and model backend passes through. When only divplugin tasks are asked
-for, lm-eval's ~14,000 built-in task files are not indexed (start-up in about a second
-instead of ~30 s). The ``divplugin-oracle`` model answers each document with its reference
+for, lm-eval's ~14,000 built-in task files are not indexed (3-7 s less per run, depending on
+the lm-eval version). The ``divplugin-oracle`` model answers each document with its reference
 answer: a check that a task and its scorer agree (it should score 1.0).
 """
 
