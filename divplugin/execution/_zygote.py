@@ -294,7 +294,8 @@ def _keeper(req, wfd):
         drop_to = NOBODY if os.geteuid() == 0 and req["isolate"] else None
         libc = _libc() if req["isolate"] else None
         got = _enter_namespaces(libc, req["isolate"])
-        private_tmp = "mount" in got  # a fresh tmpfs, gone with the namespace: no name clash, no cleanup
+        # /tmp is then a fresh tmpfs, gone with the namespace: no name clash, no cleanup
+        private_tmp = "mount" in got and os.path.isdir("/tmp")
         if private_tmp:
             workdir = "/tmp/divplugin-exec"
             os.mkdir(workdir, 0o700)
