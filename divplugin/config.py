@@ -106,6 +106,22 @@ def resolve_generator(generator: str | None = None, preset: str | None = None,
     return name, make_config(name, settings)
 
 
+def validate_mapping(model: type, data: Any, where: str) -> Any:
+    """``model(**data)`` for a pydantic model; a non-mapping or invalid value raises ConfigError
+    naming ``where`` and the field at fault."""
+    import pydantic
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"must be a mapping, not {type(data).__name__}", where)
+    try:
+        return model(**data)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{loc + ': ' if loc else ''}{msg}", where) from None
+
+
 def builtin_names(package: str, folder: str) -> list[str]:
     """Names of the ``*.yaml`` files shipped in ``package``'s ``folder``."""
     from importlib import resources

@@ -12,9 +12,9 @@ import itertools
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from divplugin.config import builtin_names, load_builtin_or_file
+from divplugin.config import builtin_names, load_builtin_or_file, validate_mapping
 from divplugin.errors import ConfigError
 
 
@@ -126,14 +126,7 @@ def set_dotted(cfg: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
 
 
 def validate_spec(data: Any, where: str) -> Spec:
-    if not isinstance(data, dict):
-        raise ConfigError(f"must be a mapping, not {type(data).__name__}", where)
-    try:
-        return Spec(**data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "spec"
-        raise ConfigError(f"{loc}: {err['msg']}", where) from None
+    return validate_mapping(Spec, data, where)
 
 
 def spec_names() -> list[str]:

@@ -9,9 +9,9 @@ import math
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from divplugin.config import builtin_names, load_builtin_or_file
+from divplugin.config import builtin_names, load_builtin_or_file, validate_mapping
 from divplugin.errors import ConfigError
 from divplugin.mixtures.adapters import ADAPTERS
 
@@ -147,15 +147,7 @@ def check_budget(m: Mixture) -> None:
 
 
 def load_mixture_dict(data: Any, where: str) -> Mixture:
-    if not isinstance(data, dict):
-        raise ConfigError(f"must be a mapping, not {type(data).__name__}", where)
-    try:
-        return Mixture(**data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{loc + ': ' if loc else ''}{msg}", where) from None
+    return validate_mapping(Mixture, data, where)
 
 
 def preset_names() -> list[str]:
