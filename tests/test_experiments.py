@@ -26,13 +26,96 @@ def test_builtin_specs_load():
     for name in spec_names():
         spec = load_spec(name)
         assert spec.points() and spec.quick_variant().points()
-        assert all(spec.plot.x in p for p in spec.points())
+        assert all(spec.plot.x in p.values for p in spec.points())
 
 
 def test_points_are_the_product_of_the_sweep():
-    spec = validate_spec(_spec_data(sweep={"divplugin_settings.num_rules": [20, 200], "learning_rate": [0.1, 0.2, 0.3]}), "t")
+    spec = validate_spec(_spec_data(seeds=None, sweep={"divplugin_settings.num_rules": [20, 200], "learning_rate": [0.1, 0.2, 0.3]}), "t")
     pts = spec.points()
-    assert len(pts) == 6 and pts[0] == {"divplugin_settings.num_rules": 20, "learning_rate": 0.1}
+    assert len(pts) == 6 and pts[0].values == {"divplugin_settings.num_rules": 20, "learning_rate": 0.1}
+    assert all(p.seed is None for p in pts)
+
+
+def test_seeds_replicate_points_and_set_data_init_and_order(tmp_path):
+    from divplugin.experiments.runner import point_config, point_id
+
+    spec = validate_spec(_spec_data(seeds=[0, 1, 2], extra_points=[{"divplugin_settings.num_rules": 50}]), "t")
+    pts = spec.points()
+    assert len(pts) == 4 * 3 + 1
+    assert [p.seed for p in pts[:3]] == [0, 1, 2] and pts[-1].seed == 0
+    assert pts[-1].values == {"divplugin_settings.num_rules": 50}
+    ids = [point_id(p) for p in pts]
+    assert len(set(ids)) == len(ids) and ids[1] == "num_rules=20+seed=1"
+    cfg = point_config(spec, pts[1], tmp_path, {})
+    assert cfg["seed"] == 1 and cfg["divplugin_settings"]["seed"] == 1  # data order and generated data
+    assert cfg["base_model"].endswith("base-model-seed1")  # initialisation
+    assert cfg["divplugin_settings"]["num_rules"] == 20
+    # --set still wins over the replicate's seed
+    assert point_config(spec, pts[1], tmp_path, {"seed": 7})["seed"] == 7
+
+
+@pytest.mark.parametrize("changes, named", [
+    ({"seeds": [1, 1]}, "seeds"),
+    ({"seeds": []}, "seeds"),
+    ({"extra_points": [{"learning_rate": 0.1}]}, "extra_points"),
+    ({"extra_points": [{"divplugin_settings.num_rules": 20}]}, "already a point"),
+    ({"seeds": [0, 1], "sweep": {"seed": [1, 2]}, "plot": {"x": "seed", "metrics": ["a/b"]}}, "seed_keys"),
+])
+def test_bad_replicates_are_named(changes, named):
+    with pytest.raises(ConfigError, match=named):
+        validate_spec(_spec_data(**changes), "t")
+
+
+def _result(values, seed, y, seen=1.0, status="done"):
+    from divplugin.experiments.runner import PointResult
+
+    return PointResult(id=f"{values}-{seed}", values=values, status=status, seed=seed,
+                       metrics={"divplugin_markov_unseen/exact_match": y, "divplugin_markov_seen/exact_match": seen})
+
+
+def test_report_aggregates_replicates_and_estimates_the_threshold(tmp_path):
+    from divplugin.experiments.report import check_expectations, group, threshold, thresholds, write_all
+
+    spec = validate_spec(_spec_data(seeds=[0, 1], expect={
+        "metric": "divplugin_markov_unseen/exact_match", "first_at_most": 0.05, "monotone": True, "threshold": 0.5,
+        "seen_metric": "divplugin_markov_seen/exact_match", "seen_at_least": 0.95}), "t")
+    k = "divplugin_settings.num_rules"
+    results = [_result({k: 20}, 0, 0.0), _result({k: 20}, 1, 0.02), _result({k: 100}, 0, 0.2),
+               _result({k: 100}, 1, 0.4), _result({k: 400}, 0, 0.7, seen=0.9), _result({k: 400}, 1, 0.9),
+               _result({k: 2000}, 0, 0.0, status="failed")]
+    groups = group(results)
+    assert [len(g.runs) for g in groups] == [2, 2, 2, 1]
+    st = groups[1].stat("divplugin_markov_unseen/exact_match")
+    assert st.n == 2 and abs(st.mean - 0.3) < 1e-12 and st.lo == 0.2 and st.hi == 0.4 and abs(st.std - 0.1414213) < 1e-6
+    assert groups[3].stat("divplugin_markov_unseen/exact_match") is None
+    # 0.5 lies 1/3 of the way from 0.3 (at 100) to 0.8 (at 400), on a log axis
+    est = thresholds(spec, results)[0]
+    assert abs(est["estimate"] - 100 * 4 ** (0.2 / 0.5)) < 1e-9 and est["below"] == 100 and est["reached"] == 400
+    assert threshold([(1, 0.6), (2, 0.9)], 0.5) == 1.0 and threshold([(1, 0.1)], 0.5) is None
+    assert threshold([(0, 0.0), (10, 1.0)], 0.5, log=False) == 5.0
+    checks = dict(check_expectations(spec, results))
+    assert any("at every point" in t and not ok for t, ok in checks.items())  # 2,000 rules has no finished run
+    seen = [(t, ok) for t, ok in checks.items() if t.startswith("divplugin_markov_seen")]
+    assert seen and not seen[0][1] and "num_rules=400 0.900" in seen[0][0]
+    files = write_all(spec, results, tmp_path, 60.0)
+    page = files["page"].read_text()
+    assert "0.300 ± 0.141 (0.200-0.400, n=2)" in page and "Every run" in page and "threshold" in page
+    data = json.loads(files["json"].read_text())
+    assert data["summary"][1]["metrics"]["divplugin_markov_unseen/exact_match"]["n"] == 2
+    rows = files["csv"].read_text().splitlines()
+    assert rows[0].split(",")[:4] == ["point", k, "seed", "status"] and len(rows) == 8
+
+
+def test_only_selects_points_and_names_a_bad_pattern():
+    from divplugin.experiments import select, slot_env
+
+    spec = validate_spec(_spec_data(seeds=[0, 1]), "t")
+    assert len(select(spec, ["num_rules=20+*"])) == 2 and len(select(spec, None)) == 8
+    with pytest.raises(ConfigError, match="num_rules=20[+]seed=0"):
+        select(spec, ["rules=7"])
+    assert slot_env(1, 2, ["0", "1", "2", "3"], None)["CUDA_VISIBLE_DEVICES"] == "2,3"
+    assert slot_env(0, 2, None, 3)["OMP_NUM_THREADS"] == "3"
+    assert "OMP_NUM_THREADS" not in slot_env(0, 1, None, None)
 
 
 def test_set_dotted_copies():
@@ -125,16 +208,16 @@ def test_sweep_resumes_and_goes_on_past_a_failing_point(tmp_path):
     assert "num_rules=1000000000" in page and "Failed points" in page and "results.png" in page
     assert (out / "results.png").stat().st_size > 1000
     csv_rows = (out / "results.csv").read_text().splitlines()
-    assert len(csv_rows) == 3 and csv_rows[1].startswith("num_rules=20,20,done,")
-    assert (out / "points" / "num_rules=20" / "model" / "divplugin_data" / "test.jsonl").is_file()
+    assert len(csv_rows) == 3 and csv_rows[1].startswith("num_rules=20+seed=0,20,0,done,")
+    assert (out / "points" / "num_rules=20+seed=0" / "model" / "divplugin_data" / "test.jsonl").is_file()
 
-    log = out / "points" / "num_rules=20" / "train.log"
+    log = out / "points" / "num_rules=20+seed=0" / "train.log"
     stamp = log.stat().st_mtime_ns
     again = _cli("experiment", spec, "--out", out, cwd=tmp_path)
     assert again.returncode == 1
     assert log.stat().st_mtime_ns == stamp  # the finished point was not redone
     assert json.loads((out / "results.json").read_text())["points"][0] == results[0]
-    assert (out / "points" / "num_rules=1000000000" / "train.log").stat().st_mtime_ns > stamp  # the failed one was retried
+    assert (out / "points" / "num_rules=1000000000+seed=0" / "train.log").stat().st_mtime_ns > stamp  # the failed one was retried
 
 
 @pytest.mark.slow
@@ -179,3 +262,167 @@ def test_code_mixture_spec_runs_its_first_steps_on_cpu(tmp_path, mixture_sources
     assert result.status == "done", result.error
     assert (tmp_path / "points" / "divplugin_mixture_row=oss20k" / "model" / "adapter_config.json").is_file()
     assert all(0.0 <= result.metrics[m] <= 1.0 for m in spec.plot.metrics)
+
+
+def test_a_spec_starts_from_its_base(tmp_path):
+    base = load_spec("phase-transition-cpu")
+    noop = load_spec("noop-cpu")
+    assert noop.base == "phase-transition-cpu" and noop.train["max_steps"] == base.train["max_steps"]
+    assert set(noop.sweep) == {"divplugin_settings.num_rules", "divplugin_settings.noop_fraction"}
+    tail = load_spec("long-tail-cpu")
+    assert tail.train["divplugin_settings"] == {**base.train["divplugin_settings"], "allocation": "power"}
+    assert tail.expect == {} and tail.seeds == [0]
+    # a file's base may be a file beside it; a cycle is named
+    (tmp_path / "a.yaml").write_text("base: b\nname: a\n")
+    (tmp_path / "b.yaml").write_text("base: a\nname: b\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_spec(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: phase-transition-cpu\nname: c\nsweep: {learning_rate: [0.001, 0.002]}\n"
+                                     "plot: {x: learning_rate, metrics: [divplugin_markov_unseen/exact_match]}\n")
+    c = load_spec(tmp_path / "c.yaml")
+    assert c.name == "c" and c.train["plugins"] == base.train["plugins"] and len(c.points()) == 2
+
+
+def test_non_finite_sweep_values_need_a_place_on_the_axis():
+    from divplugin.experiments.report import x_of
+
+    spec = load_spec("long-tail-cpu")
+    assert x_of(spec, {"divplugin_settings.alpha": float("inf")}) == 5.0
+    assert x_of(spec, {"divplugin_settings.alpha": 0.2}) == 0.2
+    data = spec.model_dump()
+    data["plot"]["x_values"] = {}
+    with pytest.raises(ConfigError, match="no number for"):
+        validate_spec(data, "t")
+
+
+CPU_SPECS = ["phase-transition-cpu-seeds", "noop-cpu", "long-tail-cpu", "occurrences-cpu", "families-cpu", "dilution-cpu"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CPU_SPECS)
+def test_cpu_spec_quick_flow(name, tmp_path):
+    """Each CPU spec's --quick flow, as a user runs it: every point trains, evaluates and lands
+    in the results page, two at a time."""
+    _needs_stack()
+    out = tmp_path / "out"
+    r = _cli("experiment", name, "--quick", "--parallel", "2", "--out", out, "--set", "max_steps=20", cwd=tmp_path)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    data = json.loads((out / "results.json").read_text())
+    spec = load_spec(name).quick_variant()
+    assert [p["status"] for p in data["points"]] == ["done"] * len(spec.points())
+    for p in data["points"]:
+        assert all(0.0 <= p["metrics"][m] <= 1.0 for m in spec.plot.metrics)
+    assert (out / "results.png").stat().st_size > 1000 and "| point | runs |" in (out / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_parallel_sweep_matches_sequential_and_resumes_after_sigterm(tmp_path):
+    """--parallel 2 gives the results of a sequential run (training is deterministic by seed
+    and thread count does not change it); a SIGTERM ends the points in progress (their process
+    groups too) and a re-run finishes the sweep."""
+    import signal
+    import time
+
+    _needs_stack()
+    spec = _tiny_spec(tmp_path, [20, 40])
+    seq, par = tmp_path / "seq", tmp_path / "par"
+    first = _cli("experiment", spec, "--out", seq, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.Popen([sys.executable, "-m", "divplugin", "experiment", str(spec), "--out", str(par), "--parallel", "2"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    logs = [par / "points" / f"num_rules={n}+seed=0" / "train.log" for n in (20, 40)]
+    while time.time() < deadline and not all(p.is_file() and p.stat().st_size > 0 for p in logs):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "finished points are kept" in out + err
+    time.sleep(1)
+    left = subprocess.run(["pgrep", "-f", str(par)], capture_output=True, text=True).stdout.split()
+    assert not left, f"processes of the stopped sweep still run: {left}"
+    assert not any((p.parent / "result.json").exists() for p in logs)  # in progress: not recorded as failed
+
+    again = _cli("experiment", spec, "--out", par, "--parallel", "2", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    a = {p["id"]: p["metrics"] for p in json.loads((seq / "results.json").read_text())["points"]}
+    b = {p["id"]: p["metrics"] for p in json.loads((par / "results.json").read_text())["points"]}
+    assert a == b
+    for n in (20, 40):
+        pid = f"num_rules={n}+seed=0"
+        assert (seq / "points" / pid / "model" / "model.safetensors").read_bytes() == \
+            (par / "points" / pid / "model" / "model.safetensors").read_bytes()
+
+
+def test_launchers_and_eval_back_ends_build_the_right_commands(tmp_path):
+    from divplugin.experiments.runner import eval_command, point_config, train_command
+
+    data = _spec_data()
+    data["train"] = {**data["train"], "launcher": "accelerate", "launcher_args": ["--num_processes", 2, "--multi_gpu"]}
+    spec = validate_spec(data, "t")
+    point = spec.points()[0]
+    cfg = point_config(spec, point, tmp_path, {})
+    cmd = train_command(cfg, tmp_path / "train.yml")
+    assert cmd[0].endswith("accelerate") and cmd[1:] == ["launch", "--num_processes", "2", "--multi_gpu", "-m",
+                                                         "axolotl.cli.train", str(tmp_path / "train.yml")]
+    cfg["launcher"] = ["torchrun", "--nproc_per_node", "8", "-m", "axolotl.cli.train"]
+    assert train_command(cfg, tmp_path / "t.yml") == [*cfg["launcher"], str(tmp_path / "t.yml")]
+    assert train_command({}, tmp_path / "t.yml")[1:] == ["train", str(tmp_path / "t.yml")]
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "adapter_config.json").write_text("{}")
+    vllm = spec.eval.model_copy(update={"model": "vllm", "device": "cuda", "batch_size": "auto",
+                                        "model_args": {"tensor_parallel_size": 2, "gpu_memory_utilization": 0.85}})
+    cmd = eval_command(spec.model_copy(update={"eval": vllm}), {"base_model": "org/base"}, model, tmp_path / "e")
+    args = dict(zip(cmd[::1], cmd[1:]))
+    assert args["--model"] == "vllm" and args["--batch_size"] == "auto" and "--device" not in cmd
+    assert args["--model_args"] == (f"pretrained=org/base,lora_local_path={model},enable_lora=True,"
+                                    "tensor_parallel_size=2,gpu_memory_utilization=0.85")
+    dp = spec.eval.model_copy(update={"launcher": ["accelerate", "launch", "--num_processes", "8"], "device": "cuda"})
+    cmd = eval_command(spec.model_copy(update={"eval": dp}), {"base_model": "b"}, model, tmp_path / "e")
+    assert cmd[:6] == ["accelerate", "launch", "--num_processes", "8", "-m", "divplugin"] and f"peft={model}" in cmd[cmd.index("--model_args") + 1]
+
+
+@pytest.mark.parametrize("train, eval_, named", [
+    ({"launcher": "srun"}, {}, "train.launcher"),
+    ({"launcher_args": ["--num_processes", "2"]}, {}, "launcher_args"),
+    ({}, {"batch_size": "big"}, "batch_size"),
+    ({}, {"model": "tgi"}, "eval.model"),
+])
+def test_bad_launchers_and_back_ends_are_named(train, eval_, named):
+    data = _spec_data()
+    data["train"] = {**data["train"], **train}
+    data["eval"] = {**data["eval"], **eval_}
+    with pytest.raises(ConfigError, match=named):
+        validate_spec(data, "t")
+
+
+@pytest.mark.slow
+def test_two_rank_accelerate_launch_shares_one_dataset(tmp_path):
+    """Training launched as `accelerate launch --multi_gpu --num_processes 2` (2 CPU ranks,
+    gloo): both ranks load the plugin, which generates the data once under its lock, byte for
+    byte what a single-rank run generates. axolotl 0.21 then stops multi-process CPU runs in
+    prepare_optim_env (a CUDA peer-to-peer check); where it does not, the run must finish and
+    save a model that evaluates."""
+    _needs_stack()
+    spec = _tiny_spec(tmp_path, [20])
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    assert _cli("experiment", spec, "--out", single, cwd=tmp_path).returncode == 0
+    r = _cli("experiment", spec, "--out", multi, "--set", "launcher=accelerate",
+             "--set", "launcher_args=[--multi_gpu, --num_processes, 2]", cwd=tmp_path)
+    point = json.loads((multi / "results.json").read_text())["points"][0]
+    log = (multi / "points" / point["id"] / "train.log").read_text()
+    assert "Plugin loaded successfully: divplugin.axolotl.DivPlugin" in log
+    assert "local_rank: 1" in log or '"world_size": 2' in log  # a second rank ran
+    if point["status"] == "done":
+        assert r.returncode == 0 and 0.0 <= point["metrics"]["divplugin_markov_unseen/exact_match"] <= 1.0
+    else:
+        assert "Found no NVIDIA driver" in point["error"] and "prepare_optim_env" in log
+    folders = sorted(p.name for p in (multi / "data").iterdir() if p.is_dir())
+    assert folders == sorted(p.name for p in (single / "data").iterdir() if p.is_dir()) and len(folders) == 1
+    for f in ("train.jsonl", "test.jsonl", "test_seen.jsonl", "manifest.json"):
+        assert (multi / "data" / folders[0] / f).read_bytes() == (single / "data" / folders[0] / f).read_bytes()

@@ -5,6 +5,7 @@ from collections import Counter
 
 import pytest
 
+from divplugin.errors import ConfigError
 from divplugin.generators import SPLITS, create, generator_names
 from divplugin.generators.base import CHUNK_SIZE
 from divplugin.generators.families import family_string
@@ -228,3 +229,19 @@ def test_inexact_occurrences_allow_and_count_extra_copies():
     for r in gen.iter_split("train"):
         x = parse_rule(r["instruction"]).lhs
         assert r["metadata"]["occurrences"] == sum(r["input"].startswith(x, i) for i in range(len(r["input"])))
+
+
+def test_test_occurrences_change_only_the_held_out_inputs():
+    base = dict(alphabet="abcdefgh", input_len=16, pattern_len=(2, 3), replacement_len=(1, 3), num_rules=30,
+                num_examples=600, test_rules=20, test_examples=400, seen_test_examples=100, seed=3)
+    one = create("markov_rewrite", **base)
+    mixed = create("markov_rewrite", **base, test_occurrences=[1, 2, 3, 4])
+    assert list(one.iter_split("train")) == list(mixed.iter_split("train"))
+    assert list(one.iter_split("test_seen")) == list(mixed.iter_split("test_seen"))
+    test = list(mixed.iter_split("test"))
+    assert {r["metadata"]["occurrences"] for r in test} == {1, 2, 3, 4}
+    for r in test:
+        assert r["input"].count(parse_rule(r["instruction"]).lhs) == r["metadata"]["occurrences"]
+    assert {r["metadata"]["occurrences"] for r in one.iter_split("test")} == {1}
+    with pytest.raises(ConfigError, match="test_occurrences"):
+        create("markov_rewrite", **{**base, "test_occurrences": [1, 9]})

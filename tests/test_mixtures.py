@@ -156,8 +156,11 @@ def test_semantic_diversity_in_the_report(pools, tmp_path):
     m = _spec(pools, report={"embeddings": True, "sample": 200, "clusters": 4})
     mix(m, tmp_path / "out")
     div = json.loads((tmp_path / "out" / "report.json").read_text())["diversity"]
-    assert div["rows"] == 200 and 0.0 < div["mean_cosine_distance"] < 1.0
-    assert sum(p["rows"] for p in div["per_source"].values()) == 200
+    assert div["sample"] == 200 and div["rows"] == 500 and 0.0 < div["overall"]["mean_cosine_distance"] < 1.0
+    assert 1.0 <= div["overall"]["vendi"] <= 200 and div["overall"]["compression_ratio"] > 1.0
+    assert sum(p["rows"] for p in div["groups"].values()) == 200
+    page = (tmp_path / "out" / "report.md").read_text()
+    assert "| source | rows | distinct | compression ratio | n-gram diversity | Vendi |" in page
 
 
 def test_generator_source(tmp_path):

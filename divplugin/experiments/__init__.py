@@ -7,36 +7,132 @@
 
 from __future__ import annotations
 
+import fnmatch
+import os
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
+from divplugin.errors import ConfigError
+from divplugin.experiments import runner
 from divplugin.experiments.report import check_expectations, write_all
-from divplugin.experiments.runner import PointResult, build_base_model, point_id, run_point
-from divplugin.experiments.spec import Spec, load_spec, spec_names
+from divplugin.experiments.runner import PointResult, build_base_model, finished, point_id, run_point, stop_all
+from divplugin.experiments.spec import Point, Spec, load_spec, spec_names
+
+
+def slot_env(slot: int, parallel: int, devices: Optional[list[str]], threads: Optional[int]) -> dict[str, str]:
+    """Variables for the processes of worker ``slot`` of ``parallel``: its share of
+    ``devices`` as CUDA_VISIBLE_DEVICES, and ``threads`` (default: the machine's cores shared
+    out) as OMP_NUM_THREADS / MKL_NUM_THREADS."""
+    env: dict[str, str] = {}
+    if devices:
+        share = len(devices) // parallel
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(devices[slot * share:(slot + 1) * share])
+    n = threads or max(1, (os.cpu_count() or 1) // parallel)
+    if threads or parallel > 1:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(n)
+    return env
+
+
+def select(spec: Spec, only: Optional[list[str]]) -> list[Point]:
+    """The spec's points whose id matches one of ``only`` (glob patterns; None: all)."""
+    points = spec.points()
+    if not only:
+        return points
+    ids = [point_id(p) for p in points]
+    for pattern in only:
+        if not any(fnmatch.fnmatchcase(i, pattern) for i in ids):
+            raise ConfigError(f"matches no point of {spec.name}; the points are: {', '.join(ids)}", f"--only {pattern}")
+    return [p for p, i in zip(points, ids) if any(fnmatch.fnmatchcase(i, pat) for pat in only)]
 
 
 def run_experiment(spec: Spec, out: str | Path, overrides: dict[str, Any] | None = None,
-                   hooks: dict[str, Callable] | None = None) -> tuple[list[PointResult], dict[str, Path]]:
-    """Run (or resume) every point of ``spec`` in ``out``; returns the results and report files.
+                   hooks: dict[str, Callable] | None = None, *, parallel: int = 1,
+                   devices: Optional[list[str]] = None, threads: Optional[int] = None,
+                   only: Optional[list[str]] = None) -> tuple[list[PointResult], dict[str, Path]]:
+    """Run (or resume) the points of ``spec`` in ``out``; returns the results and report files.
 
-    ``hooks``: optional ``point(index, id)``, ``phase(name)``, ``step(done, total)`` and
-    ``result(PointResult)`` callbacks for progress display."""
+    ``parallel`` points run at once, each with its share of ``devices`` (CUDA_VISIBLE_DEVICES)
+    or of the CPU cores (``threads`` each). ``only``: glob patterns of point ids to run (for
+    one point per cluster job); the report still covers every point already done.
+    ``hooks``: optional ``point(index, id)``, ``phase(id, name)``, ``step(id, done, total)``
+    and ``result(PointResult)`` callbacks for progress display."""
+    if parallel < 1:
+        raise ConfigError(f"must be >= 1, got {parallel}", "--parallel")
+    if devices is not None and len(devices) < parallel:
+        raise ConfigError(f"{len(devices)} devices cannot be shared by {parallel} parallel points", "--devices")
     hooks = hooks or {}
+    overrides = dict(overrides or {})
+    runner.STOPPING.clear()
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    build_base_model(spec, out)
-    results = []
-    for i, values in enumerate(spec.points()):
+    todo = select(spec, only)
+    results: dict[str, PointResult] = {}
+    lock = threading.Lock()
+
+    def report() -> dict[str, Path]:
+        ordered = [results[i] for i in (point_id(p) for p in spec.points()) if i in results]
+        return write_all(spec, ordered, out, time.perf_counter() - t0)
+
+    for p in spec.points():  # points done earlier (or by other jobs) count in the report
+        if p not in todo and (r := finished(spec, p, out, overrides)) is not None:
+            results[point_id(p)] = r
+    free = list(range(parallel))
+    if spec.base_model is not None and "base_model" not in overrides:
+        # built here, before any worker starts: lazy imports are not safe to race
+        for seed in dict.fromkeys(p.seed for p in todo if finished(spec, p, out, overrides) is None):
+            build_base_model(spec, out, seed)
+
+    def work(i: int, p: Point, slot: int) -> PointResult:
+        pid = point_id(p)
         if "point" in hooks:
-            hooks["point"](i, point_id(values))
-        r = run_point(spec, values, out, dict(overrides or {}), hooks.get("step"), hooks.get("phase"))
-        results.append(r)
-        if "result" in hooks:
-            hooks["result"](r)
-        write_all(spec, results, out, time.perf_counter() - t0)
-    return results, write_all(spec, results, out, time.perf_counter() - t0)
+            hooks["point"](i, pid)
+        step = hooks.get("step")
+        phase = hooks.get("phase")
+        return run_point(spec, p, out, overrides, (lambda d, t: step(pid, d, t)) if step else None,
+                         (lambda name: phase(pid, name)) if phase else None, slot_env(slot, parallel, devices, threads))
+
+    pool = ThreadPoolExecutor(max_workers=parallel)
+    running: dict[Future, int] = {}
+    try:
+        queue = list(enumerate(todo))
+        while queue or running:
+            while queue and free:
+                i, p = queue.pop(0)
+                slot = free.pop(0)
+                running[pool.submit(work, i, p, slot)] = slot
+            finished_now, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished_now:
+                free.append(running.pop(fut))
+                r = fut.result()
+                with lock:
+                    results[r.id] = r
+                if "result" in hooks:
+                    hooks["result"](r)
+                report()
+            free.sort()
+    except BaseException:
+        # interrupted (Ctrl-C, SIGTERM) or failed: end the points in progress, keep what is done
+        stop_all()
+        pool.shutdown(wait=True, cancel_futures=True)
+        report()
+        raise
+    pool.shutdown()
+    return [results[point_id(p)] for p in todo], report()
 
 
-__all__ = ["PointResult", "Spec", "check_expectations", "load_spec", "run_experiment", "spec_names"]
+def collect_report(spec: Spec, out: str | Path, overrides: dict[str, Any] | None = None) -> tuple[list[PointResult], dict[str, Path]]:
+    """The results page, tables and plot from the points already done in ``out`` (by this
+    machine or by cluster jobs that shared the folder), without running anything."""
+    out = Path(out).resolve()
+    if not (out / "points").is_dir():
+        raise ConfigError(f"{out} holds no points of a run", "--report")
+    results = [r for p in spec.points() if (r := finished(spec, p, out, dict(overrides or {}))) is not None]
+    return results, write_all(spec, results, out, 0.0)
+
+
+__all__ = ["Point", "PointResult", "Spec", "check_expectations", "collect_report", "load_spec", "run_experiment", "select",
+           "spec_names"]

@@ -1,42 +1,170 @@
-"""Results of a sweep as JSON, CSV, a PNG plot and a Markdown page."""
+"""Results of a sweep as JSON, CSV, a PNG plot and a Markdown page.
+
+Replicates (``seeds:``) of the same sweep values form a group; tables, plots and the
+expectations use each group's mean, with the spread (standard deviation, min and max) beside
+it. A threshold estimate reads off the x at which a metric's mean first reaches a level.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
-from dataclasses import asdict
+import statistics
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from divplugin.experiments.runner import PointResult
 from divplugin.experiments.spec import Spec
 
 
-def x_of(spec: Spec, r: PointResult) -> Any:
-    """Where point ``r`` sits on the plot's x axis."""
-    value = r.values[spec.plot.x]
-    return spec.plot.x_values.get(str(value), value) if spec.plot.x_values else value
+def x_of(spec: Spec, values: dict[str, Any]) -> Any:
+    """Where sweep values ``values`` sit on the plot's x axis."""
+    value = values[spec.plot.x]
+    return spec.plot.x_values.get(str(value), value)
+
+
+@dataclass(frozen=True)
+class Stat:
+    """One metric over the replicates of a group."""
+
+    mean: float
+    std: float  # sample standard deviation; 0 for one replicate
+    lo: float
+    hi: float
+    n: int
+
+    def text(self) -> str:
+        if self.n == 1:
+            return f"{self.mean:.3f}"
+        return f"{self.mean:.3f} ± {self.std:.3f} ({self.lo:.3f}-{self.hi:.3f}, n={self.n})"
+
+
+@dataclass
+class Group:
+    """The replicates of one combination of sweep values."""
+
+    values: dict[str, Any]
+    runs: list[PointResult]
+
+    @property
+    def label(self) -> str:
+        return ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in self.values.items())
+
+    @property
+    def done(self) -> list[PointResult]:
+        return [r for r in self.runs if r.status == "done"]
+
+    def stat(self, metric: str) -> Optional[Stat]:
+        ys = [r.metrics[metric] for r in self.done if metric in r.metrics]
+        if not ys:
+            return None
+        return Stat(statistics.fmean(ys), statistics.stdev(ys) if len(ys) > 1 else 0.0, min(ys), max(ys), len(ys))
+
+
+def group(results: list[PointResult]) -> list[Group]:
+    """Results grouped by sweep values, in the order first seen."""
+    out: dict[str, Group] = {}
+    for r in results:
+        key = json.dumps(r.values, sort_keys=True, default=str)
+        out.setdefault(key, Group(r.values, [])).runs.append(r)
+    return list(out.values())
+
+
+def _series(spec: Spec, groups: list[Group], metric: str, keep: dict[str, Any] | None = None) -> list[tuple[Any, Stat]]:
+    """(x, stat) along the x axis for the groups matching ``keep`` (other sweep keys)."""
+    pts = []
+    for g in groups:
+        if keep and any(g.values.get(k) != v for k, v in keep.items()):
+            continue
+        st = g.stat(metric)
+        if st is not None:
+            pts.append((x_of(spec, g.values), st))
+    return sorted(pts, key=lambda p: p[0])
+
+
+def _lines(spec: Spec, groups: list[Group]) -> list[dict[str, Any]]:
+    """One line per combination of the sweep keys other than x ({}: a single line)."""
+    others = [k for k in spec.sweep if k != spec.plot.x]
+    seen: list[dict[str, Any]] = []
+    for g in groups:
+        keep = {k: g.values[k] for k in others}
+        if keep not in seen:
+            seen.append(keep)
+    return seen or [{}]
+
+
+def threshold(points: list[tuple[float, float]], level: float, log: bool = True) -> Optional[float]:
+    """The smallest x at which the curve ``points`` (x, y) reaches ``level``, interpolated
+    linearly (in log x when ``log``) between the last point below and the first at or above;
+    None when it never does. The first point already at ``level`` gives its own x."""
+    pts = sorted(points)
+    for i, (x, y) in enumerate(pts):
+        if y >= level:
+            if i == 0:
+                return float(x)
+            x0, y0 = pts[i - 1]
+            t = (level - y0) / (y - y0)
+            if log and x0 > 0 and x > 0:
+                return math.exp(math.log(x0) + t * (math.log(x) - math.log(x0)))
+            return x0 + t * (x - x0)
+    return None
 
 
 def check_expectations(spec: Spec, results: list[PointResult]) -> list[tuple[str, bool]]:
     """(statement, met) for each of ``spec.expect``: ``first_at_most`` / ``last_at_least`` /
-    ``monotone`` on ``metric`` along the x axis."""
+    ``monotone`` / ``seen_at_least`` (every group's mean of ``seen_metric``) on the group
+    means of ``metric`` along the x axis, for every line of the plot."""
     exp = spec.expect
     if not exp or "metric" not in exp:
         return []
     metric = exp["metric"]
-    ys = [r.metrics.get(metric) for r in sorted(results, key=lambda r: x_of(spec, r))]
-    if any(y is None for y in ys) or not ys:
-        return [(f"{metric} at every point", False)]
+    groups = group(results)
     out = []
-    if "first_at_most" in exp:
-        out.append((f"{metric} at the smallest {spec.plot.x} = {ys[0]:.3f} <= {exp['first_at_most']}", ys[0] <= exp["first_at_most"]))
-    if "last_at_least" in exp:
-        out.append((f"{metric} at the largest {spec.plot.x} = {ys[-1]:.3f} >= {exp['last_at_least']}", ys[-1] >= exp["last_at_least"]))
-    if exp.get("monotone"):
-        ok = all(b >= a for a, b in zip(ys, ys[1:]))
-        out.append((f"{metric} rises monotonically ({' -> '.join(f'{y:.3f}' for y in ys)})", ok))
+    for keep in _lines(spec, groups):
+        tag = f" ({', '.join(f'{k.rsplit(chr(46), 1)[-1]}={v}' for k, v in keep.items())})" if keep else ""
+        series = _series(spec, groups, metric, keep)
+        expected = sum(1 for g in groups if all(g.values.get(k) == v for k, v in keep.items()))
+        if len(series) < expected or not series:
+            out.append((f"{metric}{tag} at every point", False))
+            continue
+        ys = [st.mean for _, st in series]
+        if "first_at_most" in exp:
+            out.append((f"{metric}{tag} at the smallest {spec.plot.x} = {ys[0]:.3f} <= {exp['first_at_most']}",
+                        ys[0] <= exp["first_at_most"]))
+        if "last_at_least" in exp:
+            out.append((f"{metric}{tag} at the largest {spec.plot.x} = {ys[-1]:.3f} >= {exp['last_at_least']}",
+                        ys[-1] >= exp["last_at_least"]))
+        if exp.get("monotone"):
+            ok = all(b >= a for a, b in zip(ys, ys[1:]))
+            out.append((f"{metric}{tag} rises monotonically ({' -> '.join(f'{y:.3f}' for y in ys)})", ok))
+    if "seen_at_least" in exp and "seen_metric" in exp:
+        low = [(g.label, st.lo) for g in groups if (st := g.stat(exp["seen_metric"])) and st.lo < exp["seen_at_least"]]
+        missing = [g.label for g in groups if g.stat(exp["seen_metric"]) is None]
+        text = f"{exp['seen_metric']} >= {exp['seen_at_least']} in every run"
+        if low:
+            text += " (below: " + ", ".join(f"{label} {y:.3f}" for label, y in low) + ")"
+        out.append((text, not low and not missing))
+    return out
+
+
+def thresholds(spec: Spec, results: list[PointResult]) -> list[dict[str, Any]]:
+    """``expect.threshold`` (a level of ``expect.metric``): per plot line, the estimated x
+    at which the group mean reaches it, and the measured points that bracket it."""
+    exp = spec.expect
+    if "threshold" not in exp or "metric" not in exp:
+        return []
+    level = float(exp["threshold"])
+    groups = group(results)
+    out = []
+    for keep in _lines(spec, groups):
+        series = [(float(x), st.mean) for x, st in _series(spec, groups, exp["metric"], keep)]
+        est = threshold(series, level, spec.plot.xscale == "log")
+        above = [x for x, y in series if y >= level]
+        below = [x for x, y in series if y < level and (not above or x < min(above))]
+        out.append({"line": keep, "metric": exp["metric"], "level": level, "estimate": est,
+                    "below": max(below) if below else None, "reached": min(above) if above else None})
     return out
 
 
@@ -48,17 +176,19 @@ def metric_columns(spec: Spec, results: list[PointResult]) -> list[str]:
 
 
 def write_csv(spec: Spec, results: list[PointResult], path: Path) -> None:
+    """One row per run (with its seed); replicates share their sweep values."""
     cols = metric_columns(spec, results)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["point", *spec.sweep, "status", *cols, "train_seconds", "eval_seconds"])
+        w.writerow(["point", *spec.sweep, "seed", "status", *cols, "train_seconds", "eval_seconds"])
         for r in results:
-            w.writerow([r.id, *(r.values[k] for k in spec.sweep), r.status,
+            w.writerow([r.id, *(r.values[k] for k in spec.sweep), "" if r.seed is None else r.seed, r.status,
                         *(r.metrics.get(c, "") for c in cols), r.train_seconds, r.eval_seconds])
 
 
 def plot(spec: Spec, results: list[PointResult], path: Path) -> bool:
-    """Draw ``spec.plot`` to ``path``; False when matplotlib is not installed."""
+    """Draw ``spec.plot`` to ``path`` (group means, min-max bars and each replicate as a dot);
+    False when matplotlib is not installed."""
     try:
         import matplotlib
 
@@ -67,21 +197,35 @@ def plot(spec: Spec, results: list[PointResult], path: Path) -> bool:
     except ImportError:
         return False
     p = spec.plot
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    done = sorted((r for r in results if r.status == "done"), key=lambda r: x_of(spec, r))
-    for metric in p.metrics:
-        pts = [(x_of(spec, r), r.metrics[metric]) for r in done if metric in r.metrics]
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=metric.replace("divplugin_", ""))
+    groups = group(results)
+    fig, ax = plt.subplots(figsize=(6.8, 4.4), dpi=120)
+    for keep in _lines(spec, groups):
+        tag = " " + ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in keep.items()) if keep else ""
+        for metric in p.metrics:
+            series = _series(spec, groups, metric, keep)
+            if not series:
+                continue
+            xs = [x for x, _ in series]
+            means = [st.mean for _, st in series]
+            err = [[st.mean - st.lo for _, st in series], [st.hi - st.mean for _, st in series]]
+            line = ax.errorbar(xs, means, yerr=err, marker="o", capsize=3, label=metric.replace("divplugin_", "") + tag)
+            dots = [(x_of(spec, g.values), r.metrics[metric]) for g in groups for r in g.done
+                    if metric in r.metrics and len(g.done) > 1 and all(g.values.get(k) == v for k, v in keep.items())]
+            if dots:
+                ax.scatter(*zip(*dots), s=10, alpha=0.45, color=line[0].get_color())
     for label, pts in p.reference.items():
         if pts:
             ax.plot(*zip(*pts), marker="s", linestyle="--", alpha=0.7, label=label)
+    for t in thresholds(spec, results):
+        if t["estimate"] is not None:
+            ax.axvline(t["estimate"], color="grey", linestyle=":", alpha=0.8)
     ax.set_xscale(p.xscale)
     ax.set_xlabel(p.xlabel or p.x.rsplit(".", 1)[-1])
     ax.set_ylabel(p.ylabel)
-    ax.set_title(spec.name)
+    title = spec.name + (f" (mean and min-max over {len(spec.seeds)} seeds)" if spec.seeds and len(spec.seeds) > 1 else "")
+    ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp)
@@ -94,19 +238,48 @@ def _fmt(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, float) and not math.isnan(v) else str(v)
 
 
+def _threshold_lines(spec: Spec, results: list[PointResult]) -> list[str]:
+    lines = []
+    for t in thresholds(spec, results):
+        tag = " (" + ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in t["line"].items()) + ")" if t["line"] else ""
+        if t["estimate"] is None:
+            lines.append(f"- threshold{tag}: {t['metric']} never reaches {t['level']} in this sweep")
+        else:
+            lo = "" if t["below"] is None else f"above {_fmt(float(t['below']))}, "
+            lines.append(f"- threshold{tag}: {t['metric']} reaches {t['level']} at about {t['estimate']:.0f} "
+                         f"({lo}reached at {_fmt(float(t['reached']))}; "
+                         f"{'log-' if spec.plot.xscale == 'log' else ''}linear interpolation of the means)")
+    return lines
+
+
 def write_page(spec: Spec, results: list[PointResult], out: Path, plotted: bool, wall_seconds: float) -> Path:
     cols = spec.plot.metrics
+    groups = group(results)
     lines = [f"# {spec.name}", "", spec.description.strip(), ""]
     if plotted:
         lines += ["![results](results.png)", ""]
-    lines += ["| point | status | " + " | ".join(c.replace("divplugin_", "") for c in cols) + " | train s | eval s |",
-              "|---|---|" + "---:|" * len(cols) + "---:|---:|"]
-    for r in results:
-        lines.append(f"| {r.id} | {r.status} | " + " | ".join(_fmt(r.metrics.get(c, "")) for c in cols)
-                     + f" | {r.train_seconds:.0f} | {r.eval_seconds:.0f} |")
+    replicated = any(len(g.runs) > 1 for g in groups)
+    if replicated:
+        lines += ["Mean ± standard deviation (min-max, n replicates) over seeds.", ""]
+    lines += ["| point | runs | " + " | ".join(c.replace("divplugin_", "") for c in cols) + " | train s | eval s |",
+              "|---|---:|" + "---:|" * len(cols) + "---:|---:|"]
+    for g in groups:
+        stats = [g.stat(c) for c in cols]
+        done = g.done
+        tr = statistics.fmean(r.train_seconds for r in done) if done else 0.0
+        ev = statistics.fmean(r.eval_seconds for r in done) if done else 0.0
+        lines.append(f"| {g.label} | {len(done)}/{len(g.runs)} | " + " | ".join(st.text() if st else "" for st in stats)
+                     + f" | {tr:.0f} | {ev:.0f} |")
     checks = check_expectations(spec, results)
-    if checks:
-        lines += ["", "## Expected", ""] + [f"- {'met' if ok else 'NOT met'}: {text}" for text, ok in checks]
+    found = _threshold_lines(spec, results)
+    if checks or found:
+        lines += ["", "## Expected", ""] + [f"- {'met' if ok else 'NOT met'}: {text}" for text, ok in checks] + found
+    if replicated:
+        lines += ["", "## Every run", "", "| run | seed | status | " + " | ".join(c.replace("divplugin_", "") for c in cols)
+                  + " | train s | eval s |", "|---|---:|---|" + "---:|" * len(cols) + "---:|---:|"]
+        for r in results:
+            lines.append(f"| {r.id} | {r.seed} | {r.status} | " + " | ".join(_fmt(r.metrics.get(c, "")) for c in cols)
+                         + f" | {r.train_seconds:.0f} | {r.eval_seconds:.0f} |")
     failed = [r for r in results if r.status != "done"]
     if failed:
         lines += ["", "## Failed points", ""]
@@ -119,9 +292,19 @@ def write_page(spec: Spec, results: list[PointResult], out: Path, plotted: bool,
     return page
 
 
+def summary(spec: Spec, results: list[PointResult]) -> list[dict[str, Any]]:
+    """Per group: sweep values and, per metric, mean/std/min/max/n over the replicates."""
+    cols = metric_columns(spec, results)
+    return [{"values": g.values, "runs": len(g.runs), "done": len(g.done),
+             "metrics": {c: asdict(st) for c in cols if (st := g.stat(c)) is not None}} for g in group(results)]
+
+
 def write_all(spec: Spec, results: list[PointResult], out: Path, wall_seconds: float) -> dict[str, Path]:
-    (out / "results.json").write_text(json.dumps({"spec": spec.model_dump(), "points": [asdict(r) for r in results],
-                                                  "wall_seconds": round(wall_seconds, 1)}, indent=2, default=str) + "\n")
+    payload = {"spec": spec.model_dump(), "points": [asdict(r) for r in results], "summary": summary(spec, results),
+               "thresholds": thresholds(spec, results),
+               "expectations": [{"text": t, "met": ok} for t, ok in check_expectations(spec, results)],
+               "wall_seconds": round(wall_seconds, 1)}
+    (out / "results.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     write_csv(spec, results, out / "results.csv")
     plotted = plot(spec, results, out / "results.png")
     page = write_page(spec, results, out, plotted, wall_seconds)

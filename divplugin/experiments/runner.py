@@ -13,8 +13,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import Any, Callable
 import yaml
 
 from divplugin.errors import ConfigError
-from divplugin.experiments.spec import Spec, set_dotted
+from divplugin.experiments.spec import Point, Spec, set_dotted
 
 STEP = re.compile(r"(\d+)/(\d+) \[")
 
@@ -33,6 +35,7 @@ class PointResult:
     id: str
     values: dict[str, Any]
     status: str  # done | failed
+    seed: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
@@ -40,23 +43,33 @@ class PointResult:
     hash: str = ""
 
 
-def point_id(values: dict[str, Any]) -> str:
-    parts = [f"{k.rsplit('.', 1)[-1]}={v}" for k, v in values.items()]
-    return re.sub(r"[^A-Za-z0-9=.,_-]+", "_", ",".join(parts))
+def point_id(point: Point) -> str:
+    parts = [f"{k.rsplit('.', 1)[-1]}={v}" for k, v in point.values.items()]
+    if point.seed is not None:
+        parts.append(f"seed={point.seed}")
+    # no commas: the id is part of paths that lm-eval's comma-separated --model_args carry
+    return re.sub(r"[^A-Za-z0-9=.+_-]+", "_", "+".join(parts))
 
 
-def point_config(spec: Spec, values: dict[str, Any], out: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The axolotl config of one point (paths inside ``out``)."""
+def base_model_dir(out: Path, seed: int | None) -> Path:
+    """Where the spec's tiny base model for replicate ``seed`` is built."""
+    return out / ("base-model" if seed is None else f"base-model-seed{seed}")
+
+
+def point_config(spec: Spec, point: Point, out: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The axolotl config of one point (paths inside ``out``); a replicate's seed is written
+    to every key of ``spec.seed_keys`` (``--set`` still wins)."""
     cfg = dict(spec.train)
-    for key, value in {**values, **overrides}.items():
+    seeded = {key: point.seed for key in spec.seed_keys} if point.seed is not None else {}
+    for key, value in {**seeded, **point.values, **overrides}.items():
         cfg = set_dotted(cfg, key, value)
-    pdir = out / "points" / point_id(values)
+    pdir = out / "points" / point_id(point)
     cfg["output_dir"] = str(pdir / "model")
     cfg.setdefault("dataset_prepared_path", str(out / "prepared"))
     if any(k.startswith("divplugin_") for k in cfg):
         cfg.setdefault("divplugin_cache_dir", str(out / "data"))
     if spec.base_model is not None and "base_model" not in overrides:
-        cfg["base_model"] = str(out / "base-model")
+        cfg["base_model"] = str(base_model_dir(out, point.seed))
     return cfg
 
 
@@ -72,19 +85,45 @@ def _tool(name: str) -> str:
     return found
 
 
-def _env() -> dict[str, str]:
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**os.environ, **(extra or {}), "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     for key in ("AXOLOTL_DO_NOT_TRACK", "DO_NOT_TRACK"):
         env.setdefault(key, "1")
     env.setdefault("WANDB_MODE", "disabled")
     return env
 
 
-def _stream(cmd: list[str], log: Path, cwd: Path, on_step: Callable[[int, int], None] | None = None) -> int:
-    """Run ``cmd`` with output to ``log``; ``on_step(done, total)`` follows the trainer's bar."""
+_RUNNING: set[subprocess.Popen] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+class Stopped(Exception):
+    """The sweep was stopped while this point ran (its processes were ended)."""
+
+
+def stop_all() -> None:
+    """End every training or evaluation process a point started (their whole process groups:
+    ``accelerate launch`` starts children of its own)."""
+    STOPPING.set()
+    with _RUNNING_LOCK:
+        procs = list(_RUNNING)
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _stream(cmd: list[str], log: Path, cwd: Path, on_step: Callable[[int, int], None] | None = None,
+            env: dict[str, str] | None = None) -> int:
+    """Run ``cmd`` in a process group of its own with output to ``log`` (``env``: variables added
+    to ours); ``on_step(done, total)`` follows the trainer's bar. ``stop_all`` ends it."""
     with open(log, "wb") as f:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        with _RUNNING_LOCK:
+            _RUNNING.add(proc)
         training = False
         try:
             while chunk := proc.stdout.read1(65536):
@@ -96,16 +135,37 @@ def _stream(cmd: list[str], log: Path, cwd: Path, on_step: Callable[[int, int], 
                 if training:
                     for done, total in STEP.findall(text):
                         on_step(int(done), int(total))
+            rc = proc.wait()
         except BaseException:
-            proc.kill()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
             raise
-        return proc.wait()
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(proc)
+        if rc == -signal.SIGKILL and STOPPING.is_set():
+            raise Stopped(f"{cmd[0]} was ended")
+        return rc
+
+
+STOPPING = threading.Event()
+
+
+ERROR_LINE = re.compile(r"^(\w+\.)*\w*(Error|Exception|Exit)\b.*:")
 
 
 def _tail(log: Path, lines: int = 25) -> str:
+    """The last lines of a log (progress bars dropped), led by its last exception line: with
+    several processes (accelerate, torchrun) the root cause is not always at the end."""
     text = log.read_text(errors="replace").replace("\r", "\n") if log.is_file() else ""
     keep = [ln for ln in text.splitlines() if ln.strip() and "it/s]" not in ln and "s/it]" not in ln]
-    return "\n".join(keep[-lines:])
+    errors = [ln for ln in keep if ERROR_LINE.match(ln) and "ChildFailedError" not in ln]
+    tail = keep[-lines:]
+    lead = [errors[-1]] if errors and errors[-1] not in tail else []
+    return "\n".join(lead + tail)
 
 
 def _metrics(folder: Path) -> dict[str, float]:
@@ -122,48 +182,100 @@ def _metrics(folder: Path) -> dict[str, float]:
     return out
 
 
+LAUNCH_KEYS = ("launcher", "launcher_args")
+
+
+def train_command(cfg: dict[str, Any], cfg_path: Path) -> list[str]:
+    """How a point trains: ``axolotl train`` (which runs accelerate itself), ``accelerate launch
+    ARGS -m axolotl.cli.train`` (multi-process: DDP, DeepSpeed, FSDP as the config says), or a
+    custom launcher command followed by the config path."""
+    launcher = cfg.get("launcher", "axolotl")
+    if launcher == "axolotl":
+        return [_tool("axolotl"), "train", str(cfg_path)]
+    if launcher == "accelerate":
+        return [_tool("accelerate"), "launch", *map(str, cfg.get("launcher_args", [])), "-m", "axolotl.cli.train", str(cfg_path)]
+    return [*launcher, str(cfg_path)]
+
+
 def eval_command(spec: Spec, cfg: dict[str, Any], model_dir: Path, eval_dir: Path) -> list[str]:
-    if (model_dir / "adapter_config.json").is_file():
-        model_args = f"pretrained={cfg['base_model']},peft={model_dir}"
-    else:
-        model_args = f"pretrained={model_dir}"
+    """``divplugin eval`` of a point's model with the spec's back-end: ``--model hf`` (under
+    ``eval.launcher`` for lm-eval's data-parallel run) or ``--model vllm`` (a LoRA adapter as
+    ``lora_local_path``)."""
     ev = spec.eval
-    if (ev.device or "cpu") == "cpu":
-        model_args += ",dtype=float32"
-    cmd = [sys.executable, "-m", "divplugin", "eval", "--model", "hf", "--model_args", model_args,
+    adapter = (model_dir / "adapter_config.json").is_file()
+    args: dict[str, Any] = {"pretrained": cfg["base_model"] if adapter else str(model_dir)}
+    if adapter:
+        args["lora_local_path" if ev.model == "vllm" else "peft"] = str(model_dir)
+        if ev.model == "vllm":
+            args["enable_lora"] = True
+    if ev.model == "hf" and (ev.device or "cpu") == "cpu":
+        args["dtype"] = "float32"
+    args.update(ev.model_args)
+    model_args = ",".join(f"{k}={v}" for k, v in args.items())
+    prefix = [*ev.launcher, "-m", "divplugin"] if ev.launcher else [sys.executable, "-m", "divplugin"]
+    cmd = [*prefix, "eval", "--model", ev.model, "--model_args", model_args,
            "--tasks", ",".join(ev.tasks), "--batch_size", str(ev.batch_size), "--output_path", str(eval_dir)]
     if ev.limit:
         cmd += ["--limit", str(ev.limit)]
-    if ev.device:
+    if ev.device and ev.model == "hf":
         cmd += ["--device", ev.device]
-    if ev.heldout:
-        cmd += ["--metadata", json.dumps({"data": str(model_dir / "divplugin_data")})]
+    metadata = {**ev.metadata, **({"data": str(model_dir / "divplugin_data")} if ev.heldout else {})}
+    if metadata:
+        cmd += ["--metadata", json.dumps(metadata)]
     return cmd + list(ev.args)
 
 
-def build_base_model(spec: Spec, out: Path) -> None:
-    if spec.base_model is None or (out / "base-model" / "config.json").is_file():
+def build_base_model(spec: Spec, out: Path, seed: int | None = None) -> None:
+    """Build the spec's tiny base model for replicate ``seed`` (initialised from that seed;
+    from ``base_model.seed`` without replicates) unless it is there."""
+    target = base_model_dir(out, seed)
+    if spec.base_model is None or (target / "config.json").is_file():
         return
+    from divplugin.logs import quiet_dependencies
+
+    quiet_dependencies()
     from divplugin.models import build_tiny_model
 
-    tmp = out / ".base-model.partial"
+    tmp = out / f".{target.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     m = spec.base_model
-    build_tiny_model(tmp, arch=m.arch, layers=m.layers, hidden=m.hidden, heads=m.heads, max_len=m.max_len, seed=m.seed)
-    tmp.rename(out / "base-model")
+    build_tiny_model(tmp, arch=m.arch, layers=m.layers, hidden=m.hidden, heads=m.heads, max_len=m.max_len,
+                     seed=m.seed if seed is None else seed)
+    tmp.rename(target)
 
 
-def run_point(spec: Spec, values: dict[str, Any], out: Path, overrides: dict[str, Any],
-              on_step: Callable[[int, int], None] | None = None, on_phase: Callable[[str], None] | None = None) -> PointResult:
-    cfg = point_config(spec, values, out, overrides)
-    digest = _hash({"train": cfg, "eval": spec.eval.model_dump()})
-    pid = point_id(values)
+def point_hash(spec: Spec, point: Point, out: Path, overrides: dict[str, Any]) -> str:
+    """What a point's result depends on: its training config (paths inside ``out`` relative
+    to it, so a results folder can move) and the evaluation."""
+    cfg = json.dumps(point_config(spec, point, out, overrides), sort_keys=True, default=str)
+    return _hash({"train": cfg.replace(str(out), "<out>"), "eval": spec.eval.model_dump()})
+
+
+def finished(spec: Spec, point: Point, out: Path, overrides: dict[str, Any]) -> PointResult | None:
+    """The point's recorded result when it is done with the current config, else None."""
+    done = out / "points" / point_id(point) / "result.json"
+    if not done.is_file():
+        return None
+    try:
+        old = PointResult(**json.loads(done.read_text()))
+    except (ValueError, TypeError):
+        return None
+    return old if old.status == "done" and old.hash == point_hash(spec, point, out, overrides) else None
+
+
+def run_point(spec: Spec, point: Point, out: Path, overrides: dict[str, Any],
+              on_step: Callable[[int, int], None] | None = None, on_phase: Callable[[str], None] | None = None,
+              env: dict[str, str] | None = None) -> PointResult:
+    """Train and evaluate one point (``env``: variables for both processes, such as
+    ``CUDA_VISIBLE_DEVICES`` or ``OMP_NUM_THREADS``); a point already done is returned as it is."""
+    old = finished(spec, point, out, overrides)
+    if old is not None:
+        return old
+    cfg = point_config(spec, point, out, overrides)
+    digest = point_hash(spec, point, out, overrides)
+    pid = point_id(point)
     pdir = out / "points" / pid
     done = pdir / "result.json"
-    if done.is_file():
-        old = PointResult(**json.loads(done.read_text()))
-        if old.status == "done" and old.hash == digest:
-            return old
     model_dir, eval_dir = Path(cfg["output_dir"]), pdir / "eval"
     for stale in (model_dir, eval_dir, done):
         if stale.is_dir():
@@ -171,12 +283,14 @@ def run_point(spec: Spec, values: dict[str, Any], out: Path, overrides: dict[str
         elif stale.exists():
             stale.unlink()
     pdir.mkdir(parents=True, exist_ok=True)
-    (pdir / "train.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    result = PointResult(pid, values, "failed", hash=digest)
+    (pdir / "train.yml").write_text(yaml.safe_dump({k: v for k, v in cfg.items() if k not in LAUNCH_KEYS}, sort_keys=False))
+    if spec.base_model is not None and "base_model" not in overrides:
+        build_base_model(spec, out, point.seed)
+    result = PointResult(pid, point.values, "failed", seed=point.seed, hash=digest)
     t0 = time.perf_counter()
     if on_phase:
         on_phase("train")
-    rc = _stream([_tool("axolotl"), "train", str(pdir / "train.yml")], pdir / "train.log", pdir, on_step)
+    rc = _stream(train_command(cfg, pdir / "train.yml"), pdir / "train.log", pdir, on_step, env)
     result.train_seconds = round(time.perf_counter() - t0, 1)
     if rc != 0:
         result.error = f"axolotl train exited with {rc}:\n{_tail(pdir / 'train.log')}"
@@ -184,7 +298,7 @@ def run_point(spec: Spec, values: dict[str, Any], out: Path, overrides: dict[str
         if on_phase:
             on_phase("eval")
         t1 = time.perf_counter()
-        rc = _stream(eval_command(spec, cfg, model_dir, eval_dir), pdir / "eval.log", pdir)
+        rc = _stream(eval_command(spec, cfg, model_dir, eval_dir), pdir / "eval.log", pdir, env=env)
         result.eval_seconds = round(time.perf_counter() - t1, 1)
         if rc != 0:
             result.error = f"divplugin eval exited with {rc}:\n{_tail(pdir / 'eval.log')}"

@@ -51,6 +51,9 @@ class MarkovRewriteConfig(GeneratorConfig):
     occurrences: Union[int, list[int]] = Field(
         1, description="Copies of x in has-op inputs: a count, or a list to draw from per example (paper: 1, 10, 20, [1,5,10,15,20])."
     )
+    test_occurrences: Union[int, list[int], None] = Field(
+        None, description="Copies of x in has-op inputs of held-out rules (the test split): a count or a list; default: as occurrences."
+    )
     exact_occurrences: bool = Field(True, description="Reject inputs in which the filler creates extra copies of x.")
     families: list[str] = Field(["unconstrained"], description=f"Rule families of training rules, from {FAMILIES}.")
     k_range: Span = Field((3, 4), description="Strength k of constrained training families: exact or [min, max] (paper: 3-4 ... 3-60).")
@@ -61,6 +64,13 @@ class MarkovRewriteConfig(GeneratorConfig):
     @property
     def occurrence_choices(self) -> list[int]:
         return [self.occurrences] if isinstance(self.occurrences, int) else list(self.occurrences)
+
+    def occurrences_for(self, split: str) -> list[int]:
+        """The occurrence counts drawn from in ``split`` (test_occurrences for the test split)."""
+        if split == "test" and self.test_occurrences is not None:
+            t = self.test_occurrences
+            return [t] if isinstance(t, int) else list(t)
+        return self.occurrence_choices
 
     @property
     def replacement_span(self) -> tuple[int, int]:
@@ -74,15 +84,15 @@ class MarkovRewriteConfig(GeneratorConfig):
         check_span("replacement_len", self.replacement_span, 0)
         self.check_instruction_counts("num_rules", "test_rules")
         check_range("noop_fraction", self.noop_fraction, 0.0, 1.0)
-        occ = self.occurrence_choices
-        if not occ or min(occ) < 1:
-            raise ConfigError(f"must be counts >= 1, got {self.occurrences!r}", "occurrences")
-        if max(occ) * phi > ilo:
-            raise ConfigError(
-                f"{max(occ)} copies of a pattern of length up to {phi} do not fit in inputs of length {ilo}; "
-                "shorten pattern_len, lengthen input_len or lower occurrences",
-                "occurrences" if max(occ) > 1 else "pattern_len",
-            )
+        for name, occ in (("occurrences", self.occurrence_choices), ("test_occurrences", self.occurrences_for("test"))):
+            if not occ or min(occ) < 1:
+                raise ConfigError(f"must be counts >= 1, got {getattr(self, name)!r}", name)
+            if max(occ) * phi > ilo:
+                raise ConfigError(
+                    f"{max(occ)} copies of a pattern of length up to {phi} do not fit in inputs of length {ilo}; "
+                    f"shorten pattern_len, lengthen input_len or lower {name}",
+                    name if max(occ) > 1 else "pattern_len",
+                )
         for name in ("families", "test_families"):
             fams = getattr(self, name)
             if fams is None:
@@ -153,7 +163,7 @@ class MarkovRewrite(Generator):
     def make_chunk(self, split: str, plan: Plan, start: int, stop: int, rng: random.Random, nrng: np.random.Generator) -> Columns:
         cfg = self.config
         ilo, ihi = span(cfg.input_len)
-        occ_choices = cfg.occurrence_choices
+        occ_choices = cfg.occurrences_for(split)
         n_choices = len(occ_choices)
         exact = cfg.exact_occurrences
         stream = SymbolStream(nrng, cfg.alphabet, (stop - start) * ihi)

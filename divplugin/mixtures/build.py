@@ -14,9 +14,12 @@ import numpy as np
 
 from divplugin.errors import ConfigError
 from divplugin.mixtures.budget import repeat_to_budget, split_total, token_counter
-from divplugin.mixtures.hygiene import Decontaminator, NearDuplicates, exact_key, text_of
+from divplugin.mixtures.hygiene import Decontaminator, NearDuplicates, RowRef, exact_key, text_of
 from divplugin.mixtures.sources import read_source
 from divplugin.mixtures.spec import Mixture
+
+
+SKETCH_BLOCK = 16_384  # rows whose near-dup sketches are computed together
 
 
 @dataclass
@@ -53,8 +56,10 @@ def build_mixture(m: Mixture, progress: Callable[[str, int, int], None] | None =
     count_tokens = token_counter(m.tokenizer) if m.budget == "tokens" else None
     decon = None
     if m.decontaminate and m.decontaminate.benchmarks:
-        decon = Decontaminator(m.decontaminate.benchmarks, m.decontaminate.ngram, m.decontaminate.data)
-    near = NearDuplicates(m.dedup.threshold, m.dedup.num_perm, m.dedup.shingle) if m.dedup and m.dedup.near else None
+        decon = Decontaminator(m.decontaminate.benchmarks, m.decontaminate.ngram, m.decontaminate.data,
+                              m.decontaminate.min_words)
+    near = (NearDuplicates(m.dedup.threshold, m.dedup.num_perm, m.dedup.shingle, seed=m.seed)
+            if m.dedup and m.dedup.near else None)
     exact_seen: dict[bytes, int] = {}
     out: list[dict[str, Any]] = []
     stats: list[SourceStats] = []
@@ -74,8 +79,9 @@ def build_mixture(m: Mixture, progress: Callable[[str, int, int], None] | None =
         kept: list[int] = []
         used = 0
         met = False
-        for i in rng.permutation(len(recs)):
-            i = int(i)
+        walk = rng.permutation(len(recs)).tolist()
+        sketches: list[Any] = []  # near-dup sketches of the walk, made a block at a time
+        for step, i in enumerate(walk):
             if used + cost[i] > st.target:
                 met = True
                 break
@@ -94,9 +100,12 @@ def build_mixture(m: Mixture, progress: Callable[[str, int, int], None] | None =
                     st.leaks[leak] = st.leaks.get(leak, 0) + 1
                     continue
             if near is not None:
-                dup = near.seen(rec, f"{si:05d}:{i}")
+                if step >= len(sketches):
+                    block = walk[len(sketches):len(sketches) + SKETCH_BLOCK]
+                    sketches += near.sketch([text_of(recs[j]) for j in block])
+                dup = near.seen(sketches[step], RowRef(si, i))
                 if dup is not None:
-                    st.removed["near_within" if int(dup.split(":")[0]) == si else "near_across"] += 1
+                    st.removed["near_within" if dup.source == si else "near_across"] += 1
                     continue
             kept.append(i)
             used += cost[i]

