@@ -123,6 +123,8 @@ def print_summary(manifest: dict[str, Any], folder: Path | None = None) -> None:
         lens = [f"{st[k]['min']}/{st[k]['mean']:.1f}/{st[k]['max']}" for k in ("input_len", "output_len")]
         table.add_row(split, f"{entry['examples']:,}", f"{entry['instructions']:,}", share, *lens)
     out_console.print(table)
+    from divplugin.output import numeric_sort_key
+
     fields = sorted({f for e in manifest["splits"].values() for f in e["stats"].get("counts", {}) if f != "noop"})
     if fields:
         detail = Table(title="examples by metadata value")
@@ -131,7 +133,7 @@ def print_summary(manifest: dict[str, Any], folder: Path | None = None) -> None:
             detail.add_column(split)
         for f in fields:
             per = {s: e["stats"]["counts"].get(f, {}) for s, e in manifest["splits"].items()}
-            values = sorted({v for c in per.values() for v in c}, key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v))
+            values = sorted({v for c in per.values() for v in c}, key=numeric_sort_key)
             if len(values) > 12:
                 detail.add_row(f, *[f"{len(c)} distinct values" for c in per.values()])
                 continue
@@ -292,11 +294,14 @@ def experiment(
     quick: bool = typer.Option(False, "--quick", help="The spec's few-minute variant: the whole flow, small."),
     sets: list[str] = typer.Option([], "--set", help="KEY=VALUE axolotl config override for every point (value read as YAML)."),
     list_: bool = typer.Option(False, "--list", help="List the built-in experiments."),
-    parallel: int = typer.Option(1, "--parallel", "-j", help="Points to run at once, each with its share of --devices or of the CPU cores."),
+    parallel: Optional[int] = typer.Option(None, "--parallel", "-j", help="Points to run at once, each with its share of --devices or of the CPU cores (default: the spec's)."),
     devices: Optional[str] = typer.Option(None, "--devices", help="GPUs to share out, e.g. 0,1,2,3 (CUDA_VISIBLE_DEVICES of each point)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads per point (OMP_NUM_THREADS); default: the cores shared out when --parallel > 1."),
     only: list[str] = typer.Option([], "--only", help="Run only the points whose id matches (glob; repeatable): one point per cluster job."),
     report: bool = typer.Option(False, "--report", help="Run nothing: collect the points already done in --out into the results page."),
+    plan: bool = typer.Option(False, "--plan", help="Run nothing: estimate each point's training tokens, FLOPs and time on --gpu."),
+    gpu: str = typer.Option("h100", "--gpu", help="Accelerator for --plan: h100, h200, a100, a40, l40s, rtx4090."),
+    mfu: Optional[float] = typer.Option(None, "--mfu", help="Model FLOPs utilisation assumed by --plan (default: the spec's, else 0.3)."),
 ) -> None:
     import time
 
@@ -324,8 +329,19 @@ def experiment(
         loaded = load_spec(spec)
         if quick:
             loaded = loaded.quick_variant()
+        evals = {k.removeprefix("eval."): overrides.pop(k) for k in [k for k in overrides if k.startswith("eval.")]}
+        if evals:
+            from divplugin.experiments.spec import validate_spec
+
+            data = loaded.model_dump()
+            data["eval"].update(evals)
+            loaded = validate_spec(data, f"{loaded.name} (--set eval.*)")
     except DivpluginError as exc:
         _fail(str(exc))
+    if plan:
+        _print_plan(loaded, gpu, mfu)
+        return
+    parallel = parallel or loaded.parallel
     out = out or Path("results") / loaded.name
     device_list = [d.strip() for d in devices.split(",") if d.strip()] if devices else None
     started = time.perf_counter()
@@ -390,6 +406,30 @@ def experiment(
         out_console.print(f"{kind}: {path}", highlight=False, soft_wrap=True)
     if any(r.status != "done" for r in results):
         raise typer.Exit(1)
+
+
+def _print_plan(spec, gpu: str, mfu: Optional[float]) -> None:
+    import math
+
+    from divplugin.experiments.plan import plan as make_plan
+
+    try:
+        rows, basis = make_plan(spec, gpu, mfu)
+    except DivpluginError as exc:
+        _fail(str(exc))
+    table = Table(title=f"{spec.name}: training cost on one {gpu} ({basis['peak_tflops']:.0f} TFLOP/s peak, "
+                        f"MFU {basis['mfu']:.0%} assumed)")
+    for col in ("point", "examples", "epochs", "tokens/example", "tokens", "params", "FLOPs", "hours"):
+        table.add_column(col, justify="left" if col == "point" else "right")
+    for r in rows:
+        table.add_row(r.point, f"{r.examples:,}", f"{r.epochs:g}", f"{r.tokens_per_example:.0f}", f"{r.tokens:.3g}",
+                      f"{r.params:.3g}", f"{r.flops:.3g}", f"{r.hours:.2f}")
+    out_console.print(table)
+    hours = [r.hours for r in rows if not math.isnan(r.hours)]
+    if hours:
+        eight = max(sum(hours[i::8]) for i in range(min(8, len(hours))))
+        out_console.print(f"all {len(rows)} points: {sum(hours):.1f} h on one {gpu}; about {eight:.1f} h on 8 "
+                          f"(--parallel 8 --devices 0,1,2,3,4,5,6,7, one point per GPU), training only", highlight=False)
 
 
 @app.command("mix", help=(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from divplugin.errors import ConfigError
+from divplugin.errors import ConfigError, did_you_mean
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -72,8 +71,7 @@ def parse_overrides(args: list[str], config_class: type, where: str) -> dict[str
             raise ConfigError(f"unexpected argument {arg!r}; settings are given as --name value", "arguments")
         name = key.replace("-", "_")
         if name not in fields:
-            close = difflib.get_close_matches(name, list(fields), n=1)
-            hint = f"; did you mean --{close[0].replace('_', '-')}?" if close else ""
+            hint = did_you_mean(name, fields, show=lambda c: "--" + c.replace("_", "-"))
             raise ConfigError(f"unknown setting for {where}{hint} (see 'divplugin generators {where}')", f"--{key}")
         out[name] = parse_value(raw, hints.get(name))
     return out
@@ -142,9 +140,7 @@ def load_builtin_or_file(name_or_path: str | Path, package: str, folder: str, ki
     else:
         name, names = str(name_or_path), builtin_names(package, folder)
         if name not in names:
-            close = difflib.get_close_matches(name, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown {kind} {name!r}{hint} Built-in: {', '.join(names)}", "spec")
+            raise ConfigError(f"unknown {kind} {name!r}{did_you_mean(name, names)} Built-in: {', '.join(names)}", "spec")
         text, where, found = resources.files(package).joinpath(folder, f"{name}.yaml").read_text(), name, None
     try:
         return yaml.safe_load(text), where, found

@@ -261,10 +261,11 @@ def load_rows(data: str, split: str = "train") -> tuple[list[dict[str, Any]], st
     from pathlib import Path
 
     from divplugin.mixtures.sources import read_rows
+    from divplugin.output import MANIFEST
     from divplugin.mixtures.spec import HubSource, Source
 
     path = Path(data)
-    if path.is_dir() and (path / "manifest.json").is_file():
+    if path.is_dir() and (path / MANIFEST).is_file():
         target = path / f"{split}.jsonl"
         if not target.is_file():
             have = sorted(p.stem for p in path.glob("*.jsonl"))
@@ -281,7 +282,9 @@ def load_rows(data: str, split: str = "train") -> tuple[list[dict[str, Any]], st
 def _manifest(folder) -> dict[str, Any]:
     import json
 
-    return json.loads((folder / "manifest.json").read_text())
+    from divplugin.output import MANIFEST
+
+    return json.loads((folder / MANIFEST).read_text())
 
 
 def texts_of(rows: list[dict[str, Any]], fields: list[str]) -> list[str]:

@@ -1,4 +1,21 @@
-"""Exceptions with messages that name what is wrong."""
+"""Exceptions with messages that name what is wrong, and the "did you mean" hint they share."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Callable, Iterable
+
+
+def closest(name: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The choice most like ``name`` (difflib), or None when none is close enough."""
+    found = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=cutoff)
+    return found[0] if found else None
+
+
+def did_you_mean(name: str, choices: Iterable[str], show: Callable[[str], str] = repr) -> str:
+    """``"; did you mean 'x'?"`` for the closest choice, or ``""``."""
+    found = closest(name, choices)
+    return f"; did you mean {show(found)}?" if found else ""
 
 
 class DivpluginError(Exception):

@@ -62,12 +62,13 @@ def finish_stats(stats: dict[str, Any] | None) -> dict[str, Any]:
         lo, hi, s = stats[key]
         out[key] = {"min": lo, "max": hi, "mean": round(s / n, 3)}
     out["counts"] = {
-        f: {str(k): v for k, v in sorted(c.items(), key=lambda kv: _sort_key(str(kv[0])))} for f, c in sorted(stats["counts"].items())
+        f: {str(k): v for k, v in sorted(c.items(), key=lambda kv: numeric_sort_key(str(kv[0])))} for f, c in sorted(stats["counts"].items())
     }
     return out
 
 
-def _sort_key(value: str):
+def numeric_sort_key(value: str):
+    """Numbers first, in numeric order, then other strings: "2" < "10" < "abc"."""
     return (0, int(value), "") if value.lstrip("-").isdigit() else (1, 0, value)
 
 

@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 
+HELDOUT_DIR = "divplugin_data"  # beside a trained model: the held-out splits and manifest of its data
+
+
 def cache_dir() -> Path:
     """``$DIVPLUGIN_CACHE``, else ``$XDG_CACHE_HOME/divplugin``, else ``~/.cache/divplugin``."""
     if os.environ.get("DIVPLUGIN_CACHE"):

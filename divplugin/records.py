@@ -47,6 +47,9 @@ def render_prompt(template: str, instruction: str, input: str) -> str:
     return template.format(instruction=instruction, input=input)
 
 
+DEFAULT_PROMPT_TEMPLATE = "{instruction}\n{input}"  # a generator's prompt_template unless set
+
+
 def completion_prompt(template: str, instruction: str, input: str) -> str:
     """The prompt a completion model sees (training and evaluation alike): the rendered
     user turn and a newline; the answer follows and ends with a newline."""

@@ -48,6 +48,8 @@ def test_mix_benchmark_runs(capsys):
     spec = importlib.util.spec_from_file_location("bench_mix", ROOT / "benchmarks" / "bench_mix.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    assert mod.main(["--examples", "2000"]) == 0
+    assert mod.main(["--examples", "2000", "--corpus", "800", "--planted", "20", "--sample", "200"]) == 0
     out = capsys.readouterr().out
     assert "interleave_datasets" in out and "MinHash dedup" in out and "examples/s" in out
+    assert "recall on planted pairs" in out and "precision" in out and "datasketch MinHashLSH" in out
+    assert "verbatim" in out and "8-grams (open-r1)" in out and "exact substrings (bigcode)" in out

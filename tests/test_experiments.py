@@ -426,3 +426,67 @@ def test_two_rank_accelerate_launch_shares_one_dataset(tmp_path):
     assert folders == sorted(p.name for p in (single / "data").iterdir() if p.is_dir()) and len(folders) == 1
     for f in ("train.jsonl", "test.jsonl", "test_seen.jsonl", "manifest.json"):
         assert (multi / "data" / folders[0] / f).read_bytes() == (single / "data" / folders[0] / f).read_bytes()
+
+
+def test_plan_counts_tokens_and_flops(tmp_path):
+    from divplugin.experiments.plan import plan, tiny_params
+
+    pytest.importorskip("transformers")
+    from divplugin.models import build_tiny_model
+
+    for arch in ("llama", "gpt2"):
+        path = build_tiny_model(tmp_path / arch, arch=arch, layers=2, hidden=64, heads=4, max_len=128)
+        import json as _json
+
+        cfg = _json.loads((path / "config.json").read_text())
+        from safetensors import safe_open
+
+        with safe_open(str(path / "model.safetensors"), "pt") as f:
+            n = sum(f.get_tensor(k).numel() for k in f.keys())
+        est = tiny_params(2, 64, vocab=cfg["vocab_size"], max_len=128, arch=arch)
+        assert abs(est - n) / n < 0.05, (arch, est, n)
+
+    spec = load_spec("phase-transition-cpu")
+    rows, basis = plan(spec, "a100")
+    r = rows[0]
+    assert basis["peak_tflops"] == 312.0 and r.examples == 50_000
+    assert r.epochs == round(spec.train["max_steps"] * 64 / 50_000, 2)
+    assert 20 < r.tokens_per_example < 60  # rule, input and output of ~12 symbols each
+    assert abs(r.flops - 6 * r.params * r.tokens) < 1e-6 * r.flops
+    code = plan(load_spec("code-mixture"), "h100")[0][0]
+    assert code.params == 6.7e9 and abs(code.flops - 4 * 6.7e9 * 20_000 * 3 * 450) < 1  # QLoRA: no base weight gradients
+    with pytest.raises(ConfigError, match="unknown accelerator"):
+        plan(spec, "tpu")
+    data = _spec_data(plan={"params": -1})
+    with pytest.raises(ConfigError, match="plan.params"):
+        validate_spec(data, "t")
+
+
+def test_report_collects_points_done_elsewhere(tmp_path):
+    """--report: the points other jobs finished (same config) make the page; a point whose
+    config changed since is left out, and so is a folder without points."""
+    from dataclasses import asdict
+
+    from divplugin.experiments import collect_report
+    from divplugin.experiments.runner import PointResult, point_hash, point_id
+
+    spec = validate_spec(_spec_data(seeds=[0, 1]), "t")
+    pts = spec.points()
+    with pytest.raises(ConfigError, match="holds no points"):
+        collect_report(spec, tmp_path)
+    for p, y in ((pts[0], 0.1), (pts[3], 0.4)):
+        d = tmp_path / "points" / point_id(p)
+        d.mkdir(parents=True)
+        r = PointResult(point_id(p), p.values, "done", seed=p.seed, hash=point_hash(spec, p, tmp_path, {}),
+                        metrics={"divplugin_markov_unseen/exact_match": y, "divplugin_markov_seen/exact_match": 1.0})
+        (d / "result.json").write_text(json.dumps(asdict(r)))
+    stale = tmp_path / "points" / point_id(pts[1])
+    stale.mkdir()
+    (stale / "result.json").write_text(json.dumps(asdict(PointResult(point_id(pts[1]), pts[1].values, "done", hash="old"))))
+    results, files = collect_report(spec, tmp_path)
+    assert [r.id for r in results] == [point_id(pts[0]), point_id(pts[3])]
+    assert "0.400" in files["page"].read_text() and len(files["csv"].read_text().splitlines()) == 3
+    # the results folder can move: hashes see paths inside it relative to it
+    moved = tmp_path.parent / (tmp_path.name + "-moved")
+    tmp_path.rename(moved)
+    assert len(collect_report(spec, moved)[0]) == 2

@@ -186,7 +186,8 @@ def test_to_dataset_has_every_split():
     assert set(dd) == set(SPLITS)
     assert dd["test"].num_rows == 600
     assert dd["train"][0] == gen[0]
-    assert json.dumps(dd["train"][5]["metadata"])
+    meta = json.loads(json.dumps(dd["train"][5]["metadata"]))  # metadata survives JSON as it is
+    assert meta == gen[5]["metadata"] and meta["split"] == "train" and meta["index"] == 5
 
 
 def test_filler_avoiding_never_contains_pattern():

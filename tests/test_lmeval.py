@@ -122,3 +122,73 @@ def test_markov_documents_come_from_the_named_folders(tmp_path):
     assert unseen["answer"] == answers["rewrite"]
     programs = load_markov("programs", programs_data=str(folders["programs"]))["test"]
     assert programs["answer"] == answers["programs"]
+
+
+@pytest.mark.slow
+def test_data_parallel_evaluation_gives_the_answers_of_one_process(tmp_path):
+    """lm-eval's data-parallel hf run (accelerate launch, 2 CPU ranks over gloo) answers every
+    document as one process does."""
+    from divplugin.models import build_tiny_llama
+
+    model = build_tiny_llama(tmp_path / "tiny", layers=1, hidden=32, heads=2)
+    gen = subprocess.run([sys.executable, "-m", "divplugin", "generate", "--preset", "cpu-small", "--num-rules", "20",
+                          "--num-examples", "200", "--test-examples", "24", "--seen-test-examples", "24",
+                          "--out", str(tmp_path / "data")], capture_output=True, text=True)
+    assert gen.returncode == 0, gen.stderr
+    common = ["eval", "--model", "hf", "--model_args", f"pretrained={model},dtype=float32", "--device", "cpu",
+              "--tasks", "divplugin_markov_unseen,divplugin_markov_seen", "--batch_size", "4", "--gen_kwargs",
+              "max_gen_toks=8", "--log_samples", "--metadata", json.dumps({"data": str(tmp_path / "data")})]
+    accelerate = Path(sys.executable).with_name("accelerate")
+    runs = {"one": [sys.executable, "-m", "divplugin"],
+            "two": [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "-m", "divplugin"]}
+    answers = {}
+    for name, prefix in runs.items():
+        proc = subprocess.run([*prefix, *common, "--output_path", str(tmp_path / name)], capture_output=True,
+                              text=True, cwd=tmp_path, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        got = {}
+        for f in (tmp_path / name).rglob("samples_*.jsonl"):
+            task = f.name.removeprefix("samples_").rsplit("_", 1)[0]
+            for line in f.read_text().splitlines():
+                r = json.loads(line)
+                got[(task, r["doc_id"])] = r["filtered_resps"]
+        answers[name] = got
+    assert len(answers["one"]) == 48 and answers["one"] == answers["two"]
+
+
+def test_task_configs_carry_nothing_tied_to_one_back_end():
+    """Generation settings every lm-eval back-end (hf, vllm, APIs) reads: stop strings, greedy or
+    sampled, a token budget; no batch sizes, devices or chat templates in a task."""
+    import yaml
+
+    from divplugin.lmeval.run import tasks_dir
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    allowed = {"until", "do_sample", "max_gen_toks", "temperature", "top_p"}
+    for path in tasks_dir().rglob("*"):
+        if not path.is_file() or not (path.suffix == ".yaml" or path.name.endswith("_yaml")):
+            continue
+        cfg = yaml.load(path.read_text(), Loader=Loader) or {}
+        assert not {"batch_size", "device", "apply_chat_template", "model_args"} & set(cfg), path
+        kwargs = cfg.get("generation_kwargs") or {}
+        assert set(kwargs) <= allowed, (path, kwargs)
+        if "until" in kwargs:
+            assert isinstance(kwargs["until"], list) and all(isinstance(u, str) and u for u in kwargs["until"])
+
+
+def test_lm_eval_patching_is_undone_even_on_errors():
+    import lm_eval
+    import lm_eval.tasks
+
+    from divplugin.lmeval.run import patched_lm_eval
+
+    before = (sys.argv, lm_eval.tasks.TaskManager, lm_eval.simple_evaluate)
+    with pytest.raises(RuntimeError):
+        with patched_lm_eval(["--tasks", "divplugin_markov"], True, {}):
+            assert sys.argv[:3] == ["lm_eval", "run", "--tasks"]
+            assert lm_eval.tasks.TaskManager is not before[1] and lm_eval.simple_evaluate is not before[2]
+            raise RuntimeError("boom")
+    assert (sys.argv, lm_eval.tasks.TaskManager, lm_eval.simple_evaluate) == before

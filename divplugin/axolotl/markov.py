@@ -14,9 +14,9 @@ from typing import Any
 
 from axolotl.prompt_tokenizers import PromptTokenizingStrategy
 
-from divplugin.records import completion_prompt
+from divplugin.output import MANIFEST
+from divplugin.records import DEFAULT_PROMPT_TEMPLATE, completion_prompt
 
-DEFAULT_TEMPLATE = "{instruction}\n{input}"
 IGNORE = -100
 
 
@@ -35,10 +35,10 @@ def assemble(pairs: list[tuple[list[int], list[int]]], train_on_inputs: bool) ->
 def template_for(path: str | None) -> str:
     """The prompt template of the generated folder holding ``path`` (or the default)."""
     if path:
-        manifest = Path(path).parent / "manifest.json"
+        manifest = Path(path).parent / MANIFEST
         if manifest.is_file():
-            return json.loads(manifest.read_text()).get("config", {}).get("prompt_template", DEFAULT_TEMPLATE)
-    return DEFAULT_TEMPLATE
+            return json.loads(manifest.read_text()).get("config", {}).get("prompt_template", DEFAULT_PROMPT_TEMPLATE)
+    return DEFAULT_PROMPT_TEMPLATE
 
 
 class MarkovPromptStrategy(PromptTokenizingStrategy):

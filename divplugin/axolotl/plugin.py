@@ -21,7 +21,7 @@ from axolotl.utils.logging import get_logger
 from divplugin.axolotl.args import resolve_generator_args, resolve_mixture_args
 from divplugin.datacache import ensure_generated, ensure_mixture
 from divplugin.output import INSTRUCTIONS, MANIFEST, atomic_directory
-from divplugin.paths import cache_dir
+from divplugin.paths import HELDOUT_DIR, cache_dir
 
 LOG = get_logger(__name__)
 HELDOUT_FILES = (MANIFEST, INSTRUCTIONS, "test.jsonl", "test_seen.jsonl")
@@ -61,7 +61,7 @@ def _add_dataset(cfg: Any, entry: dict[str, Any]) -> None:
 
 
 def heldout_dir(cfg: Any) -> Path:
-    return Path(_get(cfg, "divplugin_heldout_dir") or Path(_get(cfg, "output_dir", "./model-out")) / "divplugin_data")
+    return Path(_get(cfg, "divplugin_heldout_dir") or Path(_get(cfg, "output_dir", "./model-out")) / HELDOUT_DIR)
 
 
 def export_heldout(folder: Path, dest: Path) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..execution import ExecResult, Executor, Limits
-from ..execution.values import _encode, decode_obj
+from ..execution.values import decode_obj, encode_obj
 from ..paths import cache_dir
 from .problems import Problem, problems_hash
 
@@ -161,7 +161,7 @@ def expected_outputs(problems: list[Problem], executor: Executor, *, cache: bool
             outputs = [o is not None for o in outputs]
         seconds = [c[2] for c in res.calls]
         out[tid][kind] = Expected(outputs, seconds)
-        raw[tid][kind] = {"outputs": _encode(outputs, 0, [1 << 62]), "seconds": seconds}
+        raw[tid][kind] = {"outputs": encode_obj(outputs, max_items=1 << 62), "seconds": seconds}
         if progress:
             progress()
     if cache:

@@ -42,11 +42,6 @@ class Report:
     statuses: dict = field(default_factory=dict)  # status -> count
     records: list = field(default_factory=list)  # one result per sample, in sample order
 
-    def as_dict(self) -> dict:
-        return {"benchmark": self.benchmark, "pass_at_k": self.pass_at_k, "num_problems": self.num_problems,
-                "num_samples": self.num_samples, "statuses": self.statuses,
-                "per_problem": {k: {"n": n, "correct": c} for k, (n, c) in self.per_problem.items()}}
-
 
 def program_for(sample: dict, problem: Problem) -> str:
     if isinstance(sample.get("solution"), str):

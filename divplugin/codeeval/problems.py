@@ -78,7 +78,9 @@ def _deep_tuple(x):
 
 
 def mbpp_arguments(task_id: str, inputs: list) -> list:
-    """MBPP+'s stored arguments as EvalPlus passes them to the function."""
+    """MBPP+'s stored arguments as EvalPlus passes them to the function: the mirror of
+    ``evalplus.data.mbpp.mbpp_deserialize_inputs`` (evalplus 0.3.1), which turns the JSON lists
+    of some tasks back into tuples and sets."""
     n = int(task_id.rsplit("/", 1)[-1])
     if n in _TUPLE_ARGS:
         return [[tuple(a) for a in inp] for inp in inputs]

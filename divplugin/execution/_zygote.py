@@ -198,7 +198,7 @@ def _has_opaque(enc):
 def _plain_calls(fn):
     """Wrap a candidate so that a check sees only copies of plain data (exact builtin types)."""
     def call(*args, **kwargs):
-        enc = values._encode(fn(*args, **kwargs), 0, [values.MAX_ITEMS])
+        enc = values.encode_obj(fn(*args, **kwargs))
         if _has_opaque(enc):
             raise TypeError("the candidate returned a value that is not plain data")
         return values.decode_obj(enc)
@@ -244,7 +244,7 @@ def _run_candidate(req):
                     break
                 dt = time.perf_counter() - t0
                 try:
-                    enc = values.compact(values._encode(out, 0, [values.MAX_ITEMS]))
+                    enc = values.compact(values.encode_obj(out))
                 except values.TooLarge:
                     enc = values.repr_digest(out)
                 result["calls"].append(["ok", enc, dt])

@@ -30,6 +30,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from ..errors import DivpluginError
 from . import values
@@ -44,6 +45,9 @@ class CodeExecutionNotAllowed(DivpluginError, PermissionError):
 
 class SandboxError(DivpluginError, RuntimeError):
     """The sandbox itself failed (not the candidate)."""
+
+
+RunStatus = Literal["passed", "completed", "failed", "timeout", "crashed"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ class ExecResult:
     or ``("timeout",)``; the run stops at the first error or timeout.
     """
 
-    status: str
+    status: RunStatus
     error: str | None = None
     calls: list = field(default_factory=list)
     isolation: tuple = ()

@@ -140,9 +140,15 @@ def _encode(x, depth: int, budget: list):
     return {"X": f"{mod}.{t.__qualname__}" if mod else t.__qualname__}
 
 
+def encode_obj(value, max_items: int = MAX_ITEMS):
+    """The JSON-ready wire form of `value` (the inverse of `decode_obj`); raises TooLarge past
+    ``max_items`` items."""
+    return _encode(value, 0, [max_items])
+
+
 def encode(value) -> str:
     """The JSON text of `value`; raises TooLarge for values past the size limits."""
-    return json.dumps(_encode(value, 0, [MAX_ITEMS]), ensure_ascii=True, separators=(",", ":"))
+    return json.dumps(encode_obj(value), ensure_ascii=True, separators=(",", ":"))
 
 
 def _decode(x):

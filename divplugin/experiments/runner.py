@@ -20,12 +20,13 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import yaml
 
 from divplugin.errors import ConfigError
 from divplugin.experiments.spec import Point, Spec, set_dotted
+from divplugin.paths import HELDOUT_DIR
 
 STEP = re.compile(r"(\d+)/(\d+) \[")
 
@@ -34,7 +35,7 @@ STEP = re.compile(r"(\d+)/(\d+) \[")
 class PointResult:
     id: str
     values: dict[str, Any]
-    status: str  # done | failed
+    status: Literal["done", "failed"]
     seed: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     train_seconds: float = 0.0
@@ -219,7 +220,7 @@ def eval_command(spec: Spec, cfg: dict[str, Any], model_dir: Path, eval_dir: Pat
         cmd += ["--limit", str(ev.limit)]
     if ev.device and ev.model == "hf":
         cmd += ["--device", ev.device]
-    metadata = {**ev.metadata, **({"data": str(model_dir / "divplugin_data")} if ev.heldout else {})}
+    metadata = {**ev.metadata, **({"data": str(model_dir / HELDOUT_DIR)} if ev.heldout else {})}
     if metadata:
         cmd += ["--metadata", json.dumps(metadata)]
     return cmd + list(ev.args)

@@ -75,6 +75,7 @@ class PlotSpec(BaseModel):
 
 
 DEFAULT_SEED_KEYS = ["seed", "divplugin_settings.seed"]
+PLAN_KEYS = ("params", "tokens_per_example", "examples", "mfu")
 EXPECT_KEYS = ("metric", "first_at_most", "last_at_least", "monotone", "threshold", "seen_metric", "seen_at_least")
 
 
@@ -92,6 +93,8 @@ class Spec(BaseModel):
     base: Optional[str] = Field(None, description="The spec this one started from (resolved when loaded).")
     description: str = ""
     hardware: Literal["cpu", "gpu"] = "cpu"
+    parallel: int = Field(1, ge=1, description="Points run at once unless --parallel says otherwise (CPU specs: 2, a "
+                          "core each).")
     base_model: Optional[TinyModel] = Field(None, description="Build this tiny model as the base_model of every point.")
     train: dict[str, Any] = Field(description="The axolotl config every point starts from.")
     sweep: dict[str, list[Any]] = Field(min_length=1, description="Dotted train-config key -> values.")
@@ -107,6 +110,8 @@ class Spec(BaseModel):
     plot: PlotSpec
     quick: dict[str, Any] = Field(default_factory=dict, description="Overrides (train/sweep/eval keys) for --quick.")
     expect: dict[str, Any] = Field(default_factory=dict, description="What the result should show (reported, not enforced).")
+    plan: dict[str, Any] = Field(default_factory=dict, description="Cost-estimate inputs the spec cannot show: params (of a "
+                                 "hub base model), tokens_per_example (of hub data), examples, mfu (see --plan).")
 
     @field_validator("sweep")
     @classmethod
@@ -138,6 +143,16 @@ class Spec(BaseModel):
         if args and launcher != "accelerate":
             raise ValueError("train.launcher_args: only for launcher: accelerate (a custom launcher is a full command)")
         return train
+
+    @field_validator("plan")
+    @classmethod
+    def _plan_keys(cls, plan: dict[str, Any]) -> dict[str, Any]:
+        for key, value in plan.items():
+            if key not in PLAN_KEYS:
+                raise ValueError(f"plan: unknown key {key!r}; use {', '.join(PLAN_KEYS)}")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"plan.{key}: a positive number, got {value!r}")
+        return plan
 
     @field_validator("expect")
     @classmethod

@@ -8,10 +8,9 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
-from divplugin.errors import ConfigError
+from divplugin.errors import ConfigError, did_you_mean
 from divplugin.generators.base import SPLITS, Generator, GeneratorConfig, config_from_dict
 
 _REGISTRY: dict[str, type[Generator]] = {}
@@ -33,9 +32,7 @@ def get_generator_class(name: str) -> type[Generator]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown generator {name!r}{hint} Available: {', '.join(generator_names())}", "generator") from None
+        raise ConfigError(f"unknown generator {name!r}{did_you_mean(name, _REGISTRY)} Available: {', '.join(generator_names())}", "generator") from None
 
 
 def make_config(name: str, settings: dict[str, Any] | None = None) -> GeneratorConfig:

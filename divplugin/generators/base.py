@@ -19,7 +19,6 @@ even two runs with different seeds never train on each other's test instructions
 
 from __future__ import annotations
 
-import difflib
 import functools
 import random
 import string
@@ -32,9 +31,10 @@ import pydantic
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from divplugin.errors import ConfigError, GenerationError
-from divplugin.markov.engine import ARROW
+from divplugin.errors import ConfigError, GenerationError, did_you_mean
 from divplugin.generators.allocation import SCHEMES, example_counts, largest_remainder
+from divplugin.markov.engine import ARROW
+from divplugin.records import DEFAULT_PROMPT_TEMPLATE
 from divplugin.seeding import np_rng, py_rng, stable_hash
 
 SPLITS = ("train", "test", "test_seen")
@@ -97,7 +97,7 @@ class GeneratorConfig:
     holdout_share: float = Field(0.5, description="Share of the instruction space reserved for test instructions (by salted hash).")
     holdout_salt: str = Field("divplugin", description="Salt of the hash that partitions instructions into train and test.")
     prompt_template: str = Field(
-        "{instruction}\n{input}", description="User turn of the chat-messages format; fields {instruction} and {input}."
+        DEFAULT_PROMPT_TEMPLATE, description="User turn of the chat-messages format; fields {instruction} and {input}."
     )
 
     def validate(self) -> None:
@@ -158,9 +158,7 @@ def config_from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
     prefix = f"{where}." if where else ""
     for key in data:
         if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown setting{hint} Valid settings: {', '.join(known)}", f"{prefix}{key}")
+            raise ConfigError(f"unknown setting{did_you_mean(str(key), known)} Valid settings: {', '.join(known)}", f"{prefix}{key}")
     try:
         cfg = cls(**data)
     except pydantic.ValidationError as exc:

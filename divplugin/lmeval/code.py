@@ -15,6 +15,10 @@ from pathlib import Path
 
 from ..codeeval.passk import pass_at_k
 
+# benchmark -> the --metadata its documents were loaded with (data, workers, results_dir).
+# lm-eval hands --metadata to the task's `custom_dataset` (load_code) but not to its filter
+# (execute_all), which runs later in the same process; this is how the filter learns where
+# the benchmark's data is and how to run it. One lm-eval run per process sets it once per task.
 _STATE: dict = {}
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..records import completion_prompt, read_jsonl
+from ..errors import ConfigError, closest
+from ..records import DEFAULT_PROMPT_TEMPLATE, completion_prompt, read_jsonl
 
 SUBSETS = {"unseen": "test", "seen": "test_seen", "noop": "test", "hasop": "test", "programs": "test"}
 
@@ -21,7 +21,7 @@ def _rows_from_folder(folder: Path, split: str) -> tuple[list[dict], str]:
     from ..output import load_manifest
 
     manifest = load_manifest(folder)
-    template = manifest.get("config", {}).get("prompt_template", "{instruction}\n{input}")
+    template = manifest.get("config", {}).get("prompt_template", DEFAULT_PROMPT_TEMPLATE)
     path = folder / f"{split}.jsonl"
     if not path.is_file():
         raise ConfigError(f"{folder} has no {split}.jsonl (write it with --format jsonl)", "data")
@@ -45,9 +45,9 @@ def _generator_settings(name: str, metadata: dict) -> dict:
         if key in fields:
             keep[key] = value
             continue
-        close = difflib.get_close_matches(key, fields, n=1, cutoff=0.8)
+        close = closest(key, fields, cutoff=0.8)
         if close:
-            raise ConfigError(f"unknown setting of {name}; did you mean {close[0]!r}?", key)
+            raise ConfigError(f"unknown setting of {name}; did you mean {close!r}?", key)
         logging.getLogger(__name__).info("divplugin_markov: ignoring metadata key %r", key)
     return keep
 

@@ -9,6 +9,7 @@ answer: a check that a task and its scorer agree (it should score 1.0).
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 
@@ -82,34 +83,22 @@ def _summary(results: dict) -> None:
     Console(stderr=False).print(table)
 
 
-def main(argv: list[str]) -> int:
-    """Run lm-eval with `argv` (its `run` flags); returns the exit status."""
-    try:
-        import lm_eval
-        import lm_eval.tasks
-        from lm_eval._cli import HarnessCLI
-    except ImportError as exc:
-        print(f"divplugin eval needs lm-eval >= 0.4.9: pip install 'divplugin[eval]' ({exc})", file=sys.stderr)
-        return 2
-    argv = list(argv)
-    ours = str(tasks_dir())
-    include = _flag(argv, "--include_path")
-    if include is None:
-        argv += ["--include_path", ours]
-    tasks = (_flag(argv, "--tasks") or "").split(",")
-    if tasks and all(t.strip().startswith(PREFIX) for t in tasks if t.strip()) and include is None:
-        base = lm_eval.tasks.TaskManager
+@contextmanager
+def patched_lm_eval(argv: list[str], ours_only: bool, captured: dict):
+    """lm-eval as ``divplugin eval`` runs it, restored on the way out, whatever happens:
+    ``sys.argv`` set to ``lm_eval run ARGV`` (its parser reads it); ``TaskManager`` skipping
+    the built-in task index when ``ours_only``; ``simple_evaluate`` copying its results into
+    ``captured`` for the summary table."""
+    import lm_eval
+    import lm_eval.tasks
 
-        class OursOnly(base):
-            def __init__(self, *args, **kwargs):
-                kwargs["include_defaults"] = False
-                super().__init__(*args, **kwargs)
+    saved = (sys.argv, lm_eval.tasks.TaskManager, lm_eval.simple_evaluate)
+    base, original = saved[1], saved[2]
 
-        lm_eval.tasks.TaskManager = OursOnly
-    if _flag(argv, "--model") == "divplugin-oracle":
-        register_oracle()  # only then: lm-eval imports its own backends when its registry is empty
-    captured: dict = {}
-    original = lm_eval.simple_evaluate
+    class OursOnly(base):
+        def __init__(self, *args, **kwargs):
+            kwargs["include_defaults"] = False
+            super().__init__(*args, **kwargs)
 
     def capture(*args, **kwargs):
         out = original(*args, **kwargs)
@@ -117,17 +106,40 @@ def main(argv: list[str]) -> int:
             captured.update(out)
         return out
 
+    sys.argv = ["lm_eval", "run", *argv]
+    if ours_only:
+        lm_eval.tasks.TaskManager = OursOnly
     lm_eval.simple_evaluate = capture
-    parser = HarnessCLI()
-    saved_argv = sys.argv
-    sys.argv = ["lm_eval", "run", *argv]  # lm-eval's parser reads sys.argv
     try:
-        parser.execute(parser.parse_args())
-    except SystemExit as exc:
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+        yield
     finally:
-        sys.argv = saved_argv
-        lm_eval.simple_evaluate = original
+        sys.argv, lm_eval.tasks.TaskManager, lm_eval.simple_evaluate = saved
+
+
+def main(argv: list[str]) -> int:
+    """Run lm-eval with `argv` (its `run` flags); returns the exit status."""
+    try:
+        import lm_eval  # noqa: F401
+        import lm_eval.tasks  # noqa: F401
+        from lm_eval._cli import HarnessCLI
+    except ImportError as exc:
+        print(f"divplugin eval needs lm-eval >= 0.4.9: pip install 'divplugin[eval]' ({exc})", file=sys.stderr)
+        return 2
+    argv = list(argv)
+    include = _flag(argv, "--include_path")
+    if include is None:
+        argv += ["--include_path", str(tasks_dir())]
+    tasks = (_flag(argv, "--tasks") or "").split(",")
+    ours_only = include is None and all(t.strip().startswith(PREFIX) for t in tasks if t.strip())
+    if _flag(argv, "--model") == "divplugin-oracle":
+        register_oracle()  # only then: lm-eval imports its own backends when its registry is empty
+    captured: dict = {}
+    with patched_lm_eval(argv, ours_only, captured):
+        parser = HarnessCLI()
+        try:
+            parser.execute(parser.parse_args())
+        except SystemExit as exc:
+            return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     if captured.get("results"):
         _summary(captured)
     return 0

@@ -135,7 +135,7 @@ def write_mixture(m: Mixture, built: Built, out: str | os.PathLike, overwrite: b
     and the report into ``out``, atomically."""
     from divplugin import __version__
     from divplugin.mixtures.report import write_report
-    from divplugin.output import atomic_directory
+    from divplugin.output import MANIFEST, atomic_directory
 
     with atomic_directory(out, overwrite) as tmp:
         digest = hashlib.sha256()
@@ -157,7 +157,7 @@ def write_mixture(m: Mixture, built: Built, out: str | os.PathLike, overwrite: b
         }
         if report:
             manifest["report"] = write_report(m, built, tmp)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 

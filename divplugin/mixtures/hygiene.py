@@ -103,6 +103,10 @@ def lsh_bands(threshold: float, num_perm: int, recall: float = 0.99) -> int:
     return num_perm
 
 
+_WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_\x01")
+_ASCII_WORDS = bytes(c if c in _WORD_BYTES else 32 for c in range(256))  # non-word bytes -> space
+
+
 def shingle_hashes(texts: list[str], shingle: int) -> list[np.ndarray]:
     """Each text's word ``shingle``-grams (words as ``words`` finds them) as 64-bit hashes, in
     text order (a repeated n-gram repeats).
@@ -114,8 +118,12 @@ def shingle_hashes(texts: list[str], shingle: int) -> list[np.ndarray]:
     if not texts:
         return []
     sep = "\x01"  # never inside a word: \w does not match it
-    toks = re.findall(r"\w+|\x01", sep.join(t.replace(sep, " ") for t in texts).lower())
-    hashed = np.asarray(rensa.RMinHash.hash_token_sets([toks])[0], dtype=np.uint64)
+    joined = sep.join(t.replace(sep, " ") for t in texts).lower()
+    if joined.isascii():  # the common case, in C: \w is [A-Za-z0-9_] here, words split at anything else
+        toks = joined.encode("ascii").translate(_ASCII_WORDS).replace(b"\x01", b" \x01 ").split()
+    else:
+        toks = re.findall(r"\w+|\x01", joined)
+    hashed = np.asarray(rensa.RMinHash.hash_token_sets([toks])[0], dtype=np.uint64)  # str and bytes hash alike
     is_sep = hashed == np.uint64(rensa.RMinHash.hash_token_sets([[sep]])[0][0])
     row = np.cumsum(is_sep)
     wh, wrow = hashed[~is_sep], row[~is_sep]

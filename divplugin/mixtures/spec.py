@@ -4,7 +4,6 @@ named rows (the paper's tables) over the same sources."""
 
 from __future__ import annotations
 
-import difflib
 import math
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
@@ -12,7 +11,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from divplugin.config import builtin_names, load_builtin_or_file, validate_mapping
-from divplugin.errors import ConfigError
+from divplugin.errors import ConfigError, did_you_mean
 from divplugin.mixtures.adapters import ADAPTERS
 
 BUDGETS = ("counts", "ratios", "tokens")
@@ -53,9 +52,7 @@ class Source(_Strict):
         if len(given) != 1:
             raise ValueError(f"source {self.name!r}: give exactly one of hub, path, generator (got {given or 'none'})")
         if isinstance(self.adapter, str) and self.adapter not in ADAPTERS:
-            close = difflib.get_close_matches(self.adapter, list(ADAPTERS), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"source {self.name!r}: unknown adapter {self.adapter!r}{hint} Built-in: {', '.join(ADAPTERS)}")
+            raise ValueError(f"source {self.name!r}: unknown adapter {self.adapter!r}{did_you_mean(self.adapter, ADAPTERS)} Built-in: {', '.join(ADAPTERS)}")
         if isinstance(self.adapter, dict):
             bad = set(self.adapter) - {"instruction", "input", "output"}
             if bad or not {"instruction", "output"} <= set(self.adapter):
@@ -117,9 +114,7 @@ class Mixture(_Strict):
     def row(self, name: str) -> "Mixture":
         """The mixture of grid row ``name`` (amounts set on the sources)."""
         if name not in self.mixtures:
-            close = difflib.get_close_matches(name, list(self.mixtures), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown mixture {name!r}{hint} Rows: {', '.join(self.mixtures)}", "mixture")
+            raise ConfigError(f"unknown mixture {name!r}{did_you_mean(name, self.mixtures)} Rows: {', '.join(self.mixtures)}", "mixture")
         field = {"counts": "count", "ratios": "ratio", "tokens": "tokens"}[self.budget]
         amounts = self.mixtures[name]
         sources = []

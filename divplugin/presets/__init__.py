@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 from importlib import resources
 from typing import Any
 
 import yaml
 
-from divplugin.errors import ConfigError
+from divplugin.errors import ConfigError, did_you_mean
 
 
 def preset_names() -> list[str]:
@@ -17,9 +16,7 @@ def preset_names() -> list[str]:
 
 def preset_text(name: str) -> str:
     if name not in preset_names():
-        close = difflib.get_close_matches(name, preset_names(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown preset {name!r}{hint} Available: {', '.join(preset_names())}", "preset")
+        raise ConfigError(f"unknown preset {name!r}{did_you_mean(name, preset_names())} Available: {', '.join(preset_names())}", "preset")
     return resources.files(__name__).joinpath(f"{name}.yaml").read_text()
 
 
