@@ -444,7 +444,7 @@ def mix_cmd(
     no_report: bool = typer.Option(False, "--no-report", help="Skip the report (counts still go to manifest.json)."),
     list_: bool = typer.Option(False, "--list", help="List the built-in presets and their rows."),
 ) -> None:
-    from divplugin.mixtures import load_mixture, load_mixture_dict, mix, preset_names
+    from divplugin.mixtures import load_mixture, mix, preset_names
 
     if list_ or spec is None:
         table = Table(title="mixture presets (divplugin mix NAME --mixture ROW --out DIR)")
@@ -460,22 +460,16 @@ def mix_cmd(
         _fail("--out is required")
     try:
         m = load_mixture(spec)
-        if paths:
-            data = m.model_dump()
-            names = [s["name"] for s in data["sources"]]
-            for item in paths:
-                name, sep, path = item.partition("=")
-                if not sep or name not in names:
-                    _fail(f"--path expects SOURCE=PATH with SOURCE one of {names}, got {item!r}")
-                src = data["sources"][names.index(name)]
-                src.update(hub=None, generator=None, path=path)
-            m = load_mixture_dict(data, str(spec))
-        if m.mixtures:
-            if not mixture:
-                _fail(f"{spec} is a grid; choose a row with --mixture: {', '.join(m.mixtures)}")
-            m = m.row(mixture)
-        elif mixture:
-            _fail(f"{spec} has no rows; drop --mixture")
+        local = {}
+        for item in paths:
+            name, sep, path = item.partition("=")
+            if not sep or not name:
+                _fail(f"--path expects SOURCE=PATH, got {item!r}")
+            local[name] = path
+        try:
+            m = m.with_paths(local).select(mixture)
+        except ConfigError as exc:
+            _fail(f"--{'mixture' if exc.field == 'mixture' else 'path'}: {exc.message}")
         with _interruptible("no partial mixture was left behind"), _progress() as prog:
             bars: dict[str, Any] = {}
 

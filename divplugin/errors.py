@@ -28,6 +28,7 @@ class ConfigError(DivpluginError, ValueError):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
+        self.message = message
 
 
 class GenerationError(DivpluginError, RuntimeError):

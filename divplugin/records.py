@@ -50,6 +50,12 @@ def render_prompt(template: str, instruction: str, input: str) -> str:
 DEFAULT_PROMPT_TEMPLATE = "{instruction}\n{input}"  # a generator's prompt_template unless set
 
 
+def user_turn(instruction: str, input: str) -> str:
+    """The user message of an instruction/input pair (mixtures' chat rows and chat templates):
+    the instruction, then a blank line and the input when there is one."""
+    return f"{instruction}\n\n{input}" if input else instruction
+
+
 def completion_prompt(template: str, instruction: str, input: str) -> str:
     """The prompt a completion model sees (training and evaluation alike): the rendered
     user turn and a newline; the answer follows and ends with a newline."""

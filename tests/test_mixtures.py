@@ -245,4 +245,4 @@ def test_cli_mix_with_local_paths(pools, tmp_path):
     assert sum(1 for _ in (tmp_path / "o" / "train.jsonl").open()) == 100
     again = subprocess.run([sys.executable, "-m", "divplugin", "mix", str(spec), "--out", str(tmp_path / "p")],
                            capture_output=True, text=True)
-    assert again.returncode == 2 and "choose a row with --mixture: c90" in again.stderr
+    assert again.returncode == 2 and "--mixture: grid is a grid; choose a row: c90" in again.stderr

@@ -69,7 +69,7 @@ MIXTURE_KEYS = ("divplugin_mixture", "divplugin_mixture_row", "divplugin_mixture
 
 def resolve_mixture_args(data: dict[str, Any]):
     """The Mixture the ``divplugin_mixture*`` keys ask for, or None; raises ValueError naming the key."""
-    from divplugin.mixtures import load_mixture, load_mixture_dict
+    from divplugin.mixtures import load_mixture
 
     spec = data.get("divplugin_mixture")
     if spec is None:
@@ -82,27 +82,15 @@ def resolve_mixture_args(data: dict[str, Any]):
         raise ValueError(f"divplugin_mixture: give either a mixture or generated data, not both ({', '.join(both)} set)")
     try:
         m = load_mixture(spec)
-        paths = data.get("divplugin_mixture_paths") or {}
-        if not isinstance(paths, dict):
-            raise ValueError(f"divplugin_mixture_paths: must map source names to paths, got {type(paths).__name__}")
-        if paths:
-            dump = m.model_dump()
-            names = [s["name"] for s in dump["sources"]]
-            for name, path in paths.items():
-                if name not in names:
-                    raise ValueError(f"divplugin_mixture_paths: {spec} has no source {name!r}; sources are {names}")
-                dump["sources"][names.index(name)].update(hub=None, generator=None, path=str(path))
-            m = load_mixture_dict(dump, str(spec))
-        row = data.get("divplugin_mixture_row")
-        if m.mixtures:
-            if not row:
-                raise ValueError(f"divplugin_mixture_row: {spec} is a grid; choose one of {', '.join(m.mixtures)}")
-            m = m.row(row)
-        elif row:
-            raise ValueError(f"divplugin_mixture_row: {spec} has no rows")
+        try:
+            m = m.with_paths(data.get("divplugin_mixture_paths") or {})
+        except ConfigError as exc:
+            raise ValueError(f"divplugin_mixture_paths: {exc}") from None
+        m = m.select(data.get("divplugin_mixture_row"))
     except ConfigError as exc:
-        key = "divplugin_mixture_row" if exc.field == "mixture" else "divplugin_mixture"
-        raise ValueError(f"{key}: {exc}") from None
+        if exc.field == "mixture":
+            raise ValueError(f"divplugin_mixture_row: {exc.message}") from None
+        raise ValueError(f"divplugin_mixture: {exc}") from None
     return m
 
 

@@ -13,13 +13,10 @@ from typing import Any
 from axolotl.prompt_tokenizers import PromptTokenizingStrategy
 
 from divplugin.axolotl.markov import assemble
+from divplugin.records import user_turn
 
 ALPACA = ("Below is an instruction that describes a task{with_input}. Write a response that appropriately "
           "completes the request.\n\n### Instruction:\n{instruction}\n\n{input_block}### Response:\n")
-
-
-def user_text(instruction: str, input: str) -> str:
-    return f"{instruction}\n\n{input}" if input else instruction
 
 
 def alpaca_prompt(instruction: str, input: str) -> str:
@@ -41,7 +38,7 @@ class MixturePromptStrategy(PromptTokenizingStrategy):
     def _pair(self, instruction: str, input: str, output: str) -> tuple[list[int], list[int]]:
         tok = self.tokenizer
         if self.chat:
-            user = [{"role": "user", "content": user_text(instruction, input)}]
+            user = [{"role": "user", "content": user_turn(instruction, input)}]
             prompt = tok.apply_chat_template(user, tokenize=True, add_generation_prompt=True)
             full = tok.apply_chat_template(user + [{"role": "assistant", "content": output}], tokenize=True)
             prompt, full = list(getattr(prompt, "input_ids", prompt)), list(getattr(full, "input_ids", full))

@@ -15,8 +15,10 @@ import numpy as np
 SCHEMES = ("uniform", "power", "zipf")
 
 
-def largest_remainder(total: int, weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Integers proportional to ``weights`` that sum to ``total`` exactly."""
+def largest_remainder(total: int, weights: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Integers proportional to ``weights`` that sum to ``total`` exactly: each gets the floor
+    of its quota, and the largest remainders one more. Ties go at random (by ``rng``), or to
+    the earlier item when ``rng`` is None."""
     weights = np.asarray(weights, dtype=np.float64)
     if total < 0:
         raise ValueError(f"total must be >= 0, got {total}")
@@ -32,7 +34,8 @@ def largest_remainder(total: int, weights: np.ndarray, rng: np.random.Generator)
     short = total - int(counts.sum())
     if short:
         remainders = quotas - counts
-        order = np.lexsort((rng.random(len(weights)), -remainders))
+        tiebreak = rng.random(len(weights)) if rng is not None else np.arange(len(weights))
+        order = np.lexsort((tiebreak, -remainders))
         counts[order[:short]] += 1
     return counts
 

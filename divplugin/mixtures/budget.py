@@ -11,17 +11,12 @@ from divplugin.errors import ConfigError
 
 def split_total(total: int, ratios: list[float]) -> list[int]:
     """Integer counts proportional to ``ratios`` that sum to ``total`` exactly (largest
-    remainder; ties to the earlier source)."""
-    weights = np.asarray(ratios, dtype=float)
-    if weights.sum() <= 0:
+    remainder, the generators' rounding; ties to the earlier source)."""
+    from divplugin.generators.allocation import largest_remainder
+
+    if float(np.sum(ratios)) <= 0:
         raise ConfigError("ratios must not all be zero", "ratios")
-    exact = weights / weights.sum() * total
-    counts = np.floor(exact).astype(int)
-    short = total - int(counts.sum())
-    order = sorted(range(len(ratios)), key=lambda i: (-(exact[i] - counts[i]), i))
-    for i in order[:short]:
-        counts[i] += 1
-    return counts.tolist()
+    return largest_remainder(total, np.asarray(ratios, dtype=float)).tolist()
 
 
 def repeat_to_budget(costs: list[int], used: int, budget: int, rng: np.random.Generator, source: str) -> list[int]:

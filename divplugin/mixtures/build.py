@@ -17,6 +17,7 @@ from divplugin.mixtures.budget import repeat_to_budget, split_total, token_count
 from divplugin.mixtures.hygiene import Decontaminator, NearDuplicates, RowRef, exact_key, text_of
 from divplugin.mixtures.sources import read_source
 from divplugin.mixtures.spec import Mixture
+from divplugin.records import user_turn
 
 
 SKETCH_BLOCK = 16_384  # rows whose near-dup sketches are computed together
@@ -142,7 +143,7 @@ def write_mixture(m: Mixture, built: Built, out: str | os.PathLike, overwrite: b
         with open(tmp / "train.jsonl", "wb") as f:
             for row in built.rows:
                 if m.record_format == "messages":
-                    row = {"messages": [{"role": "user", "content": row["instruction"] + (f"\n\n{row['input']}" if row["input"] else "")},
+                    row = {"messages": [{"role": "user", "content": user_turn(row["instruction"], row["input"])},
                                         {"role": "assistant", "content": row["output"]}], "metadata": row["metadata"]}
                 line = (json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
                 f.write(line)

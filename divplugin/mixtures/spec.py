@@ -111,6 +111,31 @@ class Mixture(_Strict):
         check_budget(self)
         return self
 
+    def with_paths(self, paths: dict[str, str]) -> "Mixture":
+        """This mixture with the named sources read from local paths instead (offline use of
+        hub sources); an unknown source name is an error that lists the sources."""
+        if not paths:
+            return self
+        if not isinstance(paths, dict):
+            raise ConfigError(f"must map source names to paths, got {type(paths).__name__}", "paths")
+        data = self.model_dump()
+        names = [s["name"] for s in data["sources"]]
+        for name, path in paths.items():
+            if name not in names:
+                raise ConfigError(f"{self.name} has no source {name!r}; sources are {names}", "paths")
+            data["sources"][names.index(name)].update(hub=None, generator=None, path=str(path))
+        return load_mixture_dict(data, self.name)
+
+    def select(self, row: Optional[str]) -> "Mixture":
+        """The mixture to build: grid row ``row`` of a grid (which needs one), or this one."""
+        if self.mixtures:
+            if not row:
+                raise ConfigError(f"{self.name} is a grid; choose a row: {', '.join(self.mixtures)}", "mixture")
+            return self.row(row)
+        if row:
+            raise ConfigError(f"{self.name} has no rows; drop the row ({row!r})", "mixture")
+        return self
+
     def row(self, name: str) -> "Mixture":
         """The mixture of grid row ``name`` (amounts set on the sources)."""
         if name not in self.mixtures:
