@@ -133,9 +133,12 @@ def load_builtin_or_file(name_or_path: str | Path, package: str, folder: str, ki
     from importlib import resources
 
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    # a file path (a .yaml name, or a file that exists); a folder that happens to share a
+    # built-in's name (e.g. an experiment's output folder) does not hide the built-in
+    if path.suffix in (".yaml", ".yml") or path.is_file() or (path.is_dir() and str(name_or_path) not in
+                                                              builtin_names(package, folder)):
         if not path.is_file():
-            raise ConfigError(f"{path} does not exist", "spec")
+            raise ConfigError(f"{path} does not exist" if not path.exists() else f"{path} is a folder, not a YAML file", "spec")
         text, where, found = path.read_text(), str(path), path
     else:
         name, names = str(name_or_path), builtin_names(package, folder)

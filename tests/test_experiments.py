@@ -490,3 +490,13 @@ def test_report_collects_points_done_elsewhere(tmp_path):
     moved = tmp_path.parent / (tmp_path.name + "-moved")
     tmp_path.rename(moved)
     assert len(collect_report(spec, moved)[0]) == 2
+
+
+def test_an_output_folder_named_like_a_spec_does_not_hide_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "phase-transition-cpu").mkdir()  # e.g. divplugin experiment ... --out phase-transition-cpu
+    assert load_spec("phase-transition-cpu").name == "phase-transition-cpu"
+    assert load_spec("phase-transition-cpu-seeds").base == "phase-transition-cpu"
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(ConfigError, match="is a folder, not a YAML file"):
+        load_spec("mine")

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import threading
 import time
@@ -131,7 +132,13 @@ def collect_report(spec: Spec, out: str | Path, overrides: dict[str, Any] | None
     if not (out / "points").is_dir():
         raise ConfigError(f"{out} holds no points of a run", "--report")
     results = [r for p in spec.points() if (r := finished(spec, p, out, dict(overrides or {}))) is not None]
-    return results, write_all(spec, results, out, 0.0)
+    wall = 0.0
+    if (out / "results.json").is_file():  # the run that wrote the page measured it
+        try:
+            wall = float(json.loads((out / "results.json").read_text()).get("wall_seconds", 0.0))
+        except (ValueError, TypeError, AttributeError):
+            wall = 0.0
+    return results, write_all(spec, results, out, wall)
 
 
 __all__ = ["Point", "PointResult", "Spec", "check_expectations", "collect_report", "load_spec", "run_experiment", "select",

@@ -245,9 +245,9 @@ def _threshold_lines(spec: Spec, results: list[PointResult]) -> list[str]:
         if t["estimate"] is None:
             lines.append(f"- threshold{tag}: {t['metric']} never reaches {t['level']} in this sweep")
         else:
-            lo = "" if t["below"] is None else f"above {_fmt(float(t['below']))}, "
+            lo = "" if t["below"] is None else f"above {t['below']:g}, "
             lines.append(f"- threshold{tag}: {t['metric']} reaches {t['level']} at about {t['estimate']:.0f} "
-                         f"({lo}reached at {_fmt(float(t['reached']))}; "
+                         f"({lo}reached at {t['reached']:g}; "
                          f"{'log-' if spec.plot.xscale == 'log' else ''}linear interpolation of the means)")
     return lines
 
@@ -285,7 +285,8 @@ def write_page(spec: Spec, results: list[PointResult], out: Path, plotted: bool,
         lines += ["", "## Failed points", ""]
         for r in failed:
             lines += [f"### {r.id}", "", "```text", r.error.strip(), "```", ""]
-    lines += ["", f"Wall time of this run: {wall_seconds / 60:.1f} min. Files: `results.json`, `results.csv`, "
+    wall = f"Wall time of the run: {wall_seconds / 60:.1f} min. " if wall_seconds else ""
+    lines += ["", f"{wall}Files: `results.json`, `results.csv`, "
               "`points/<point>/` (train.yml, train.log, eval.log, model, eval).", ""]
     page = out / "README.md"
     page.write_text("\n".join(lines))
