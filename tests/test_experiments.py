@@ -272,6 +272,9 @@ def test_a_spec_starts_from_its_base(tmp_path):
     tail = load_spec("long-tail-cpu")
     assert tail.train["divplugin_settings"] == {**base.train["divplugin_settings"], "allocation": "power"}
     assert tail.expect == {} and tail.seeds == [0]
+    # --quick merges its train settings into the spec's, key by key, as base: does
+    quick = load_spec("occurrences-cpu").quick_variant()
+    assert quick.train["divplugin_settings"] == {"num_examples": 4000, "input_len": 16, "test_occurrences": [1, 2, 3, 4]}
     # a file's base may be a file beside it; a cycle is named
     (tmp_path / "a.yaml").write_text("base: b\nname: a\n")
     (tmp_path / "b.yaml").write_text("base: a\nname: b\n")

@@ -220,8 +220,8 @@ class Spec(BaseModel):
         for section, value in self.quick.items():
             if section not in ("train", "sweep", "eval", "base_model", "seeds", "extra_points"):
                 raise ConfigError(f"unknown section {section!r}; use train, sweep, eval, base_model, seeds or extra_points", "quick")
-            if isinstance(value, dict) and isinstance(data.get(section), dict) and section != "sweep":
-                data[section] = {**data[section], **value}
+            if isinstance(value, dict) and isinstance(data.get(section), dict) and section in MERGED:
+                data[section] = _deep_merge(data[section], value)  # as base: does
             else:
                 data[section] = value
         data["quick"] = {}
