@@ -138,9 +138,10 @@ def test_data_parallel_evaluation_gives_the_answers_of_one_process(tmp_path):
     common = ["eval", "--model", "hf", "--model_args", f"pretrained={model},dtype=float32", "--device", "cpu",
               "--tasks", "divplugin_markov_unseen,divplugin_markov_seen", "--batch_size", "4", "--gen_kwargs",
               "max_gen_toks=8", "--log_samples", "--metadata", json.dumps({"data": str(tmp_path / "data")})]
-    accelerate = Path(sys.executable).with_name("accelerate")
+    # accelerate's launcher as a module: an environment may have the package without its script
     runs = {"one": [sys.executable, "-m", "divplugin"],
-            "two": [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "-m", "divplugin"]}
+            "two": [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                    "-m", "divplugin"]}
     answers = {}
     for name, prefix in runs.items():
         proc = subprocess.run([*prefix, *common, "--output_path", str(tmp_path / name)], capture_output=True,
