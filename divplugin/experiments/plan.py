@@ -13,9 +13,10 @@ as an order of magnitude, and measure.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
 
-from divplugin.experiments.runner import point_config
+from divplugin.experiments.runner import point_config, point_id
 from divplugin.experiments.spec import Point, Spec
 
 # dense bf16 peak (TFLOP/s) of common accelerators, from their data sheets
@@ -58,9 +59,7 @@ def _generated_tokens_per_example(cfg: dict[str, Any]) -> Optional[float]:
 
 
 def plan_point(spec: Spec, point: Point, peak_tflops: float, mfu: float) -> PointPlan:
-    from pathlib import Path
-
-    cfg = point_config(spec, point, Path("/plan"), {})
+    cfg = point_config(spec, point, Path("plan"), {})  # paths do not matter here
     settings = cfg.get("divplugin_settings") or {}
     extra = spec.plan
     examples = int(extra.get("examples") or settings.get("num_examples") or 0)
@@ -79,8 +78,6 @@ def plan_point(spec: Spec, point: Point, peak_tflops: float, mfu: float) -> Poin
     k = 4 if cfg.get("adapter") in ("lora", "qlora") else 6
     flops = k * params * tokens
     hours = flops / (peak_tflops * 1e12 * mfu) / 3600 if params and tokens else float("nan")
-    from divplugin.experiments.runner import point_id
-
     return PointPlan(point_id(point), examples, round(epochs, 2), round(float(tpe), 1), tokens, params, flops, hours)
 
 

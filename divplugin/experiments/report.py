@@ -225,7 +225,8 @@ def plot(spec: Spec, results: list[PointResult], path: Path) -> bool:
     title = spec.name + (f" (mean and min-max over {len(spec.seeds)} seeds)" if spec.seeds and len(spec.seeds) > 1 else "")
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # nothing to label before the first point is done
+        ax.legend(fontsize=7)
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp)
