@@ -97,6 +97,7 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 _RUNNING: set[subprocess.Popen] = set()
 _RUNNING_LOCK = threading.Lock()
+STOPPING = threading.Event()  # set by stop_all: a point's killed process means "stopped", not "failed"
 
 
 class Stopped(Exception):
@@ -151,8 +152,6 @@ def _stream(cmd: list[str], log: Path, cwd: Path, on_step: Callable[[int, int], 
             raise Stopped(f"{cmd[0]} was ended")
         return rc
 
-
-STOPPING = threading.Event()
 
 
 ERROR_LINE = re.compile(r"^(\w+\.)*\w*(Error|Exception|Exit)\b.*:")
@@ -245,11 +244,12 @@ def build_base_model(spec: Spec, out: Path, seed: int | None = None) -> None:
     tmp.rename(target)
 
 
-def point_hash(spec: Spec, point: Point, out: Path, overrides: dict[str, Any]) -> str:
-    """What a point's result depends on: its training config (paths inside ``out`` relative
-    to it, so a results folder can move) and the evaluation."""
-    cfg = json.dumps(point_config(spec, point, out, overrides), sort_keys=True, default=str)
-    return _hash({"train": cfg.replace(str(out), "<out>"), "eval": spec.eval.model_dump()})
+def point_hash(spec: Spec, point: Point, out: Path, overrides: dict[str, Any],
+               cfg: dict[str, Any] | None = None) -> str:
+    """What a point's result depends on: its training config (``cfg``, else built; paths
+    inside ``out`` relative to it, so a results folder can move) and the evaluation."""
+    text = json.dumps(cfg if cfg is not None else point_config(spec, point, out, overrides), sort_keys=True, default=str)
+    return _hash({"train": text.replace(str(out), "<out>"), "eval": spec.eval.model_dump()})
 
 
 def finished(spec: Spec, point: Point, out: Path, overrides: dict[str, Any]) -> PointResult | None:
@@ -273,7 +273,7 @@ def run_point(spec: Spec, point: Point, out: Path, overrides: dict[str, Any],
     if old is not None:
         return old
     cfg = point_config(spec, point, out, overrides)
-    digest = point_hash(spec, point, out, overrides)
+    digest = point_hash(spec, point, out, overrides, cfg)
     pid = point_id(point)
     pdir = out / "points" / pid
     done = pdir / "result.json"
