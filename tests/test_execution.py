@@ -43,6 +43,54 @@ def test_io_mode_stops_at_first_error(ex):
     assert "ZeroDivisionError" in res.calls[1][1]
 
 
+def test_check_runs_apart_from_the_candidate(ex):
+    """The test sees the candidate only through a proxy: asserts on the entry point by name
+    work (MBPP style), helpers come from the trusted context, the candidate's builtin
+    exceptions keep their type, and only plain data crosses."""
+    mbpp_style = "assert f(1) == 2\nassert f(41) == 42\n"
+    assert ex.run_script(GOOD, mbpp_style, "f").status == "passed"
+    assert ex.run_script("def f(x):\n    return x\n", mbpp_style, "f").status == "failed"
+    context = "def helper(x):\n    return x * 10\n"
+    test = "def check(c):\n    assert c(2) == helper(2) + 1\n"
+    rigged = "def helper(x):\n    return 0\ndef f(x):\n    return 1\n"
+    assert ex.run_script("def f(x):\n    return 10 * x + 1\n", test, "f", context=context).status == "passed"
+    assert ex.run_script(rigged, test, "f", context=context).status == "failed"
+    raises = "def check(c):\n    try:\n        c(-1)\n    except ValueError:\n        return\n    assert False\n"
+    assert ex.run_script("def f(x):\n    raise ValueError(x)\n", raises, "f").status == "passed"
+    assert ex.run_script("def f(x):\n    raise KeyError(x)\n", raises, "f").status == "failed"
+    swallow = "def check(c):\n    try:\n        c(1)\n    except BaseException:\n        pass\n"
+    assert ex.run_script("import os\ndef f(x):\n    os._exit(0)\n", swallow, "f").status == "crashed"
+    gen = ex.run_script("def f(x):\n    return iter([x + 1])\n", "def check(c):\n    assert list(c(1)) == [2]\n", "f")
+    assert gen.status == "failed" and "not plain data" in gen.error
+    bad_arg = ex.run_script(GOOD, "def check(c):\n    c(object())\n", "f")
+    assert bad_arg.status == "failed" and "argument that is not plain data" in bad_arg.error
+
+
+def test_tests_that_draw_random_inputs_give_the_same_verdict_every_time(ex):
+    """A test drawing from the global RNG (as some HumanEval tests do) sees the same draws on
+    every run, so a candidate right for half the inputs gets one verdict, not a coin toss."""
+    test = "import random\ndef check(c):\n    x = random.randint(0, 10**9)\n    assert c(x) == 0\n"
+    verdicts = {ex.run_script("def f(x):\n    return x % 2\n", test, "f").status for _ in range(8)}
+    assert len(verdicts) == 1
+
+
+def test_the_candidates_side_never_gets_the_test_inputs_or_token(ex):
+    secret, public = ex._requests("script", GOOD, "f", test=TEST, context="HELPERS = 1", cpu_total=1.0)
+    assert public["code"] == GOOD and {"test", "context", "inputs", "token"} & set(public) == set()
+    assert secret["test"] == TEST and "code" not in secret
+    secret, public = ex._requests("io", GOOD, "f", inputs=[[1]], time_limits=[1.0], cpu_total=2.0)
+    assert secret["inputs"] == [[1]] and "inputs" not in public
+
+
+def test_io_seconds_are_cpu_time(ex):
+    """A call that waits uses almost no CPU: time limits and reported seconds are CPU time,
+    so neither depends on how busy the machine is."""
+    res = ex.run_io("import time\ndef f(x):\n    time.sleep(x)\n    return x\n", "f", [[0.5]], [0.2])
+    assert res.status == "completed" and res.calls[0][0] == "ok" and res.calls[0][2] < 0.2
+    busy = ex.run_io("def f(x):\n    while True:\n        pass\n", "f", [[1]], [0.3])
+    assert busy.calls == [("timeout",)]
+
+
 def test_map_unordered_runs_every_item_and_cancels_the_rest_when_stopped(ex):
     def check(i):
         return ex.run_script(f"def f():\n    return {i}\n", f"def check(c):\n    assert c() == {i}\n", "f").status

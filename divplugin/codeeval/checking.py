@@ -1,7 +1,9 @@
 """Scoring one candidate the way EvalPlus does.
 
 Expected outputs come from running the canonical solution (in the sandbox) on each input;
-each input gets a time limit of max(1 s, 4 x the canonical solution's time). Outputs are
+each input gets a limit of max(1 s, 4 x the canonical solution's time), both in CPU seconds,
+so a verdict does not change with the machine's load (EvalPlus uses the same factors on
+wall time). Outputs are
 compared for equality, with EvalPlus's float tolerance (``atol``, at least 1e-6 once a float
 output is seen) and its special oracles for problems with several right answers.
 The comparison runs here, in the trusted process, on values decoded from the sandbox's
@@ -133,7 +135,7 @@ def expected_outputs(problems: list[Problem], executor: Executor, *, cache: bool
                      progress=None) -> dict[str, dict[str, Expected]]:
     """{task_id: {"base": Expected, "plus": Expected}} from the canonical solutions; cached on
     disk by a hash of the problems (like EvalPlus's ground-truth cache)."""
-    path = cache_dir() / "expected" / f"{problems_hash(problems)}.json"
+    path = cache_dir() / "expected-cpu" / f"{problems_hash(problems)}.json"  # seconds are CPU time
     if cache and path.is_file():
         raw = json.loads(path.read_text())
         return {tid: {k: Expected(decode_obj(v["outputs"]), v["seconds"]) for k, v in d.items()}

@@ -58,7 +58,9 @@ def _key(task_id: str, index: int, code: str) -> str:
 def check_one(benchmark: str, problem: Problem, code: str, executor: Executor, expected=None) -> dict:
     """Run one program; returns {"status": pass|fail|timeout, "base": ..., "plus": ..., "error": ...}."""
     if benchmark == "humaneval":
-        res = executor.run_script(code, problem.test, problem.entry_point, timeout=SCRIPT_TIMEOUT_S)
+        # the prompt's helpers (poly, encode_cyclic, ...) come from the problem, not the candidate
+        res = executor.run_script(code, problem.test, problem.entry_point, context=problem.prompt,
+                                  timeout=SCRIPT_TIMEOUT_S)
         status = {"passed": "pass", "timeout": "timeout"}.get(res.status, "fail")
         return {"status": status, "base": status, "plus": None, "error": res.error}
     exp = expected[problem.task_id]
