@@ -64,7 +64,7 @@ def _run_prepare(cfg: dict, tmp: Path, tag: str) -> dict:
 
 
 def bench_preprocess(model: Path, tmp: Path, examples: int) -> None:
-    from divplugin.config import resolve_generator
+    from divplugin.generators.settings import resolve_generator
     from divplugin.generators import create
     from divplugin.output import write_dataset
 
@@ -103,7 +103,7 @@ def bench_training(model: Path, tmp: Path, examples: int) -> None:
     from transformers import AutoTokenizer
 
     from divplugin.axolotl.markov import MarkovPromptStrategy
-    from divplugin.config import resolve_generator
+    from divplugin.generators.settings import resolve_generator
     from divplugin.generators import create
 
     settings = {**SETTINGS, "num_examples": examples}

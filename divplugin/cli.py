@@ -9,7 +9,14 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from divplugin import __version__
@@ -79,8 +86,9 @@ def generate(
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: all cores); output is identical for any number."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
-    from divplugin.config import load_yaml, resolve_generator
+    from divplugin.config import load_yaml
     from divplugin.generators import create
+    from divplugin.generators.settings import resolve_generator
     from divplugin.output import write_dataset
 
     extra = list(ctx.args)
@@ -307,7 +315,13 @@ def experiment(
 
     import yaml
 
-    from divplugin.experiments import check_expectations, collect_report, load_spec, run_experiment, spec_names
+    from divplugin.experiments import (
+        check_expectations,
+        collect_report,
+        load_spec,
+        run_experiment,
+        spec_names,
+    )
     from divplugin.experiments.report import group, thresholds
 
     if list_ or spec is None:
@@ -511,7 +525,14 @@ def diversity_cmd(
 ) -> None:
     import json
 
-    from divplugin.diversity import EMBEDDERS, field_value, groups_of, load_rows, score_texts, texts_of
+    from divplugin.diversity import (
+        EMBEDDERS,
+        field_value,
+        groups_of,
+        load_rows,
+        score_texts,
+        texts_of,
+    )
 
     if embedder not in (*EMBEDDERS, "none"):
         _fail(f"--embedder must be one of {', '.join((*EMBEDDERS, 'none'))}, got {embedder!r}")

@@ -1,8 +1,11 @@
-"""Loading generator settings from YAML files and command-line overrides."""
+"""Loading specs: YAML files, built-in specs shipped in the package, and their validation.
+
+Generator settings (presets, layers, command-line overrides) live in
+:mod:`divplugin.generators.settings`.
+"""
 
 from __future__ import annotations
 
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -25,83 +28,6 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{p} must hold a mapping of settings, not {type(data).__name__}", "config")
     return data
-
-
-def _is_plain_str(annotation: Any) -> bool:
-    return annotation is str
-
-
-def parse_value(raw: str, annotation: Any) -> Any:
-    """A command-line value for a field: strings stay as typed, the rest is read as YAML
-    (``3``, ``0.5``, ``[3, 6]``); ``a,b,c`` is a list."""
-    if _is_plain_str(annotation):
-        return raw
-    if "," in raw and not raw.lstrip().startswith(("[", "{")):
-        raw = f"[{raw}]"
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return raw
-
-
-def parse_overrides(args: list[str], config_class: type, where: str) -> dict[str, Any]:
-    """``--field value``, ``--field=value`` and ``--set field=value`` pairs to a settings dict."""
-    fields = config_class.__pydantic_fields__
-    hints = typing.get_type_hints(config_class)
-    out: dict[str, Any] = {}
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--set":
-            if i + 1 >= len(args) or "=" not in args[i + 1]:
-                raise ConfigError("expects KEY=VALUE", "--set")
-            key, raw = args[i + 1].split("=", 1)
-            i += 2
-        elif arg.startswith("--"):
-            key = arg[2:]
-            if "=" in key:
-                key, raw = key.split("=", 1)
-                i += 1
-            else:
-                if i + 1 >= len(args):
-                    raise ConfigError("expects a value", arg)
-                raw = args[i + 1]
-                i += 2
-        else:
-            raise ConfigError(f"unexpected argument {arg!r}; settings are given as --name value", "arguments")
-        name = key.replace("-", "_")
-        if name not in fields:
-            hint = did_you_mean(name, fields, show=lambda c: "--" + c.replace("_", "-"))
-            raise ConfigError(f"unknown setting for {where}{hint} (see 'divplugin generators {where}')", f"--{key}")
-        out[name] = parse_value(raw, hints.get(name))
-    return out
-
-
-def resolve_generator(generator: str | None = None, preset: str | None = None,
-                      layers: list[tuple[str, dict[str, Any]]] = (), overrides: list[str] = ()):
-    """(name, validated config) from a generator name, a preset and further layers of
-    settings, later layers winning; ``overrides`` are ``--name value`` command-line pairs.
-
-    Each layer is ``(where, settings)``; a ``generator:`` key in a layer must agree with
-    the generator named so far."""
-    from divplugin.generators import get_generator_class, make_config
-    from divplugin.presets import load_preset
-
-    stack = [(f"preset {preset}", load_preset(preset))] if preset else []
-    settings: dict[str, Any] = {}
-    name = generator
-    for where, layer in [*stack, *layers]:
-        layer = dict(layer or {})
-        layer_gen = layer.pop("generator", None)
-        if name and layer_gen and layer_gen != name:
-            raise ConfigError(f"generator {name!r} was named, but {where} is for generator {layer_gen!r}", "generator")
-        name = name or layer_gen
-        settings.update(layer)
-    if not name:
-        raise ConfigError("name a generator (e.g. markov_rewrite) or a preset", "generator")
-    if overrides:
-        settings.update(parse_overrides(list(overrides), get_generator_class(name).config_class, name))
-    return name, make_config(name, settings)
 
 
 def validate_mapping(model: type, data: Any, where: str) -> Any:

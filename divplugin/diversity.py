@@ -261,8 +261,8 @@ def load_rows(data: str, split: str = "train") -> tuple[list[dict[str, Any]], st
     from pathlib import Path
 
     from divplugin.mixtures.sources import read_rows
-    from divplugin.output import MANIFEST
     from divplugin.mixtures.spec import HubSource, Source
+    from divplugin.output import MANIFEST
 
     path = Path(data)
     if path.is_dir() and (path / MANIFEST).is_file():

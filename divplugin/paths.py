@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-
 HELDOUT_DIR = "divplugin_data"  # beside a trained model: the held-out splits and manifest of its data
 
 

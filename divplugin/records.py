@@ -20,7 +20,7 @@ from json.encoder import encode_basestring_ascii as _enc
 from pathlib import Path
 from typing import Any
 
-from .errors import DataFileError
+from divplugin.errors import DataFileError
 
 RECORD_FORMATS = ("instruction", "messages")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from divplugin.axolotl.args import DivpluginArgs, resolve_generator_args
+from divplugin.axolotl.args import DivpluginArgs, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "recipes").glob("*.yml"))
@@ -19,9 +19,12 @@ SMALL = {"num_rules": 30, "num_examples": 600, "test_rules": 20, "test_examples"
 
 # -- the plugin's keys (pydantic only) ----------------------------------------------
 def test_args_resolve_preset_and_settings():
-    name, cfg = resolve_generator_args({"divplugin_preset": "cpu-small", "divplugin_settings": {"num_rules": 77}})
+    sel = resolve({"divplugin_preset": "cpu-small", "divplugin_settings": {"num_rules": 77}})
+    name, cfg = sel.name, sel.config
+    assert sel.kind == "generated"
+    assert resolve({"divplugin_settings": {"num_rules": 77}, "divplugin_preset": "cpu-small"}) is sel  # resolved once
     assert name == "markov_rewrite" and cfg.num_rules == 77 and cfg.input_len == 12
-    assert resolve_generator_args({"base_model": "x"}) is None
+    assert resolve({"base_model": "x"}) is None
 
 
 @pytest.mark.parametrize("keys, named", [
@@ -171,7 +174,7 @@ def test_concurrent_ranks_generate_once(tmp_path):
     """Two processes (two ranks) asking for the same data: one writes it, both get it."""
     script = (
         "import json, sys\n"
-        "from divplugin.config import resolve_generator\n"
+        "from divplugin.generators.settings import resolve_generator\n"
         "from divplugin.datacache import ensure_generated\n"
         f"name, cfg = resolve_generator(None, 'cpu-small', [('s', {SMALL!r})])\n"
         "folder, created = ensure_generated(sys.argv[1], name, cfg, workers=1)\n"

@@ -9,7 +9,7 @@ from divplugin.errors import ConfigError
 from divplugin.generators import SPLITS, create, generator_names
 from divplugin.generators.base import CHUNK_SIZE
 from divplugin.generators.families import family_string
-from divplugin.markov import MarkovAlgorithm, Rule, parse_rule, parse_rules
+from divplugin.markov import MarkovAlgorithm, parse_rule, parse_rules
 from divplugin.output import encoded_chunks
 
 SMALL = {

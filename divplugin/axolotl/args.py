@@ -1,11 +1,17 @@
-"""The plugin's YAML keys (all prefixed ``divplugin_``), merged into axolotl's config schema.
+"""The plugin's YAML keys (all prefixed ``divplugin_``), merged into axolotl's config schema,
+and :func:`resolve`, which turns them into what to train on, once.
 
-Importable without axolotl: the same model checks the keys inside axolotl's validation
-and in :meth:`divplugin.axolotl.DivPlugin.register`.
+Importable without axolotl. :meth:`divplugin.axolotl.DivPlugin.register` resolves the keys
+(axolotl calls it before it validates the config); the schema's validator then checks them
+through the same cached resolution, so nothing is loaded or built twice.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -57,18 +63,50 @@ class DivpluginArgs(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _generator_settings(cls, data: Any) -> Any:
+    def _keys_name_data(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            if resolve_mixture_args(data) is None:
-                resolve_generator_args(data)
+            resolve(data)  # raises ValueError naming the key at fault
         return data
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the ``divplugin_*`` keys ask to train on: ``kind`` "generated" (``name`` is the
+    generator, ``config`` its validated config) or "mixture" (``config`` is the Mixture)."""
+
+    kind: Literal["generated", "mixture"]
+    name: str
+    config: Any
+
+
+def resolve(data: dict[str, Any]) -> Selection | None:
+    """The Selection the ``divplugin_*`` keys of a raw config ask for, or None when they ask
+    for nothing; raises ValueError naming the key at fault. Resolved once per distinct set
+    of keys: register, the schema's validator and load_datasets share the result."""
+    keys = {k: v for k, v in data.items() if k.startswith(PREFIX) and v is not None}
+    spec = keys.get("divplugin_mixture")
+    if isinstance(spec, str) and os.path.isfile(spec):  # an edited spec file is a new request
+        st = os.stat(spec)
+        keys["mixture file"] = [st.st_mtime_ns, st.st_size]
+    return _resolve(json.dumps(keys, sort_keys=True, default=str))
+
+
+@functools.lru_cache(maxsize=32)
+def _resolve(keys_json: str) -> Selection | None:
+    data = json.loads(keys_json)
+    data.pop("mixture file", None)
+    mixture = _mixture(data)
+    if mixture is not None:
+        return Selection("mixture", mixture.name, mixture)
+    generated = _generated(data)
+    return None if generated is None else Selection("generated", *generated)
 
 
 MIXTURE_KEYS = ("divplugin_mixture", "divplugin_mixture_row", "divplugin_mixture_paths")
 
 
-def resolve_mixture_args(data: dict[str, Any]):
-    """The Mixture the ``divplugin_mixture*`` keys ask for, or None; raises ValueError naming the key."""
+def _mixture(data: dict[str, Any]):
+    """The Mixture the ``divplugin_mixture*`` keys ask for, or None."""
     from divplugin.mixtures import load_mixture
 
     spec = data.get("divplugin_mixture")
@@ -94,15 +132,12 @@ def resolve_mixture_args(data: dict[str, Any]):
     return m
 
 
-def resolve_generator_args(data: dict[str, Any]):
-    """(generator name, validated config) from the ``divplugin_*`` keys of a raw config, or
-    None when none of them asks for generated data; raises ValueError naming the key."""
-    from divplugin.config import resolve_generator
+def _generated(data: dict[str, Any]):
+    """(generator name, validated config) the generator keys ask for, or None."""
+    from divplugin.generators.settings import resolve_generator
 
     generator, preset = data.get("divplugin_generator"), data.get("divplugin_preset")
     settings = data.get("divplugin_settings")
-    if generator is None and preset is None and settings is None and data.get("divplugin_mixture") is not None:
-        return None  # the data is a mixture (resolve_mixture_args)
     if generator is None and preset is None:
         used = sorted(k for k, v in data.items() if k.startswith(PREFIX) and v is not None
                       and k not in ("divplugin_dataset_type", *MIXTURE_KEYS))

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from axolotl.integrations.base import BasePlugin
 from axolotl.utils.logging import get_logger
 
-from divplugin.axolotl.args import resolve_generator_args, resolve_mixture_args
+from divplugin.axolotl.args import Selection, resolve
 from divplugin.datacache import ensure_generated, ensure_mixture
 from divplugin.output import INSTRUCTIONS, MANIFEST, atomic_directory
 from divplugin.paths import HELDOUT_DIR, cache_dir
@@ -32,27 +33,43 @@ def _get(cfg: Any, key: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
-def data_folder(cfg: Any) -> Path | None:
-    """The generated folder the config asks for (made if missing), or None."""
-    resolved = resolve_generator_args(dict(cfg))
-    if resolved is None:
+@dataclass(frozen=True)
+class Prepared:
+    """The data a config trains on, made: its folder, its ``datasets:`` entry (and a
+    ``test_datasets:`` entry when ``divplugin_eval_split`` asks for one), and the held-out
+    files to save for evaluation (generated data only)."""
+
+    selection: Selection
+    folder: Path
+    dataset: dict[str, Any]
+    test_dataset: dict[str, Any] | None
+    heldout_files: tuple[str, ...]
+
+
+def prepare(cfg: Any) -> Prepared | None:
+    """Resolve the ``divplugin_*`` keys and make the data (once: a folder named by the
+    settings hash is reused); None when the config asks for no divplugin data."""
+    sel = resolve(dict(cfg))
+    if sel is None:
         return None
-    name, config = resolved
+    if sel.kind == "mixture":
+        root = Path(_get(cfg, "divplugin_cache_dir") or cache_dir() / "mixtures")
+        folder, created = ensure_mixture(root, sel.config)
+        entry = {"path": str(folder / "train.jsonl"), "ds_type": "json"}
+        if sel.config.record_format == "messages":
+            entry.update(type="chat_template", field_messages="messages")
+        else:
+            entry["type"] = _get(cfg, "divplugin_dataset_type", "divplugin.axolotl.mixture")
+        LOG.info("divplugin: %s mixture %s in %s", "built" if created else "reusing", sel.name, folder)
+        return Prepared(sel, folder, entry, None, ())
     root = Path(_get(cfg, "divplugin_cache_dir") or cache_dir() / "generated")
-    folder, created = ensure_generated(root, name, config, workers=_get(cfg, "divplugin_workers"))
-    LOG.info("divplugin: %s %s data in %s", "generated" if created else "reusing", name, folder)
-    return folder
-
-
-def mixture_folder(cfg: Any) -> tuple[Path, str] | None:
-    """(folder, record format) of the mixture the config asks for (built if missing), or None."""
-    m = resolve_mixture_args(dict(cfg))
-    if m is None:
-        return None
-    root = Path(_get(cfg, "divplugin_cache_dir") or cache_dir() / "mixtures")
-    folder, created = ensure_mixture(root, m)
-    LOG.info("divplugin: %s mixture %s in %s", "built" if created else "reusing", m.name, folder)
-    return folder, m.record_format
+    folder, created = ensure_generated(root, sel.name, sel.config, workers=_get(cfg, "divplugin_workers"))
+    LOG.info("divplugin: %s %s data in %s", "generated" if created else "reusing", sel.name, folder)
+    dtype = _get(cfg, "divplugin_dataset_type", "divplugin.axolotl.markov")
+    entry = {"path": str(folder / "train.jsonl"), "ds_type": "json", "type": dtype, "split": "train"}
+    split = _get(cfg, "divplugin_eval_split")
+    test = {**entry, "path": str(folder / f"{split}.jsonl")} if split else None
+    return Prepared(sel, folder, entry, test, tuple(n for n in HELDOUT_FILES if (folder / n).is_file()))
 
 
 def _add_dataset(cfg: Any, entry: dict[str, Any]) -> None:
@@ -64,45 +81,34 @@ def heldout_dir(cfg: Any) -> Path:
     return Path(_get(cfg, "divplugin_heldout_dir") or Path(_get(cfg, "output_dir", "./model-out")) / HELDOUT_DIR)
 
 
-def export_heldout(folder: Path, dest: Path) -> None:
-    """Copy the manifest, instructions and test splits of ``folder`` to ``dest`` (atomically)."""
+def export_heldout(prepared: Prepared, dest: Path) -> None:
+    """Copy the manifest, instructions and test splits of the data to ``dest`` (atomically)."""
     with atomic_directory(dest, overwrite=True) as tmp:
-        for name in HELDOUT_FILES:
-            if (folder / name).is_file():
-                shutil.copy2(folder / name, tmp / name)
-        (tmp / "SOURCE").write_text(f"{folder}\n")
+        for name in prepared.heldout_files:
+            shutil.copy2(prepared.folder / name, tmp / name)
+        (tmp / "SOURCE").write_text(f"{prepared.folder}\n")
 
 
 class DivPlugin(BasePlugin):
     """Generates divplugin data for axolotl (keys: see divplugin.axolotl.args.DivpluginArgs)."""
 
+    prepared: Prepared | None = None
+
     def get_input_args(self) -> str:
         return "divplugin.axolotl.args.DivpluginArgs"
 
     def register(self, cfg: Any) -> None:
-        mixed = mixture_folder(cfg)
-        if mixed is not None:
-            folder, record_format = mixed
-            entry = {"path": str(folder / "train.jsonl"), "ds_type": "json"}
-            if record_format == "messages":
-                entry.update(type="chat_template", field_messages="messages")
-            else:
-                entry["type"] = _get(cfg, "divplugin_dataset_type", "divplugin.axolotl.mixture")
-            _add_dataset(cfg, entry)
+        self.prepared = prepare(cfg)
+        if self.prepared is None:
             return
-        folder = data_folder(cfg)
-        if folder is None:
-            return
-        dtype = _get(cfg, "divplugin_dataset_type", "divplugin.axolotl.markov")
-        _add_dataset(cfg, {"path": str(folder / "train.jsonl"), "ds_type": "json", "type": dtype, "split": "train"})
-        split = _get(cfg, "divplugin_eval_split")
-        if split:
-            cfg["test_datasets"] = [{"path": str(folder / f"{split}.jsonl"), "ds_type": "json", "type": dtype, "split": "train"}]
+        _add_dataset(cfg, self.prepared.dataset)
+        if self.prepared.test_dataset:
+            cfg["test_datasets"] = [self.prepared.test_dataset]
 
     def load_datasets(self, cfg: Any, preprocess: bool = False) -> None:
-        folder = data_folder(cfg)
-        if folder is not None and int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:
+        prepared = self.prepared or prepare(cfg)
+        if prepared and prepared.heldout_files and int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:
             dest = heldout_dir(cfg)
-            export_heldout(folder, dest)
+            export_heldout(prepared, dest)
             LOG.info("divplugin: held-out rules and manifest saved to %s", dest)
         return None

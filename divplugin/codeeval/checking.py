@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..execution import ExecResult, Executor, Limits
-from ..execution.values import decode_obj, encode_obj
-from ..paths import cache_dir
-from .problems import Problem, problems_hash
+from divplugin.codeeval.problems import Problem, problems_hash
+from divplugin.execution import ExecResult, Executor, Limits
+from divplugin.execution.values import decode_obj, encode_obj
+from divplugin.paths import cache_dir
 
 MIN_TIME_LIMIT = 1.0
 TIME_LIMIT_FACTOR = 4.0

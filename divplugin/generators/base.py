@@ -27,12 +27,12 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Iterator, Literal, Union
 
 import numpy as np
-import pydantic
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from divplugin.errors import ConfigError, GenerationError, did_you_mean
+from divplugin.errors import ConfigError, GenerationError
 from divplugin.generators.allocation import SCHEMES, example_counts, largest_remainder
+from divplugin.generators.settings import config_from_dict
 from divplugin.markov.engine import ARROW
 from divplugin.records import DEFAULT_PROMPT_TEMPLATE
 from divplugin.seeding import np_rng, py_rng, stable_hash
@@ -150,24 +150,6 @@ def config_field_docs(cls: type) -> dict[str, tuple[Any, str]]:
     for name, info in cls.__pydantic_fields__.items():
         out[name] = (info.default, info.description or "")
     return out
-
-
-def config_from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
-    """Build and validate a config; unknown keys and bad types raise ConfigError naming the key."""
-    known = list(cls.__pydantic_fields__)
-    prefix = f"{where}." if where else ""
-    for key in data:
-        if key not in known:
-            raise ConfigError(f"unknown setting{did_you_mean(str(key), known)} Valid settings: {', '.join(known)}", f"{prefix}{key}")
-    try:
-        cfg = cls(**data)
-    except pydantic.ValidationError as exc:
-        errors = exc.errors()
-        name = str(errors[0]["loc"][0]) if errors[0]["loc"] else "config"
-        msgs = list(dict.fromkeys(e["msg"] for e in errors if e["loc"] and str(e["loc"][0]) == name))
-        raise ConfigError(f"got {errors[0].get('input')!r}; expected: {' or '.join(msgs)}", f"{prefix}{name}") from None
-    cfg.validate()
-    return cfg
 
 
 @dataclass(frozen=True)

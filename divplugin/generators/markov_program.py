@@ -28,7 +28,13 @@ from divplugin.generators.base import (
     config_dataclass,
     span,
 )
-from divplugin.markov.engine import MarkovAlgorithm, Rule, Status, StringTooLong, format_rules
+from divplugin.markov.engine import (
+    MarkovAlgorithm,
+    Rule,
+    Status,
+    StringTooLong,
+    format_rules,
+)
 
 MAX_TRIES = 400
 PROBES = 16

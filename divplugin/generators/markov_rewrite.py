@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 import string
-from typing import Any, Union
+from typing import Union
 
 import numpy as np
 from pydantic import Field

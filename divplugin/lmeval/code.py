@@ -13,7 +13,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from ..codeeval.passk import pass_at_k
+from divplugin.codeeval.passk import pass_at_k
 
 # benchmark -> the --metadata its documents were loaded with (data, workers, results_dir).
 # lm-eval hands --metadata to the task's `custom_dataset` (load_code) but not to its filter
@@ -24,7 +24,7 @@ _STATE: dict = {}
 
 @lru_cache(maxsize=8)
 def _problems(benchmark: str, data: str | None):
-    from ..codeeval import load_problems
+    from divplugin.codeeval import load_problems
 
     return load_problems(benchmark, data)
 
@@ -50,7 +50,7 @@ def load_code(benchmark: str, data: str | None = None, **metadata):
 
 
 def _results_path(benchmark: str, state: dict) -> Path:
-    from ..paths import cache_dir
+    from divplugin.paths import cache_dir
 
     folder = Path(state.get("results_dir") or (cache_dir() / "code_results"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -59,8 +59,8 @@ def _results_path(benchmark: str, state: dict) -> Path:
 
 def execute_all(resps, docs):
     """Custom filter: every response of every document -> its status (pass/fail/timeout)."""
-    from ..codeeval.evaluate import evaluate
-    from ..execution import Executor
+    from divplugin.codeeval.evaluate import evaluate
+    from divplugin.execution import Executor
 
     docs = list(docs)
     if not docs:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from ..errors import ConfigError, closest
-from ..records import DEFAULT_PROMPT_TEMPLATE, completion_prompt, read_jsonl
+from divplugin.errors import ConfigError, closest
+from divplugin.records import DEFAULT_PROMPT_TEMPLATE, completion_prompt, read_jsonl
 
 SUBSETS = {"unseen": "test", "seen": "test_seen", "noop": "test", "hasop": "test", "programs": "test"}
 
 
 def _rows_from_folder(folder: Path, split: str) -> tuple[list[dict], str]:
-    from ..output import load_manifest
+    from divplugin.output import load_manifest
 
     manifest = load_manifest(folder)
     template = manifest.get("config", {}).get("prompt_template", DEFAULT_PROMPT_TEMPLATE)
@@ -37,7 +37,7 @@ def _generator_settings(name: str, metadata: dict) -> dict:
     import dataclasses
     import logging
 
-    from ..generators import get_generator_class
+    from divplugin.generators import get_generator_class
 
     fields = [f.name for f in dataclasses.fields(get_generator_class(name).config_class)]
     keep = {}
@@ -53,17 +53,18 @@ def _generator_settings(name: str, metadata: dict) -> dict:
 
 
 def _rows_generated(split: str, settings: dict, programs: bool) -> tuple[list[dict], str]:
-    from ..generators import create
-    from ..presets import load_preset
+    from divplugin.generators import create
+    from divplugin.generators.settings import resolve_generator
+    from divplugin.presets import load_preset
 
     settings = dict(settings)
     preset = settings.pop("preset", "programs-small" if programs else "cpu-small")
     size = int(settings.pop("size", 500))
-    cfg = dict(load_preset(preset)) if preset else {}
-    name = settings.pop("generator", cfg.pop("generator", "markov_rewrite"))
-    settings = _generator_settings(name, settings)
-    cfg.update(settings, test_examples=size, seen_test_examples=size)
-    gen = create(name, **cfg)
+    name = settings.pop("generator", None) or (load_preset(preset).get("generator") if preset else None) \
+        or "markov_rewrite"
+    layer = {**_generator_settings(name, settings), "test_examples": size, "seen_test_examples": size}
+    name, config = resolve_generator(name, preset, [("--metadata", layer)])
+    gen = create(name, config)
     return list(gen.iter_split(split)), gen.config.prompt_template
 
 

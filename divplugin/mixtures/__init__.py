@@ -2,7 +2,13 @@
 benchmark decontamination and a report (``divplugin mix SPEC --out DIR``)."""
 
 from divplugin.mixtures.build import Built, build_mixture, mix, write_mixture
-from divplugin.mixtures.spec import Mixture, Source, load_mixture, load_mixture_dict, preset_names
+from divplugin.mixtures.spec import (
+           Mixture,
+           Source,
+           load_mixture,
+           load_mixture_dict,
+           preset_names,
+)
 
 __all__ = ["Built", "Mixture", "Source", "build_mixture", "load_mixture", "load_mixture_dict", "mix", "preset_names",
            "write_mixture"]

@@ -14,11 +14,16 @@ import numpy as np
 
 from divplugin.errors import ConfigError
 from divplugin.mixtures.budget import repeat_to_budget, split_total, token_counter
-from divplugin.mixtures.hygiene import Decontaminator, NearDuplicates, RowRef, exact_key, text_of
+from divplugin.mixtures.hygiene import (
+    Decontaminator,
+    NearDuplicates,
+    RowRef,
+    exact_key,
+    text_of,
+)
 from divplugin.mixtures.sources import read_source
 from divplugin.mixtures.spec import Mixture
 from divplugin.records import user_turn
-
 
 SKETCH_BLOCK = 16_384  # rows whose near-dup sketches are computed together
 

@@ -90,8 +90,8 @@ def _read_hub(src: Source) -> list[dict[str, Any]]:
 
 
 def _read_generator(src: Source) -> list[dict[str, Any]]:
-    from divplugin.config import resolve_generator
     from divplugin.generators import create
+    from divplugin.generators.settings import resolve_generator
 
     g = src.generator
     try:

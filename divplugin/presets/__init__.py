@@ -11,7 +11,9 @@ from divplugin.errors import ConfigError, did_you_mean
 
 
 def preset_names() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files(__name__).iterdir() if p.name.endswith(".yaml"))
+    from divplugin.config import builtin_names
+
+    return builtin_names("divplugin", "presets")
 
 
 def preset_text(name: str) -> str:
