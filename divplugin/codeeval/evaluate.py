@@ -51,8 +51,19 @@ def program_for(sample: dict, problem: Problem) -> str:
     raise SampleError(f"sample of {problem.task_id} has neither a 'solution' nor a 'completion' string")
 
 
-def _key(task_id: str, index: int, code: str) -> str:
-    return f"{task_id}#{index}#{hashlib.sha256(code.encode()).hexdigest()[:16]}"
+@dataclass(frozen=True)
+class Job:
+    """One sample to score: its resume key, problem, index among the problem's samples, and
+    the program to run."""
+
+    key: str
+    task_id: str
+    index: int
+    program: str
+
+    @classmethod
+    def of(cls, task_id: str, index: int, program: str) -> "Job":
+        return cls(f"{task_id}#{index}#{hashlib.sha256(program.encode()).hexdigest()[:16]}", task_id, index, program)
 
 
 def check_one(benchmark: str, problem: Problem, code: str, executor: Executor, expected=None) -> dict:
@@ -82,7 +93,8 @@ def evaluate(benchmark: str, problems: list[Problem], samples, executor: Executo
              expected=None) -> Report:
     """Score `samples` (an iterable of dicts); every problem must have at least one sample."""
     by_id = {p.task_id: p for p in problems}
-    todo, index = [], defaultdict(int)  # todo: (key, task_id, index in its problem, program)
+    todo: list[Job] = []
+    index: dict[str, int] = defaultdict(int)
     for n, s in enumerate(samples):
         if not isinstance(s, dict) or "task_id" not in s:
             raise SampleError(f"sample {n} is not an object with a task_id")
@@ -90,7 +102,7 @@ def evaluate(benchmark: str, problems: list[Problem], samples, executor: Executo
         if tid not in by_id:
             raise SampleError(f"sample {n}: unknown task_id {tid!r} for {benchmark}")
         code = program_for(s, by_id[tid])
-        todo.append((_key(tid, index[tid], code), tid, index[tid], code))
+        todo.append(Job.of(tid, index[tid], code))
         index[tid] += 1
     missing = [tid for tid in by_id if tid not in index]
     if missing:
@@ -117,17 +129,17 @@ def evaluate(benchmark: str, problems: list[Problem], samples, executor: Executo
             out.write("\n")  # end the line that an interrupt cut short
         pending = []
         for job in todo:
-            if job[0] in done:
+            if job.key in done:
                 if progress:
                     progress()
             else:
                 pending.append(job)
 
-        def check(job):
-            return check_one(benchmark, by_id[job[1]], job[3], executor, expected)
+        def check(job: Job) -> dict:
+            return check_one(benchmark, by_id[job.task_id], job.program, executor, expected)
 
-        for (key, tid, i, _), result in executor.map_unordered(check, pending):
-            done[key] = rec = {"key": key, "task_id": tid, "index": i, **result}
+        for job, result in executor.map_unordered(check, pending):
+            done[job.key] = rec = {"key": job.key, "task_id": job.task_id, "index": job.index, **result}
             if out:
                 out.write(json.dumps(rec) + "\n")
                 out.flush()
@@ -137,7 +149,7 @@ def evaluate(benchmark: str, problems: list[Problem], samples, executor: Executo
         if out:
             out.close()
 
-    records = [done[key] for key, *_ in todo]
+    records = [done[job.key] for job in todo]
     per_problem: dict[str, list[int]] = {tid: [0, 0] for tid in by_id}
     statuses: dict[str, int] = defaultdict(int)
     for rec in records:

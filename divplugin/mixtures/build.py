@@ -81,7 +81,8 @@ def build_mixture(m: Mixture, progress: Callable[[str, int, int], None] | None =
                               "upsample: true", f"source {src.name!r}")
         rng = np.random.default_rng([m.seed, si])
         # what a row costs against the budget: one example, or its tokens
-        cost = count_tokens([text_of(r) for r in recs]) if count_tokens is not None else [1] * len(recs)
+        texts = [text_of(r) for r in recs] if count_tokens is not None or near is not None else None
+        cost = count_tokens(texts) if count_tokens is not None else [1] * len(recs)
         kept: list[int] = []
         used = 0
         met = False
@@ -108,7 +109,7 @@ def build_mixture(m: Mixture, progress: Callable[[str, int, int], None] | None =
             if near is not None:
                 if step >= len(sketches):
                     block = walk[len(sketches):len(sketches) + SKETCH_BLOCK]
-                    sketches += near.sketch([text_of(recs[j]) for j in block])
+                    sketches += near.sketch([texts[j] for j in block])
                 dup = near.seen(sketches[step], RowRef(si, i))
                 if dup is not None:
                     st.removed["near_within" if dup.source == si else "near_across"] += 1
