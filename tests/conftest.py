@@ -1,5 +1,8 @@
 import json
 import os
+import socket
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -69,3 +72,54 @@ def mixture_sources(tmp_path_factory):
                 f.write(json.dumps(row) + "\n")
         paths[name] = str(path)
     return paths, tmp_path_factory.mktemp("mixture-cache")
+
+
+@dataclass
+class OutsideWorld:
+    """What a sandboxed candidate must not touch: a sentinel file, a path in the home folder,
+    and a listening port (anything sent to it lands in `received`)."""
+
+    sentinel: Path
+    outside: str
+    port: int
+    received: list = field(default_factory=list)
+
+    @property
+    def prelude(self) -> str:
+        """Python that names them for a candidate: SENTINEL, OUTSIDE, PORT."""
+        return f"SENTINEL = {str(self.sentinel)!r}\nOUTSIDE = {self.outside!r}\nPORT = {self.port}\n"
+
+    def untouched(self) -> bool:
+        return self.sentinel.read_text() == "intact" and not os.path.exists(self.outside) and self.received == []
+
+
+@pytest.fixture
+def outside_world(tmp_path):
+    sentinel = tmp_path / "keep" / "sentinel.txt"
+    sentinel.parent.mkdir()
+    sentinel.write_text("intact")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    world = OutsideWorld(sentinel, os.path.expanduser(f"~/.divplugin-sandbox-probe-{os.getpid()}"),
+                         server.getsockname()[1])
+    stop = threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+                world.received.append(conn.recv(100))
+                conn.close()
+            except OSError:
+                pass
+
+    listener = threading.Thread(target=accept, daemon=True)
+    listener.start()
+    try:
+        yield world
+    finally:
+        stop.set()
+        listener.join()
+        server.close()

@@ -1,8 +1,6 @@
 """The sandbox: plain runs, the wire format, and a hostile corpus that must be contained."""
 
 import os
-import socket
-import threading
 
 import pytest
 
@@ -192,52 +190,20 @@ HOSTILE = {
 }
 
 
-def test_hostile_corpus_is_contained(ex, tmp_path, monkeypatch):
+def test_hostile_corpus_is_contained(ex, outside_world, monkeypatch):
     assert len(HOSTILE) >= 30
-    home_dir = os.path.expanduser("~")
-    sentinel = tmp_path / "keep" / "sentinel.txt"
-    sentinel.parent.mkdir()
-    sentinel.write_text("intact")
-    outside = os.path.join(home_dir, f".divplugin-sandbox-probe-{os.getpid()}")
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    server.settimeout(0.2)
-    port = server.getsockname()[1]
-    got = []
-    stop = threading.Event()
-
-    def accept():
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-                got.append(conn.recv(100))
-                conn.close()
-            except OSError:
-                pass
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
     monkeypatch.setenv("DIVPLUGIN_TEST_SECRET", "s3cr3t")
-    prelude = f"SENTINEL = {str(sentinel)!r}\nOUTSIDE = {outside!r}\nPORT = {port}\n"
-    try:
-        futures = {}
-        for name, code in HOSTILE.items():
-            futures[name] = ex.submit("run_script", prelude + code, TEST, "f")
-            futures[name + "/good"] = ex.submit("run_script", GOOD, TEST, "f")
-        results = {name: fut.result() for name, fut in futures.items()}
-    finally:
-        stop.set()
-        t.join()
-        server.close()
+    futures = {}
+    for name, code in HOSTILE.items():
+        futures[name] = ex.submit("run_script", outside_world.prelude + code, TEST, "f")
+        futures[name + "/good"] = ex.submit("run_script", GOOD, TEST, "f")
+    results = {name: fut.result() for name, fut in futures.items()}
     for name, res in results.items():
         if name.endswith("/good"):
             assert res.status == "passed", (name, res)
         else:
             assert res.status != "passed", (name, res)
-    assert sentinel.read_text() == "intact"
-    assert not os.path.exists(outside)
-    assert got == []
+    assert outside_world.untouched()
     # the workers are still healthy afterwards
     assert ex.run_script(GOOD, TEST, "f").status == "passed"
 
