@@ -12,9 +12,9 @@ def closest(name: str, choices: Iterable[str], cutoff: float = 0.6) -> str | Non
     return found[0] if found else None
 
 
-def did_you_mean(name: str, choices: Iterable[str], show: Callable[[str], str] = repr) -> str:
+def did_you_mean(name: str, choices: Iterable[str], show: Callable[[str], str] = repr, cutoff: float = 0.6) -> str:
     """``"; did you mean 'x'?"`` for the closest choice, or ``""``."""
-    found = closest(name, choices)
+    found = closest(name, choices, cutoff)
     return f"; did you mean {show(found)}?" if found else ""
 
 

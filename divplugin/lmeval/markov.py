@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from divplugin.errors import ConfigError, closest
+from divplugin.errors import ConfigError, did_you_mean
 from divplugin.records import DEFAULT_PROMPT_TEMPLATE, completion_prompt, read_jsonl
 
 SUBSETS = {"unseen": "test", "seen": "test_seen", "noop": "test", "hasop": "test", "programs": "test"}
@@ -45,9 +45,9 @@ def _generator_settings(name: str, metadata: dict) -> dict:
         if key in fields:
             keep[key] = value
             continue
-        close = closest(key, fields, cutoff=0.8)
-        if close:
-            raise ConfigError(f"unknown setting of {name}; did you mean {close!r}?", key)
+        hint = did_you_mean(key, fields, cutoff=0.8)
+        if hint:
+            raise ConfigError(f"unknown setting of {name}{hint}", key)
         logging.getLogger(__name__).info("divplugin_markov: ignoring metadata key %r", key)
     return keep
 
