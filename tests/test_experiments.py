@@ -67,9 +67,10 @@ def test_bad_replicates_are_named(changes, named):
 
 
 def _result(values, seed, y, seen=1.0, status="done"):
-    from divplugin.experiments.runner import PointResult
+    from divplugin.experiments.runner import PointResult, point_id
+    from divplugin.experiments.spec import Point
 
-    return PointResult(id=f"{values}-{seed}", values=values, status=status, seed=seed,
+    return PointResult(id=point_id(Point(values=values, seed=seed)), values=values, status=status, seed=seed,
                        metrics={"divplugin_markov_unseen/exact_match": y, "divplugin_markov_seen/exact_match": seen})
 
 
@@ -100,10 +101,16 @@ def test_report_aggregates_replicates_and_estimates_the_threshold(tmp_path):
     files = write_all(spec, results, tmp_path, 60.0)
     page = files["page"].read_text()
     assert "0.300 ± 0.141 (0.200-0.400, n=2)" in page and "Every run" in page and "threshold" in page
+    # 2,000 rules, seed 1 has not run: the page says so and holds its verdicts back
+    assert "7 of 8 runs finished; 1 pending" in page and "checked when every run has finished" in page
+    assert "NOT met" not in page and "| num_rules=2000+seed=1 | 1 | pending |" in page
     data = json.loads(files["json"].read_text())
     assert data["summary"][1]["metrics"]["divplugin_markov_unseen/exact_match"]["n"] == 2
+    assert data["expectations"] == [] and [p["status"] for p in data["points"]].count("pending") == 1
     rows = files["csv"].read_text().splitlines()
-    assert rows[0].split(",")[:4] == ["point", k, "seed", "status"] and len(rows) == 8
+    assert rows[0].split(",")[:4] == ["point", k, "seed", "status"] and len(rows) == 9
+    files = write_all(spec, [*results, _result({k: 2000}, 1, 0.95)], tmp_path, 60.0)  # all in: verdicts given
+    assert "Partial" not in files["page"].read_text() and "NOT met" in files["page"].read_text()
 
 
 def test_only_selects_points_and_names_a_bad_pattern():
@@ -488,7 +495,9 @@ def test_report_collects_points_done_elsewhere(tmp_path):
     (stale / "result.json").write_text(json.dumps(asdict(PointResult(point_id(pts[1]), pts[1].values, "done", hash="old"))))
     results, files = collect_report(spec, tmp_path)
     assert [r.id for r in results] == [point_id(pts[0]), point_id(pts[3])]
-    assert "0.400" in files["page"].read_text() and len(files["csv"].read_text().splitlines()) == 3
+    csv_rows = files["csv"].read_text().splitlines()
+    assert "0.400" in files["page"].read_text() and len(csv_rows) == 1 + len(pts)
+    assert sum(",pending," in row for row in csv_rows) == len(pts) - 2
     # the results folder can move: hashes see paths inside it relative to it
     moved = tmp_path.parent / (tmp_path.name + "-moved")
     tmp_path.rename(moved)

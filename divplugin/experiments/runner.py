@@ -35,7 +35,7 @@ STEP = re.compile(r"(\d+)/(\d+) \[")
 class PointResult:
     id: str
     values: dict[str, Any]
-    status: Literal["done", "failed"]
+    status: Literal["done", "failed", "pending"]  # pending: planned, not run yet (report pages only)
     seed: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     train_seconds: float = 0.0
