@@ -1,9 +1,9 @@
 """Scoring one candidate the way EvalPlus does.
 
 Expected outputs come from running the canonical solution (in the sandbox) on each input;
-each input gets a limit of max(1 s, 4 x the canonical solution's time), both in CPU seconds,
-so a verdict does not change with the machine's load (EvalPlus uses the same factors on
-wall time). Outputs are
+each input gets a limit of max(1 s, 4 x the canonical solution's time), both in CPU seconds
+of the sandboxed process from the arguments' arrival to the answer's departure, so a verdict
+does not change with the machine's load (EvalPlus uses the same factors on wall time). Outputs are
 compared for equality, with EvalPlus's float tolerance (``atol``, at least 1e-6 once a float
 output is seen) and its special oracles for problems with several right answers.
 The comparison runs here, in the trusted process, on values decoded from the sandbox's
@@ -25,6 +25,7 @@ from divplugin.execution.values import decode_obj, encode_obj
 from divplugin.paths import cache_dir
 
 MIN_TIME_LIMIT = 1.0
+EXPECTED_VERSION = 2  # of the cached expected outputs: 2 = seconds are the sandbox's CPU time
 TIME_LIMIT_FACTOR = 4.0
 
 # MBPP+ problems whose output is only checked to be (not) None, and those compared as sets.
@@ -135,18 +136,20 @@ def expected_outputs(problems: list[Problem], executor: Executor, *, cache: bool
                      progress=None) -> dict[str, dict[str, Expected]]:
     """{task_id: {"base": Expected, "plus": Expected}} from the canonical solutions; cached on
     disk by a hash of the problems (like EvalPlus's ground-truth cache)."""
-    path = cache_dir() / "expected-cpu" / f"{problems_hash(problems)}.json"  # seconds are CPU time
+    path = cache_dir() / f"expected-v{EXPECTED_VERSION}" / f"{problems_hash(problems)}.json"
     if cache and path.is_file():
         raw = json.loads(path.read_text())
         return {tid: {k: Expected(decode_obj(v["outputs"]), v["seconds"]) for k, v in d.items()}
                 for tid, d in raw.items()}
-    limits = Limits(timeout_s=120)
+    # the reference is trusted: generous limits, so that a huge output on a busy machine
+    # (Mbpp/255's plus inputs, say) is measured rather than cut off
+    limits = Limits(timeout_s=120, wall_factor=10.0)
     jobs = {}
     for p in problems:
         for kind, inputs in (("base", p.base_input), ("plus", p.plus_input)):
             if inputs:
                 jobs[(p.task_id, kind)] = executor.submit(
-                    "run_io", p.reference_code, p.entry_point, inputs, [20.0] * len(inputs), limits=limits)
+                    "run_io", p.reference_code, p.entry_point, inputs, [60.0] * len(inputs), limits=limits)
     out: dict[str, dict[str, Expected]] = {p.task_id: {} for p in problems}
     raw: dict[str, dict] = {p.task_id: {} for p in problems}
     by_id = {p.task_id: p for p in problems}

@@ -277,11 +277,7 @@ def _serve(req, call_r, resp_w):
         if msg is None:
             return
         try:
-            args = values.decode_obj(msg["a"])
-            kwargs = values.decode_obj(msg.get("k") or {"D": []})
-            t0 = time.process_time()
-            out = fn(*args, **kwargs)
-            seconds = time.process_time() - t0
+            out = fn(*values.decode_obj(msg["a"]), **values.decode_obj(msg.get("k") or {"D": []}))
         except BaseException as exc:  # noqa: BLE001
             _send(resp_w, {"e": [type(exc).__name__, _describe(exc)]})
             continue
@@ -297,7 +293,7 @@ def _serve(req, call_r, resp_w):
         except BaseException as exc:  # noqa: BLE001 - a value whose inspection raises
             _send(resp_w, {"e": [type(exc).__name__, _describe(exc)]})
             continue
-        _send(resp_w, {"v": enc, "t": seconds})
+        _send(resp_w, {"v": enc})
 
 
 def _runner(req, call_r, resp_w, workdir, drop_to):
@@ -450,9 +446,10 @@ class _Candidate:
             self._cpu_at = now
         return self._cpu
 
-    def receive(self, cpu_limit, wall_limit):
-        """The next message; `cpu_limit` is CPU seconds from now, `wall_limit` the backstop."""
-        start = self.cpu()
+    def receive(self, cpu_limit, wall_limit, start=None):
+        """The next message; `cpu_limit` is CPU seconds from `start` (the runner's CPU time
+        when the wait began; read now if not given), `wall_limit` the backstop."""
+        start = self.cpu() if start is None else start
         t0 = time.monotonic()
         while True:
             if len(self.buf) >= 4:
@@ -498,14 +495,14 @@ class _Candidate:
 
 
 def _well_formed(msg, key):
-    """An answer is ``{"ready": 1}``, ``{"v": value, "t": seconds}`` or ``{"e": [type name,
-    message]}``, nothing else."""
+    """An answer is ``{"ready": 1}``, ``{"v": value}`` or ``{"e": [type name, message]}``,
+    nothing else."""
     if list(msg) == ["e"]:
         e = msg["e"]
         return isinstance(e, list) and len(e) == 2 and all(isinstance(x, str) for x in e)
     if key == "ready":
         return msg == {"ready": 1}
-    return sorted(msg) == ["t", "v"] and type(msg["t"]) in (int, float)
+    return list(msg) == ["v"]
 
 
 def _exception(name, text):
@@ -612,9 +609,12 @@ def _io_check(req, cand):
         return "failed", str(ready["e"][1]), []
     calls = []
     for inp, limit in zip(req["inputs"], limits):
+        # a call's time is the runner's CPU from the arguments' arrival to the answer's
+        # departure: the same measure for the reference solution and the candidate
+        before = cand.cpu(0)
         if not cand.send(values.encode_obj(list(inp))):
             return (*_broken_outcome(cand), calls)
-        msg = cand.receive(limit, factor * limit + 1.0)
+        msg = cand.receive(limit, factor * limit + 1.0, before)
         if msg is not None and not _well_formed(msg, "v"):
             msg = cand._fail("crashed: a malformed answer")
         if msg is None:
@@ -628,9 +628,8 @@ def _io_check(req, cand):
                 return "crashed", f"the candidate raised {name}", calls
             calls.append(["error", msg["e"][1]])
             return "completed", None, calls
-        # the runner's own account of its CPU time: used for the reference solution's
-        # timings; a candidate's limits are enforced from /proc, whatever it reports
-        calls.append(["ok", msg["v"], max(0.0, float(msg["t"]))])
+        after = cand.cpu(0)
+        calls.append(["ok", msg["v"], after - before if None not in (before, after) else 0.0])
     return "completed", None, calls
 
 
