@@ -76,7 +76,7 @@ def test_the_candidates_side_never_gets_the_test_inputs_or_token(ex):
     secret, public = ex._requests("script", GOOD, "f", test=TEST, context="HELPERS = 1", cpu_total=1.0)
     assert public["code"] == GOOD and {"test", "context", "inputs", "token"} & set(public) == set()
     assert secret["test"] == TEST and "code" not in secret
-    secret, public = ex._requests("io", GOOD, "f", inputs=[[1]], time_limits=[1.0], cpu_total=2.0)
+    secret, public = ex._requests("io", GOOD, "f", inputs=[[1]], time_limits=[1.0])
     assert secret["inputs"] == [[1]] and "inputs" not in public
 
 

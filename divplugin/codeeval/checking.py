@@ -143,7 +143,7 @@ def expected_outputs(problems: list[Problem], executor: Executor, *, cache: bool
                 for tid, d in raw.items()}
     # the reference is trusted: generous limits, so that a huge output on a busy machine
     # (Mbpp/255's plus inputs, say) is measured rather than cut off
-    limits = Limits(timeout_s=120, wall_factor=10.0)
+    limits = Limits(wall_factor=10.0)
     jobs = {}
     for p in problems:
         for kind, inputs in (("base", p.base_input), ("plus", p.plus_input)):

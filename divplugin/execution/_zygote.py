@@ -29,6 +29,7 @@ from it draw the same ones every time. This file imports only the standard libra
 preloads modules that candidates and tests commonly use, so forked children start warm).
 """
 
+import json
 import os
 import pickle
 import random
@@ -62,10 +63,12 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 _SHARED_NET = False
 
 
-def _read_exact(f, n):
+def _read_exact(read, n):
+    """`n` bytes from ``read(k)`` (a file's read or ``os.read`` on a descriptor), or None at end
+    of file."""
     buf = b""
     while len(buf) < n:
-        chunk = f.read(n - len(buf))
+        chunk = read(n - len(buf))
         if not chunk:
             return None
         buf += chunk
@@ -86,7 +89,7 @@ def _libc():
 # ---------------------------------------------------------------- messages between processes
 
 def _send(fd, obj):
-    data = __import__("json").dumps(obj, separators=(",", ":")).encode()
+    data = json.dumps(obj, separators=(",", ":")).encode()
     view = memoryview(struct.pack("<I", len(data)) + data)
     while view:
         view = view[os.write(fd, view):]
@@ -94,20 +97,12 @@ def _send(fd, obj):
 
 def _recv_blocking(fd):
     """One message from `fd` (used by the runner), or None at end of file."""
-    def exact(n):
-        buf = b""
-        while len(buf) < n:
-            chunk = os.read(fd, n - len(buf))
-            if not chunk:
-                return None
-            buf += chunk
-        return buf
+    def read(k):
+        return os.read(fd, k)
 
-    head = exact(4)
-    if head is None:
-        return None
-    body = exact(struct.unpack("<I", head)[0])
-    return None if body is None else __import__("json").loads(body)
+    head = _read_exact(read, 4)
+    body = None if head is None else _read_exact(read, struct.unpack("<I", head)[0])
+    return None if body is None else json.loads(body)
 
 
 # ---------------------------------------------------------------- isolation
@@ -261,6 +256,11 @@ def _has_opaque(enc):
 
 # ---------------------------------------------------------------- the candidate's side
 
+def _error(exc):
+    """The answer that reports a candidate's exception."""
+    return {"e": [type(exc).__name__, _describe(exc)]}
+
+
 def _serve(req, call_r, resp_w):
     """Runs in the runner: the candidate's code, then one answer per call until end of file."""
     compact = req["mode"] == "io"
@@ -269,7 +269,7 @@ def _serve(req, call_r, resp_w):
         exec(compile(req["code"], "<candidate>", "exec"), g)
         fn = g[req["entry_point"]]
     except BaseException as exc:  # noqa: BLE001 - a candidate may raise anything
-        _send(resp_w, {"e": [type(exc).__name__, _describe(exc)]})
+        _send(resp_w, _error(exc))
         return
     _send(resp_w, {"ready": 1})
     while True:
@@ -279,7 +279,7 @@ def _serve(req, call_r, resp_w):
         try:
             out = fn(*values.decode_obj(msg["a"]), **values.decode_obj(msg.get("k") or {"D": []}))
         except BaseException as exc:  # noqa: BLE001
-            _send(resp_w, {"e": [type(exc).__name__, _describe(exc)]})
+            _send(resp_w, _error(exc))
             continue
         try:
             enc = values.encode_obj(out)
@@ -291,7 +291,7 @@ def _serve(req, call_r, resp_w):
                 continue
             enc = values.repr_digest(out)
         except BaseException as exc:  # noqa: BLE001 - a value whose inspection raises
-            _send(resp_w, {"e": [type(exc).__name__, _describe(exc)]})
+            _send(resp_w, _error(exc))
             continue
         _send(resp_w, {"v": enc})
 
@@ -459,7 +459,7 @@ class _Candidate:
                 if len(self.buf) >= 4 + n:
                     body, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
                     try:
-                        msg = __import__("json").loads(body)
+                        msg = json.loads(body)
                     except ValueError:
                         return self._fail("crashed: a malformed answer")
                     if not isinstance(msg, dict):
@@ -482,16 +482,34 @@ class _Candidate:
         self.broken = self.broken or why
         return None
 
-    def send(self, args, kwargs=None):
+    def _answer(self, key, cpu_limit, wall_limit, start=None):
+        msg = self.receive(cpu_limit, wall_limit, start)
+        if msg is not None and not _well_formed(msg, key):
+            msg = self._fail("crashed: a malformed answer")
+        return msg
+
+    def load(self, cpu_limit, wall_limit):
+        """Wait until the candidate's code has run: None when it did, else (outcome, error)."""
+        msg = self._answer("ready", cpu_limit, wall_limit)
+        if msg is None:
+            return _broken_outcome(self)
+        return ("failed", msg["e"][1]) if "e" in msg else None
+
+    def call(self, args, kwargs, cpu_limit, wall_limit, start=None):
+        """The answer to one call, ``{"v": value}`` or ``{"e": [type name, message]}``; None
+        once the candidate is broken (it ended, stopped answering, answered nonsense or
+        raised an exit), with the reason in `broken`."""
         msg = {"a": args}
         if kwargs:
             msg["k"] = kwargs
         try:
             _send(self.call_w, msg)
         except OSError:
-            self._fail("crashed: the candidate's process ended (exit, crash or signal)")
-            return False
-        return True
+            return self._fail("crashed: the candidate's process ended (exit, crash or signal)")
+        msg = self._answer("v", cpu_limit, wall_limit, start)
+        if msg is not None and "e" in msg and msg["e"][0] in ("SystemExit", "KeyboardInterrupt", "GeneratorExit"):
+            return self._fail(f"crashed: the candidate raised {msg['e'][0]}")
+        return msg
 
 
 def _well_formed(msg, key):
@@ -541,34 +559,24 @@ def _script_check(req, cand):
         if cpu_left <= 0:
             cand._fail("timeout")
             raise _Gone("timeout")
-        if not cand.send(enc, enc_kw):
-            raise _Gone(cand.broken)
-        msg = cand.receive(cpu_left, wall_left)
-        if msg is None or not _well_formed(msg, "v"):
-            cand._fail("crashed: a malformed answer")
+        msg = cand.call(enc, enc_kw, cpu_left, wall_left)
+        if msg is None:
             raise _Gone(cand.broken)
         if "e" in msg:
-            name, text = msg["e"]
-            if name in ("SystemExit", "KeyboardInterrupt", "GeneratorExit"):
-                cand._fail(f"crashed: the candidate raised {name}")
-                raise _Gone(cand.broken)
-            raise _exception(name, text)
+            raise _exception(*msg["e"])
         try:
-            value = values.decode_obj(msg.get("v"))
+            value = values.decode_obj(msg["v"])
         except (ValueError, TypeError, KeyError, IndexError):
             cand._fail("crashed: a malformed answer")
             raise _Gone(cand.broken) from None
-        if _has_opaque(msg.get("v")):
+        if _has_opaque(msg["v"]):
             raise TypeError("the candidate returned a value that is not plain data")
         return value
 
     proxy.__name__ = req["entry_point"]
-    ready = cand.receive(*left())
-    if ready is None or not _well_formed(ready, "ready"):
-        cand._fail("crashed: a malformed answer")
-        return _broken_outcome(cand)
-    if "e" in ready:
-        return "failed", str(ready["e"][1])
+    failed = cand.load(*left())
+    if failed:
+        return failed
     g = {"__name__": "__divplugin_check__", "__builtins__": dict(_BUILTINS)}
     try:
         if isinstance(req["compiled"], BaseException):
@@ -599,33 +607,22 @@ def _broken_outcome(cand):
 def _io_check(req, cand):
     """Each input in turn, each within its CPU-time limit; returns (outcome, error, calls)."""
     factor = float(req["wall_factor"])
-    limits = [float(t) for t in req["time_limits"]]
-    first = max(limits or [1.0]) + 1.0
-    ready = cand.receive(first, factor * first + 1.0)
-    if ready is None or not _well_formed(ready, "ready"):
-        cand._fail("crashed: a malformed answer")
-        return (*_broken_outcome(cand), [])
-    if "e" in ready:
-        return "failed", str(ready["e"][1]), []
+    ready = float(req["ready_cpu"])
+    failed = cand.load(ready, factor * ready + 1.0)
+    if failed:
+        return (*failed, [])
     calls = []
-    for inp, limit in zip(req["inputs"], limits):
+    for inp, limit in zip(req["inputs"], req["time_limits"]):
         # a call's time is the runner's CPU from the arguments' arrival to the answer's
         # departure: the same measure for the reference solution and the candidate
         before = cand.cpu(0)
-        if not cand.send(values.encode_obj(list(inp))):
-            return (*_broken_outcome(cand), calls)
-        msg = cand.receive(limit, factor * limit + 1.0, before)
-        if msg is not None and not _well_formed(msg, "v"):
-            msg = cand._fail("crashed: a malformed answer")
+        msg = cand.call(values.encode_obj(list(inp)), None, limit, factor * limit + 1.0, before)
         if msg is None:
             if cand.broken == "timeout":
                 calls.append(["timeout"])
                 return "completed", None, calls
             return (*_broken_outcome(cand), calls)
         if "e" in msg:
-            name = msg["e"][0]
-            if name in ("SystemExit", "KeyboardInterrupt", "GeneratorExit"):
-                return "crashed", f"the candidate raised {name}", calls
             calls.append(["error", msg["e"][1]])
             return "completed", None, calls
         after = cand.cpu(0)
@@ -679,7 +676,6 @@ def handle_check(req, sock):
     for fd in (call_r, resp_w):
         os.close(fd)
     ctl_c.close()
-    signal.signal(signal.SIGALRM, _on_check_alarm)
     signal.setitimer(signal.ITIMER_REAL, float(req["wall"]) + 5.0)
     try:
         if req["mode"] == "script":
@@ -704,7 +700,7 @@ def handle_check(req, sock):
         for fd in (call_w, resp_r):  # the runner sees the end of its input and goes
             os.close(fd)
         ctl.close()
-    data = __import__("json").dumps(result, separators=(",", ":"))
+    data = json.dumps(result, separators=(",", ":"))
     over = len(data) > int(req["output_cap"])
     return {"id": req["id"], "over_cap": over, "timed_out": timed_out, "data": "" if over else data}
 
@@ -737,6 +733,7 @@ def main():
         import builtins
 
         _BUILTINS.update(builtins.__dict__)
+        signal.signal(signal.SIGALRM, _on_check_alarm)
         if os.geteuid() == 0:
             _drop_privileges(CHECKER_UID)  # not the runner's user: it can neither signal nor trace us
         _libc().prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: not traceable by same-user processes either
@@ -748,12 +745,12 @@ def main():
     proto_out.write(b"ready\n")
     proto_out.flush()
     while True:
-        head = _read_exact(proto_in, 4)
+        head = _read_exact(proto_in.read, 4)
         if head is None:
             return
         (n,) = struct.unpack("<I", head)
-        req = pickle.loads(_read_exact(proto_in, n))
-        reply = __import__("json").dumps(handle(req, sock)).encode()
+        req = pickle.loads(_read_exact(proto_in.read, n))
+        reply = json.dumps(handle(req, sock)).encode()
         proto_out.write(struct.pack("<I", len(reply)) + reply)
         proto_out.flush()
 

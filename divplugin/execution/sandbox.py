@@ -84,7 +84,8 @@ class ExecResult:
 
     status: ``passed`` (script mode: the checks ran to the end), ``completed`` (io mode: the
     harness finished; see `calls`), ``failed`` (an exception; see `error`), ``timeout``, or
-    ``crashed`` (the process ended without its token: exit, kill, memory, output cap).
+    ``crashed`` (the candidate's process ended, answered nonsense or raised an exit; or the
+    result passed the output cap).
     calls (io mode): one entry per input run: ``("ok", value, cpu_seconds)``, ``("error", msg)``
     or ``("timeout",)``; the run stops at the first error or timeout.
     """
@@ -224,16 +225,19 @@ class Executor:
 
     # -- running
     def _requests(self, mode: str, code: str, entry_point: str, *, test: str = "", context: str = "",
-                  inputs=(), time_limits=(), cpu_total: float, limits: Limits | None = None):
-        """(secret, public): what the checker gets, and what the candidate's side gets."""
+                  inputs=(), time_limits=(), cpu_total: float = 0.0, limits: Limits | None = None):
+        """(secret, public): what the checker gets, and what the candidate's side gets.
+        `cpu_total` is script mode's budget; io mode's is the code's own run (the longest
+        input's limit and a second more) and then every input's."""
         lim = limits or self.limits
         if mode == "io":
-            first = max(time_limits or [1.0]) + 1.0
-            wall = lim.wall_factor * (first + min(sum(time_limits), 60.0)) + 5.0
+            ready = max(time_limits or [1.0]) + 1.0
+            cpu_total = ready + sum(time_limits)
+            wall = lim.wall_factor * (ready + min(sum(time_limits), 60.0)) + 5.0
         else:
-            wall = lim.wall_factor * cpu_total + 1.0
+            ready, wall = cpu_total, lim.wall_factor * cpu_total + 1.0
         common = {"id": secrets.token_hex(8), "mode": mode, "entry_point": entry_point,
-                  "cpu_total": float(cpu_total), "wall": wall, "wall_factor": lim.wall_factor,
+                  "cpu_total": float(cpu_total), "ready_cpu": ready, "wall": wall, "wall_factor": lim.wall_factor,
                   "memory_mb": lim.memory_mb, "file_size_mb": lim.file_size_mb,
                   "max_processes": lim.max_processes, "output_cap": lim.output_cap_mb * 1024 * 1024,
                   "isolate": lim.isolate}
@@ -296,9 +300,8 @@ class Executor:
         inputs, time_limits = list(inputs), [float(t) for t in time_limits]
         if len(inputs) != len(time_limits):
             raise ValueError(f"{len(inputs)} inputs but {len(time_limits)} time limits")
-        cpu_total = max(time_limits or [1.0]) + 1.0 + sum(time_limits)
         return self._execute(*self._requests("io", code, entry_point, inputs=inputs, time_limits=time_limits,
-                                             cpu_total=cpu_total, limits=limits))
+                                             limits=limits))
 
     def map_unordered(self, fn, items):
         """Run ``fn(item)`` for each item on the pool's threads (`fn` may make several sandbox
