@@ -71,7 +71,8 @@ def _result(values, seed, y, seen=1.0, status="done"):
     from divplugin.experiments.spec import Point
 
     return PointResult(id=point_id(Point(values=values, seed=seed)), values=values, status=status, seed=seed,
-                       metrics={"divplugin_markov_unseen/exact_match": y, "divplugin_markov_seen/exact_match": seen})
+                       metrics={"divplugin_markov_unseen/exact_match": y, "divplugin_markov_seen/exact_match": seen,
+                                "divplugin_markov_noop/exact_match": 1.0, "divplugin_markov_unseen/similarity": 0.9})
 
 
 def test_report_aggregates_replicates_and_estimates_the_threshold(tmp_path):
@@ -104,6 +105,10 @@ def test_report_aggregates_replicates_and_estimates_the_threshold(tmp_path):
     # 2,000 rules, seed 1 has not run: the page says so and holds its verdicts back
     assert "7 of 8 runs finished; 1 pending" in page and "checked when every run has finished" in page
     assert "NOT met" not in page and "| num_rules=2000+seed=1 | 1 | pending |" in page
+    # the table: what the spec plots, then every other task's metric of that kind; the CSV has all
+    header = next(line for line in page.splitlines() if line.startswith("| point |"))
+    assert [c.strip() for c in header.split("|")[3:-3]] == [
+        "markov_unseen/exact_match", "markov_seen/exact_match", "markov_noop/exact_match"]
     data = json.loads(files["json"].read_text())
     assert data["summary"][1]["metrics"]["divplugin_markov_unseen/exact_match"]["n"] == 2
     assert data["expectations"] == [] and [p["status"] for p in data["points"]].count("pending") == 1
@@ -138,6 +143,8 @@ def test_set_dotted_copies():
     ({"plot": {"x": "nope", "metrics": ["divplugin_markov_unseen/exact_match"]}}, "plot.x"),
     ({"plot": {"x": "divplugin_settings.num_rules", "metrics": ["exact_match"]}}, "task/metric"),
     ({"eval": {"tasks": []}}, "eval.tasks"),
+    ({"plot": {"x": "divplugin_settings.num_rules", "metrics": ["divplugin_markov_unseen/exact_match"],
+               "bands": {"paper's threshold": [1000, 300]}}}, "band \"paper's threshold\": 'from' must be below 'to'"),
     ({"colour": "blue"}, "colour"),
 ])
 def test_bad_specs_are_named(changes, named):

@@ -8,6 +8,7 @@ it. A threshold estimate reads off the x at which a metric's mean first reaches 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import statistics
@@ -169,10 +170,19 @@ def thresholds(spec: Spec, results: list[PointResult]) -> list[dict[str, Any]]:
 
 
 def metric_columns(spec: Spec, results: list[PointResult]) -> list[str]:
+    """The plotted metrics first, then every other metric the runs reported."""
     cols = list(spec.plot.metrics)
     for r in results:
         cols += [m for m in sorted(r.metrics) if m not in cols]
     return cols
+
+
+def page_columns(spec: Spec, results: list[PointResult]) -> list[str]:
+    """The page's table: the plotted metrics, then the other tasks' metrics of the same kind
+    (``x/exact_match`` beside a plotted ``y/exact_match``), so the seen-rule check and every
+    evaluated task show without the similarity columns the CSV also has."""
+    kinds = {m.rsplit("/", 1)[-1] for m in spec.plot.metrics}
+    return [m for m in metric_columns(spec, results) if m in spec.plot.metrics or m.rsplit("/", 1)[-1] in kinds]
 
 
 def write_csv(spec: Spec, results: list[PointResult], path: Path) -> None:
@@ -199,6 +209,7 @@ def plot(spec: Spec, results: list[PointResult], path: Path) -> bool:
     p = spec.plot
     groups = group(results)
     fig, ax = plt.subplots(figsize=(6.8, 4.4), dpi=120)
+    ax.set_xscale(p.xscale)
     for keep in _lines(spec, groups):
         tag = " " + ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in keep.items()) if keep else ""
         for metric in p.metrics:
@@ -216,10 +227,16 @@ def plot(spec: Spec, results: list[PointResult], path: Path) -> bool:
     for label, pts in p.reference.items():
         if pts:
             ax.plot(*zip(*pts), marker="s", linestyle="--", alpha=0.7, label=label)
+    if p.bands and ax.has_data():  # spans clipped to the measured range, which keeps the axis
+        xlim = ax.get_xlim()
+        for (label, (lo, hi)), color in zip(p.bands.items(), itertools.cycle(["tab:purple", "tab:olive", "tab:gray"])):
+            lo, hi = max(lo, xlim[0]), min(hi, xlim[1])
+            if lo < hi:
+                ax.axvspan(lo, hi, alpha=0.12, color=color, label=label)
+        ax.set_xlim(xlim)
     for t in thresholds(spec, results):
         if t["estimate"] is not None:
             ax.axvline(t["estimate"], color="grey", linestyle=":", alpha=0.8)
-    ax.set_xscale(p.xscale)
     ax.set_xlabel(p.xlabel or p.x.rsplit(".", 1)[-1])
     ax.set_ylabel(p.ylabel)
     title = spec.name + (f" (mean and min-max over {len(spec.seeds)} seeds)" if spec.seeds and len(spec.seeds) > 1 else "")
@@ -254,7 +271,7 @@ def _threshold_lines(spec: Spec, results: list[PointResult]) -> list[str]:
 
 
 def write_page(spec: Spec, results: list[PointResult], out: Path, plotted: bool, wall_seconds: float) -> Path:
-    cols = spec.plot.metrics
+    cols = page_columns(spec, results)
     groups = group(results)
     lines = [f"# {spec.name}", "", spec.description.strip(), ""]
     if plotted:

@@ -72,6 +72,17 @@ class PlotSpec(BaseModel):
         default_factory=dict, description="Numbers to draw non-numeric sweep values at (e.g. mixture row -> share of general data).")
     reference: dict[str, list[tuple[float, float]]] = Field(
         default_factory=dict, description="Published figures drawn beside ours: label -> [(x, y), ...].")
+    bands: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="Published ranges of x drawn as shaded spans, for claims the paper states "
+        "without numbers per point: label -> (from, to), e.g. where it puts a threshold.")
+
+    @field_validator("bands")
+    @classmethod
+    def _bands_are_ranges(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for label, (lo, hi) in v.items():
+            if not lo < hi:
+                raise ValueError(f"band {label!r}: 'from' must be below 'to', got ({lo:g}, {hi:g})")
+        return v
 
 
 DEFAULT_SEED_KEYS = ["seed", "divplugin_settings.seed"]
