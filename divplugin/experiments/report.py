@@ -210,20 +210,25 @@ def plot(spec: Spec, results: list[PointResult], path: Path) -> bool:
     groups = group(results)
     fig, ax = plt.subplots(figsize=(6.8, 4.4), dpi=120)
     ax.set_xscale(p.xscale)
-    for keep in _lines(spec, groups):
+    lines = _lines(spec, groups)
+    styles = ["-", "--", ":", "-."]
+    for i, keep in enumerate(lines):
         tag = " " + ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in keep.items()) if keep else ""
-        for metric in p.metrics:
+        for j, metric in enumerate(p.metrics):
             series = _series(spec, groups, metric, keep)
             if not series:
                 continue
             xs = [x for x, _ in series]
             means = [st.mean for _, st in series]
             err = [[st.mean - st.lo for _, st in series], [st.hi - st.mean for _, st in series]]
-            line = ax.errorbar(xs, means, yerr=err, marker="o", capsize=3, label=metric.replace("divplugin_", "") + tag)
+            # several lines of several metrics: a colour per line, a dash per metric
+            style = {"color": f"C{i % 10}", "linestyle": styles[j % len(styles)]} if len(lines) > 1 else {}
+            line = ax.plot(xs, means, marker="o", label=metric.replace("divplugin_", "") + tag, **style)[0]
+            ax.errorbar(xs, means, yerr=err, fmt="none", capsize=3, color=line.get_color())
             dots = [(x_of(spec, g.values), r.metrics[metric]) for g in groups for r in g.done
                     if metric in r.metrics and len(g.done) > 1 and all(g.values.get(k) == v for k, v in keep.items())]
             if dots:
-                ax.scatter(*zip(*dots), s=10, alpha=0.45, color=line[0].get_color())
+                ax.scatter(*zip(*dots), s=10, alpha=0.45, color=line.get_color())
     for label, pts in p.reference.items():
         if pts:
             ax.plot(*zip(*pts), marker="s", linestyle="--", alpha=0.7, label=label)
