@@ -229,9 +229,10 @@ def plot(spec: Spec, results: list[PointResult], path: Path) -> bool:
                     if metric in r.metrics and len(g.done) > 1 and all(g.values.get(k) == v for k, v in keep.items())]
             if dots:
                 ax.scatter(*zip(*dots), s=10, alpha=0.45, color=line.get_color())
-    for label, pts in p.reference.items():
+    used = len(lines) if len(lines) > 1 else len(p.metrics)  # the published lines take the next colours
+    for k, (label, pts) in enumerate(p.reference.items()):
         if pts:
-            ax.plot(*zip(*pts), marker="s", linestyle="--", alpha=0.7, label=label)
+            ax.plot(*zip(*pts), marker="s", linestyle="--", alpha=0.7, label=label, color=f"C{(used + k) % 10}")
     if p.bands and ax.has_data():  # spans clipped to the measured range, which keeps the axis
         xlim = ax.get_xlim()
         for (label, (lo, hi)), color in zip(p.bands.items(), itertools.cycle(["tab:purple", "tab:olive", "tab:gray"])):
