@@ -245,6 +245,9 @@ def plot(spec: Spec, results: list[PointResult], path: Path) -> bool:
             ax.axvline(t["estimate"], color="grey", linestyle=":", alpha=0.8)
     ax.set_xlabel(p.xlabel or p.x.rsplit(".", 1)[-1])
     ax.set_ylabel(p.ylabel)
+    ys = [y for ln in ax.get_lines() for y in ln.get_ydata()]
+    if ys and all(0.0 <= y <= 1.0 for y in ys):  # rates: the whole 0-1 scale, so a gap looks its size
+        ax.set_ylim(-0.03, 1.03)
     title = spec.name + (f" (mean and min-max over {len(spec.seeds)} seeds)" if spec.seeds and len(spec.seeds) > 1 else "")
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
