@@ -26,6 +26,11 @@ def x_of(spec: Spec, values: dict[str, Any]) -> Any:
     return spec.plot.x_values.get(str(value), value)
 
 
+def short_label(values: dict[str, Any], sep: str = ",") -> str:
+    """Sweep values as ``num_rules=400,noop_fraction=0.1`` (the last part of each dotted key)."""
+    return sep.join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in values.items())
+
+
 @dataclass(frozen=True)
 class Stat:
     """One metric over the replicates of a group."""
@@ -51,7 +56,7 @@ class Group:
 
     @property
     def label(self) -> str:
-        return ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in self.values.items())
+        return short_label(self.values)
 
     @property
     def done(self) -> list[PointResult]:
@@ -124,7 +129,7 @@ def check_expectations(spec: Spec, results: list[PointResult]) -> list[tuple[str
     groups = group(results)
     out = []
     for keep in _lines(spec, groups):
-        tag = f" ({', '.join(f'{k.rsplit(chr(46), 1)[-1]}={v}' for k, v in keep.items())})" if keep else ""
+        tag = f" ({short_label(keep, ', ')})" if keep else ""
         series = _series(spec, groups, metric, keep)
         expected = sum(1 for g in groups if all(g.values.get(k) == v for k, v in keep.items()))
         if len(series) < expected or not series:
@@ -213,7 +218,7 @@ def plot(spec: Spec, results: list[PointResult], path: Path) -> bool:
     lines = _lines(spec, groups)
     styles = ["-", "--", ":", "-."]
     for i, keep in enumerate(lines):
-        tag = " " + ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in keep.items()) if keep else ""
+        tag = " " + short_label(keep) if keep else ""
         for j, metric in enumerate(p.metrics):
             series = _series(spec, groups, metric, keep)
             if not series:
@@ -268,7 +273,7 @@ def _fmt(v: Any) -> str:
 def _threshold_lines(spec: Spec, results: list[PointResult]) -> list[str]:
     lines = []
     for t in thresholds(spec, results):
-        tag = " (" + ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in t["line"].items()) + ")" if t["line"] else ""
+        tag = f" ({short_label(t['line'], ', ')})" if t["line"] else ""
         if t["estimate"] is None:
             lines.append(f"- threshold{tag}: {t['metric']} never reaches {t['level']} in this sweep")
         else:
