@@ -130,6 +130,29 @@ def test_only_selects_points_and_names_a_bad_pattern():
     assert "OMP_NUM_THREADS" not in slot_env(0, 1, None, None)
 
 
+def test_points_left_fewer_than_slots_share_all_the_cores(tmp_path, monkeypatch):
+    """A resumed sweep with one point left under --parallel 2 trains it on every core, not on
+    half of them (thread count does not change the weights); GPU shares stay as asked."""
+    import divplugin.experiments as ex
+
+    spec = validate_spec(_spec_data(), "t")
+    last = spec.points()[-1]
+    envs = []
+    monkeypatch.setattr(ex, "finished", lambda s, p, o, ov: None if p == last else _result(p.values, p.seed, 0.5))
+    monkeypatch.setattr(ex, "build_base_model", lambda *a: None)
+    monkeypatch.setattr(ex, "run_point", 
+                        lambda s, p, o, ov, step, phase, env: (p == last and envs.append(env)) or _result(p.values, p.seed, 0.5))
+    monkeypatch.setattr(ex.os, "cpu_count", lambda: 8)
+    results, _ = ex.run_experiment(spec, tmp_path / "out", parallel=2)
+    assert len(results) == 4 and envs == [{"OMP_NUM_THREADS": "8", "MKL_NUM_THREADS": "8"}]
+    envs.clear()
+    ex.run_experiment(spec, tmp_path / "out2", parallel=2, devices=["0", "1"])
+    assert len(envs) == 1 and envs[0]["CUDA_VISIBLE_DEVICES"] in ("0", "1") and envs[0]["OMP_NUM_THREADS"] == "4"
+    envs.clear()
+    ex.run_experiment(spec, tmp_path / "out3", parallel=2, threads=1)
+    assert envs[0]["OMP_NUM_THREADS"] == "1"
+
+
 def test_set_dotted_copies():
     cfg = {"a": {"b": 1}, "c": 2}
     new = set_dotted(cfg, "a.d.e", 5)

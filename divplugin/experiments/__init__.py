@@ -89,9 +89,14 @@ def run_experiment(spec: Spec, out: str | Path, overrides: dict[str, Any] | None
         if p not in todo and (r := finished(spec, p, out, overrides)) is not None:
             results[point_id(p)] = r
     free = list(range(parallel))
+    pending = [p for p in todo if finished(spec, p, out, overrides) is None]
+    if threads is None and not devices and 0 < len(pending) < parallel:
+        # fewer points left than slots (a resumed sweep): they share all the cores; training
+        # is deterministic by seed whatever the thread count, so the results do not change
+        threads = max(1, (os.cpu_count() or 1) // len(pending))
     if spec.base_model is not None and "base_model" not in overrides:
         # built here, before any worker starts: lazy imports are not safe to race
-        for seed in dict.fromkeys(p.seed for p in todo if finished(spec, p, out, overrides) is None):
+        for seed in dict.fromkeys(p.seed for p in pending):
             build_base_model(spec, out, seed)
 
     def work(i: int, p: Point, slot: int) -> PointResult:
