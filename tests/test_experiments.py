@@ -153,6 +153,13 @@ def test_points_left_fewer_than_slots_share_all_the_cores(tmp_path, monkeypatch)
     assert envs[0]["OMP_NUM_THREADS"] == "1"
 
 
+def test_short_labels_drop_dotted_paths_and_the_plugin_prefix():
+    from divplugin.experiments.report import short_label
+
+    assert short_label({"divplugin_mixture_row": "oss20k", "divplugin_settings.num_rules": 400}) == "mixture_row=oss20k,num_rules=400"
+    assert short_label({"a.b": 1, "c": 2}, " ") == "b=1 c=2"
+
+
 def test_set_dotted_copies():
     cfg = {"a": {"b": 1}, "c": 2}
     new = set_dotted(cfg, "a.d.e", 5)

@@ -27,8 +27,9 @@ def x_of(spec: Spec, values: dict[str, Any]) -> Any:
 
 
 def short_label(values: dict[str, Any], sep: str = ",") -> str:
-    """Sweep values as ``num_rules=400,noop_fraction=0.1`` (the last part of each dotted key)."""
-    return sep.join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in values.items())
+    """Sweep values as ``num_rules=400,noop_fraction=0.1`` (the last part of each dotted key,
+    without the plugin's ``divplugin_`` prefix)."""
+    return sep.join(f"{k.rsplit('.', 1)[-1].removeprefix('divplugin_')}={v}" for k, v in values.items())
 
 
 @dataclass(frozen=True)
