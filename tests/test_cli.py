@@ -86,6 +86,16 @@ def test_markov_run(tmp_path):
     assert r.returncode == 2 and "line 1" in r.stderr
 
 
+def test_one_value_for_a_list_setting_is_a_list_of_one():
+    from divplugin.generators.markov_rewrite import MarkovRewriteConfig
+    from divplugin.generators.settings import parse_overrides
+
+    got = parse_overrides(["--families", "mirror", "--test-families=unconstrained", "--k-range", "3",
+                           "--alphabet", "ab,c"], MarkovRewriteConfig, "markov_rewrite")
+    assert got == {"families": ["mirror"], "test_families": ["unconstrained"], "k_range": 3, "alphabet": "ab,c"}
+    assert parse_overrides(["--families", "repeated,mirror"], MarkovRewriteConfig, "m") == {"families": ["repeated", "mirror"]}
+
+
 def test_generate_from_preset_with_overrides(tmp_path):
     r = cli("generate", "--preset", "cpu-small", "-o", tmp_path / "o", "--num-rules", "20", "--num-examples", "400",
             "--test-examples", "40", "--seen-test-examples", "0")

@@ -9,8 +9,9 @@ preset, layers of settings (files, plugin keys, spec entries) and ``--name value
 
 from __future__ import annotations
 
+import types
 import typing
-from typing import Any
+from typing import Any, Union
 
 import pydantic
 import yaml
@@ -51,17 +52,24 @@ def _is_plain_str(annotation: Any) -> bool:
     return annotation is str
 
 
+def _list_only(annotation: Any) -> bool:
+    """True for ``list[...]`` and ``Optional[list[...]]``, whose values are always lists."""
+    kinds = [a for a in typing.get_args(annotation) if a is not type(None)] if typing.get_origin(annotation) in (Union, types.UnionType) else [annotation]
+    return bool(kinds) and all(typing.get_origin(a) is list for a in kinds)
+
+
 def parse_value(raw: str, annotation: Any) -> Any:
     """A command-line value for a field: strings stay as typed, the rest is read as YAML
-    (``3``, ``0.5``, ``[3, 6]``); ``a,b,c`` is a list."""
+    (``3``, ``0.5``, ``[3, 6]``); ``a,b,c`` is a list, and so is a single ``a`` for a list field."""
     if _is_plain_str(annotation):
         return raw
     if "," in raw and not raw.lstrip().startswith(("[", "{")):
         raw = f"[{raw}]"
     try:
-        return yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
     except yaml.YAMLError:
-        return raw
+        value = raw
+    return [value] if _list_only(annotation) and value is not None and not isinstance(value, list) else value
 
 
 def parse_overrides(args: list[str], config_class: type, where: str) -> dict[str, Any]:
