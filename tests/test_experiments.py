@@ -140,7 +140,7 @@ def test_points_left_fewer_than_slots_share_all_the_cores(tmp_path, monkeypatch)
     envs = []
     monkeypatch.setattr(ex, "finished", lambda s, p, o, ov: None if p == last else _result(p.values, p.seed, 0.5))
     monkeypatch.setattr(ex, "build_base_model", lambda *a: None)
-    monkeypatch.setattr(ex, "run_point", 
+    monkeypatch.setattr(ex, "run_point",
                         lambda s, p, o, ov, step, phase, env: (p == last and envs.append(env)) or _result(p.values, p.seed, 0.5))
     monkeypatch.setattr(ex.os, "cpu_count", lambda: 8)
     results, _ = ex.run_experiment(spec, tmp_path / "out", parallel=2)
