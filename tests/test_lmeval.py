@@ -124,6 +124,27 @@ def test_markov_documents_come_from_the_named_folders(tmp_path):
     assert programs["answer"] == answers["programs"]
 
 
+def test_programs_metadata_sets_the_program_task_apart_from_the_rewrite_tasks():
+    """One --metadata for a run that scores rewrite rules and programs: the rewrite tasks read
+    the top-level settings, divplugin_markov_programs its own mapping."""
+    from divplugin.errors import ConfigError
+    from divplugin.generators import create
+    from divplugin.generators.settings import resolve_generator
+    from divplugin.lmeval.markov import load_markov
+
+    metadata = {"preset": "cpu-small", "input_len": 16, "num_rules": 50, "size": 20,
+                "programs": {"preset": "programs-small", "input_len": [4, 6], "num_programs": 30, "size": 20}}
+    rules = load_markov("unseen", **metadata)["test"]
+    assert {len(p.rsplit("\n", 2)[-2]) for p in rules["prompt"]} == {16}
+    programs = load_markov("programs", **metadata)["test"]
+    name, config = resolve_generator("markov_program", "programs-small", [("test", {
+        "input_len": [4, 6], "num_programs": 30, "test_examples": 20, "seen_test_examples": 20})])
+    expected = [r["output"] for r in create(name, config).iter_split("test")]
+    assert programs["answer"] == expected and set(programs["family"]) == {"program"}
+    with pytest.raises(ConfigError, match="programs"):
+        load_markov("programs", programs="programs-small")
+
+
 @pytest.mark.slow
 def test_data_parallel_evaluation_gives_the_answers_of_one_process(tmp_path):
     """lm-eval's data-parallel hf run (accelerate launch, 2 CPU ranks over gloo) answers every

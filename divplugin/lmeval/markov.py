@@ -3,7 +3,8 @@
 Documents come from a generated folder (``--metadata '{"data": "DIR"}'``: a folder written by
 ``divplugin generate`` or by the axolotl plugin's held-out export, so evaluation uses exactly
 the rules training never saw) or are generated inside the task from ``--metadata``
-(``generator``, ``preset``, ``seed``, ``size`` and any generator setting).
+(``generator``, ``preset``, ``seed``, ``size`` and any generator setting; ``programs``: a
+mapping of these for ``divplugin_markov_programs`` alone, when one run evaluates both kinds).
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ def load_markov(subset: str = "unseen", data: str | None = None, family: str | N
     split = SUBSETS[subset]
     settings = dict(metadata)
     programs_data = settings.pop("programs_data", None)
+    programs = settings.pop("programs", None)
+    if programs is not None and not isinstance(programs, dict):
+        raise ConfigError(f"expected a mapping of generator settings, got {programs!r}", "programs")
+    if subset == "programs" and programs is not None:
+        settings = dict(programs)  # the program task's own settings, apart from the rewrite tasks'
     folder = programs_data if subset == "programs" else data
     if folder:
         rows, template = _rows_from_folder(Path(folder), split)
