@@ -232,9 +232,9 @@ def test_presets_reproduce_the_paper_grids():
 
 @pytest.mark.parametrize("name", [n for n in preset_names()
                                   if all(s.generator for s in load_mixture(n).sources)])
-def test_generator_presets_build_every_row(name):
+def test_generator_presets_build_the_rows_that_ask_most_of_each_source(name):
     """A preset whose sources are all generators builds, at full size, the rows that ask the
-    most of each source (cleaning may leave a source short of its budget)."""
+    most of each source: the rows where cleaning could leave a source short of its budget."""
     m = load_mixture(name)
     rows = {max(m.mixtures, key=lambda r: m.mixtures[r].get(s.name, 0)) for s in m.sources}
     for row in sorted(rows):
