@@ -17,9 +17,22 @@ from divplugin.generators import GeneratorConfig, create
 from divplugin.output import MANIFEST, config_hash, write_dataset
 
 
+def data_key(kind: str, name: str, config) -> str:
+    """The identity of the training data a request asks for, as a folder name: the generator
+    (or mixture) name and a hash of its resolved settings (a ``GeneratorConfig``, or the
+    ``Mixture`` with its sources, budget and rows). Equal keys mean equal data."""
+    if kind == "mixture":
+        import hashlib
+        import json
+
+        digest = hashlib.sha256(json.dumps(config.model_dump(), sort_keys=True).encode()).hexdigest()
+        return f"{config.name.replace('/', '-')}-{digest[:16]}"
+    return f"{name}-{config_hash(name, config.to_dict())[:16]}"
+
+
 def generated_folder(root: str | os.PathLike, name: str, config: GeneratorConfig) -> Path:
     """Where data for generator ``name`` with ``config`` lives under ``root``."""
-    return Path(root) / f"{name}-{config_hash(name, config.to_dict())[:16]}"
+    return Path(root) / data_key("generated", name, config)
 
 
 @contextlib.contextmanager
@@ -55,10 +68,6 @@ def ensure_generated(root: str | os.PathLike, name: str, config: GeneratorConfig
 
 def ensure_mixture(root: str | os.PathLike, mixture) -> tuple[Path, bool]:
     """(folder, created): the built mixture for ``mixture`` (a Mixture), named by a hash of its spec."""
-    import hashlib
-    import json
-
     from divplugin.mixtures import mix
 
-    digest = hashlib.sha256(json.dumps(mixture.model_dump(), sort_keys=True).encode()).hexdigest()[:16]
-    return _ensure(Path(root) / f"{mixture.name.replace('/', '-')}-{digest}", lambda f: mix(mixture, f, overwrite=True))
+    return _ensure(Path(root) / data_key("mixture", mixture.name, mixture), lambda f: mix(mixture, f, overwrite=True))

@@ -541,6 +541,45 @@ def test_report_collects_points_done_elsewhere(tmp_path):
     assert len(collect_report(spec, moved)[0]) == 2
 
 
+def test_a_point_is_redone_when_its_data_or_base_model_change(tmp_path):
+    """The hash a finished point is matched by covers what the config only names: the content
+    of a mixture file (and of presets), and the tiny base model's shape, which is rebuilt."""
+    from divplugin.experiments.runner import BASE_STAMP, base_model_dir, build_base_model, point_hash
+
+    mixture = tmp_path / "mix.yaml"
+    source = {"name": "rules", "adapter": "divplugin", "count": 200,
+              "generator": {"preset": "cpu-small", "settings": {"num_rules": 50, "num_examples": 300}}}
+    mixture.write_text(yaml.safe_dump({"name": "m", "total": 200, "sources": [source], "dedup": {"exact": False}}))
+    train = {k: v for k, v in _spec_data()["train"].items() if k not in ("divplugin_preset", "divplugin_settings")}
+    spec = validate_spec(_spec_data(train={**train, "divplugin_mixture": str(mixture)}, seed_keys=["seed"],
+                                    sweep={"learning_rate": [1e-3]},
+                                    plot={"x": "learning_rate", "metrics": ["a/b"]}), "t")
+    point = spec.points()[0]
+    before = point_hash(spec, point, tmp_path, {})
+    assert point_hash(spec, point, tmp_path, {}) == before
+    source["generator"]["settings"]["num_rules"] = 60
+    mixture.write_text(yaml.safe_dump({"name": "m", "total": 200, "sources": [source], "dedup": {"exact": False}}))
+    assert point_hash(spec, point, tmp_path, {}) != before
+    mixture.write_text("name: m\ntotal: -1\n")
+    with pytest.raises(ConfigError, match="train.*total"):
+        point_hash(spec, point, tmp_path, {})
+
+    gen = validate_spec(_spec_data(), "t")
+    deeper = gen.model_copy(update={"base_model": gen.base_model.model_copy(update={"layers": gen.base_model.layers + 1})})
+    p = gen.points()[0]
+    assert point_hash(gen, p, tmp_path, {}) != point_hash(deeper, p, tmp_path, {})
+    small = gen.model_copy(update={"base_model": gen.base_model.model_copy(update={"layers": 1, "hidden": 16, "heads": 2})})
+    folder = base_model_dir(tmp_path, 0)
+    build_base_model(small, tmp_path, 0)
+    built = (folder / BASE_STAMP).stat().st_mtime_ns
+    build_base_model(small, tmp_path, 0)
+    assert (folder / BASE_STAMP).stat().st_mtime_ns == built  # same settings: kept
+    two = small.model_copy(update={"base_model": small.base_model.model_copy(update={"layers": 2})})
+    build_base_model(two, tmp_path, 0)
+    assert json.loads((folder / "config.json").read_text())["num_hidden_layers"] == 2
+    assert not list(tmp_path.glob(".*partial"))
+
+
 def test_an_output_folder_named_like_a_spec_does_not_hide_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "phase-transition-cpu").mkdir()  # e.g. divplugin experiment ... --out phase-transition-cpu

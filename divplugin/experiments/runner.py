@@ -29,6 +29,7 @@ from divplugin.experiments.spec import Point, Spec, set_dotted
 from divplugin.paths import HELDOUT_DIR
 
 STEP = re.compile(r"(\d+)/(\d+) \[")
+BASE_STAMP = "divplugin_base_model.json"  # the settings a built base model was made with
 
 
 @dataclass
@@ -227,9 +228,14 @@ def eval_command(spec: Spec, cfg: dict[str, Any], model_dir: Path, eval_dir: Pat
 
 def build_base_model(spec: Spec, out: Path, seed: int | None = None) -> None:
     """Build the spec's tiny base model for replicate ``seed`` (initialised from that seed;
-    from ``base_model.seed`` without replicates) unless it is there."""
+    from ``base_model.seed`` without replicates) unless it is there with the same settings
+    (``BASE_STAMP`` inside records them; a changed shape rebuilds it)."""
     target = base_model_dir(out, seed)
-    if spec.base_model is None or (target / "config.json").is_file():
+    if spec.base_model is None:
+        return
+    stamp = json.dumps({**spec.base_model.model_dump(), "seed": spec.base_model.seed if seed is None else seed},
+                       sort_keys=True)
+    if (target / "config.json").is_file() and (target / BASE_STAMP).is_file() and (target / BASE_STAMP).read_text() == stamp:
         return
     from divplugin.logs import quiet_dependencies
 
@@ -241,15 +247,35 @@ def build_base_model(spec: Spec, out: Path, seed: int | None = None) -> None:
     m = spec.base_model
     build_tiny_model(tmp, arch=m.arch, layers=m.layers, hidden=m.hidden, heads=m.heads, max_len=m.max_len,
                      seed=m.seed if seed is None else seed)
+    (tmp / BASE_STAMP).write_text(stamp)
+    shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
+
+
+def data_identity(cfg: dict[str, Any]) -> str | None:
+    """The data key (see :func:`divplugin.datacache.data_key`) of what a training config's
+    ``divplugin_*`` keys resolve to, so an edited preset or mixture file counts as a change;
+    None when they ask for no divplugin data."""
+    from divplugin.axolotl.args import resolve
+    from divplugin.datacache import data_key
+
+    try:
+        sel = resolve(cfg)
+    except ValueError as exc:
+        raise ConfigError(str(exc), "train") from None
+    return None if sel is None else data_key(sel.kind, sel.name, sel.config)
 
 
 def point_hash(spec: Spec, point: Point, out: Path, overrides: dict[str, Any],
                cfg: dict[str, Any] | None = None) -> str:
     """What a point's result depends on: its training config (``cfg``, else built; paths
-    inside ``out`` relative to it, so a results folder can move) and the evaluation."""
-    text = json.dumps(cfg if cfg is not None else point_config(spec, point, out, overrides), sort_keys=True, default=str)
-    return _hash({"train": text.replace(str(out), "<out>"), "eval": spec.eval.model_dump()})
+    inside ``out`` relative to it, so a results folder can move), the data it resolves to,
+    the tiny base model's shape and the evaluation."""
+    cfg = cfg if cfg is not None else point_config(spec, point, out, overrides)
+    text = json.dumps(cfg, sort_keys=True, default=str)
+    base = spec.base_model.model_dump() if spec.base_model is not None and "base_model" not in overrides else None
+    return _hash({"train": text.replace(str(out), "<out>"), "data": data_identity(cfg), "base_model": base,
+                  "eval": spec.eval.model_dump()})
 
 
 def finished(spec: Spec, point: Point, out: Path, overrides: dict[str, Any]) -> PointResult | None:
