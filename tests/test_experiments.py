@@ -559,10 +559,10 @@ def test_a_point_is_redone_when_its_data_or_base_model_change(tmp_path):
     assert point_hash(spec, point, tmp_path, {}) == before
     source["generator"]["settings"]["num_rules"] = 60
     mixture.write_text(yaml.safe_dump({"name": "m", "total": 200, "sources": [source], "dedup": {"exact": False}}))
-    assert point_hash(spec, point, tmp_path, {}) != before
-    mixture.write_text("name: m\ntotal: -1\n")
-    with pytest.raises(ConfigError, match="train.*total"):
-        point_hash(spec, point, tmp_path, {})
+    edited = point_hash(spec, point, tmp_path, {})
+    assert edited != before
+    mixture.write_text("name: m\ntotal: -1\n")  # broken: the point is redone (and fails, recorded)
+    assert point_hash(spec, point, tmp_path, {}) not in (before, edited)
 
     gen = validate_spec(_spec_data(), "t")
     deeper = gen.model_copy(update={"base_model": gen.base_model.model_copy(update={"layers": gen.base_model.layers + 1})})

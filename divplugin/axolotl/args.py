@@ -9,6 +9,7 @@ through the same cached resolution, so nothing is loaded or built twice.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -86,8 +87,8 @@ def resolve(data: dict[str, Any]) -> Selection | None:
     keys = {k: v for k, v in data.items() if k.startswith(PREFIX) and v is not None}
     spec = keys.get("divplugin_mixture")
     if isinstance(spec, str) and os.path.isfile(spec):  # an edited spec file is a new request
-        st = os.stat(spec)
-        keys["mixture file"] = [st.st_mtime_ns, st.st_size]
+        with open(spec, "rb") as f:
+            keys["mixture file"] = hashlib.sha256(f.read()).hexdigest()
     return _resolve(json.dumps(keys, sort_keys=True, default=str))
 
 

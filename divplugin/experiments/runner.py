@@ -255,14 +255,15 @@ def build_base_model(spec: Spec, out: Path, seed: int | None = None) -> None:
 def data_identity(cfg: dict[str, Any]) -> str | None:
     """The data key (see :func:`divplugin.datacache.data_key`) of what a training config's
     ``divplugin_*`` keys resolve to, so an edited preset or mixture file counts as a change;
-    None when they ask for no divplugin data."""
+    None when they ask for no divplugin data. Keys that do not resolve give their error: the
+    point then runs, fails at axolotl's config check and is recorded as failed."""
     from divplugin.axolotl.args import resolve
     from divplugin.datacache import data_key
 
     try:
         sel = resolve(cfg)
     except ValueError as exc:
-        raise ConfigError(str(exc), "train") from None
+        return f"error: {exc}"
     return None if sel is None else data_key(sel.kind, sel.name, sel.config)
 
 
