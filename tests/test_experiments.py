@@ -118,6 +118,33 @@ def test_report_aggregates_replicates_and_estimates_the_threshold(tmp_path):
     assert "Partial" not in files["page"].read_text() and "NOT met" in files["page"].read_text()
 
 
+def test_derived_means_are_tabled_plotted_and_checked(tmp_path):
+    """plot.means: a metric averaged per run from others, before replicates are pooled; a
+    run missing a part gets none; the runs' own metrics are left as measured."""
+    from divplugin.experiments.report import check_expectations, with_means, write_all
+
+    parts = ["divplugin_markov_unseen/exact_match", "divplugin_markov_noop/exact_match"]
+    plot = {**_spec_data()["plot"], "metrics": ["both/exact_match"], "means": {"both/exact_match": parts}}
+    spec = validate_spec(_spec_data(seeds=[0, 1], plot=plot, expect={"metric": "both/exact_match", "monotone": True}), "t")
+    k = "divplugin_settings.num_rules"
+    results = [_result({k: n}, s, y) for n, ys in ((20, (0.0, 0.2)), (100, (0.4, 0.6)), (400, (0.8, 1.0)), (2000, (1.0, 1.0)))
+               for s, y in zip((0, 1), ys)]
+    del results[-1].metrics["divplugin_markov_noop/exact_match"]
+    derived = with_means(spec, results)
+    assert [r.metrics.get("both/exact_match") for r in derived[:2]] == [0.5, 0.6] and "both/exact_match" not in derived[-1].metrics
+    assert "both/exact_match" not in results[0].metrics
+    assert all(ok for _, ok in check_expectations(spec, derived))
+    files = write_all(spec, results, tmp_path, 1.0)
+    header = next(line for line in files["page"].read_text().splitlines() if line.startswith("| point |"))
+    assert header.split("|")[3].strip() == "both/exact_match"
+    assert "| num_rules=100 | 2/2 | 0.750 ± 0.071 (0.700-0.800, n=2) |" in files["page"].read_text()
+    assert files["plot"].stat().st_size > 1000 and "both/exact_match" in files["csv"].read_text().splitlines()[0]
+    for means, named in (({"both": parts}, "task/metric"), ({"b/x": parts[:1]}, "two or more"),
+                         ({"b/x": [parts[0], parts[0]]}, "two or more")):
+        with pytest.raises(ConfigError, match=named):
+            validate_spec(_spec_data(plot={**plot, "means": means}), "t")
+
+
 def test_only_selects_points_and_names_a_bad_pattern():
     from divplugin.experiments import select, slot_env
 
@@ -588,3 +615,39 @@ def test_an_output_folder_named_like_a_spec_does_not_hide_it(tmp_path, monkeypat
     (tmp_path / "mine").mkdir()
     with pytest.raises(ConfigError, match="is a folder, not a YAML file"):
         load_spec("mine")
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def test_committed_results_are_current_for_their_specs():
+    """Every result under docs/results/<spec>/points/ is what the committed spec and code
+    would resume from: its hash matches (training config, resolved data, base model, eval)."""
+    from divplugin.experiments.runner import finished, point_id
+
+    folders = [d for d in sorted((DOCS / "results").iterdir()) if (d / "points").is_dir()]
+    assert folders
+    for folder in folders:
+        spec = load_spec(folder.name)
+        ids = {point_id(p): p for p in spec.points()}
+        done = sorted(f.parent.name for f in (folder / "points").glob("*/result.json"))
+        assert done and set(done) <= set(ids), f"{folder.name}: results for points the spec has not: {set(done) - set(ids)}"
+        stale = [i for i in done if finished(spec, ids[i], folder, {}) is None]
+        assert not stale, f"{folder.name}: results the committed spec would redo: {stale}"
+
+
+def test_findings_quote_the_results_pages_they_link():
+    """Each figure with three decimals in a row of docs/findings.md is on a results page the
+    row links to (means and spreads as the page prints them)."""
+    import re
+
+    rows = [line for line in (DOCS / "findings.md").read_text().splitlines() if line.startswith("| **")]
+    assert len(rows) >= 6
+    for row in rows:
+        claim, _, ours, verdict = [c.strip() for c in row.strip("|").split("|")]
+        pages = set(re.findall(r"\(results/([\w-]+)/README\.md\)", ours))
+        assert pages, f"{claim[:40]}: links no results page"
+        text = " ".join((DOCS / "results" / p / "README.md").read_text() for p in pages)
+        figures = set(re.findall(r"(?<![\d.])\d\.\d{3}(?!\d)", ours + " " + verdict))
+        missing = sorted(f for f in figures if f not in text)
+        assert not missing, f"{claim[:40]}: {missing} are on none of {sorted(pages)}"

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 from divplugin.errors import ConfigError
 from divplugin.experiments import runner
-from divplugin.experiments.report import check_expectations, write_all
+from divplugin.experiments.report import check_expectations, with_means, write_all
 from divplugin.experiments.runner import (
     PointResult,
     build_base_model,
@@ -134,7 +134,7 @@ def run_experiment(spec: Spec, out: str | Path, overrides: dict[str, Any] | None
         report()
         raise
     pool.shutdown()
-    return [results[point_id(p)] for p in todo], report()
+    return with_means(spec, [results[point_id(p)] for p in todo]), report()
 
 
 def collect_report(spec: Spec, out: str | Path, overrides: dict[str, Any] | None = None) -> tuple[list[PointResult], dict[str, Path]]:
@@ -150,7 +150,7 @@ def collect_report(spec: Spec, out: str | Path, overrides: dict[str, Any] | None
             wall = float(json.loads((out / "results.json").read_text()).get("wall_seconds", 0.0))
         except (ValueError, TypeError, AttributeError):
             wall = 0.0
-    return results, write_all(spec, results, out, wall)
+    return with_means(spec, results), write_all(spec, results, out, wall)
 
 
 __all__ = ["Point", "PointResult", "Spec", "check_expectations", "collect_report", "load_spec", "run_experiment", "select",

@@ -12,7 +12,7 @@ import itertools
 import json
 import math
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -172,6 +172,19 @@ def thresholds(spec: Spec, results: list[PointResult]) -> list[dict[str, Any]]:
         below = [x for x, y in series if y < level and (not above or x < min(above))]
         out.append({"line": keep, "metric": exp["metric"], "level": level, "estimate": est,
                     "below": max(below) if below else None, "reached": min(above) if above else None})
+    return out
+
+
+def with_means(spec: Spec, results: list[PointResult]) -> list[PointResult]:
+    """``results`` with the metrics of ``spec.plot.means`` added to each run that has every
+    part (copies; the runs' own result.json files keep what the evaluation measured)."""
+    if not spec.plot.means:
+        return results
+    out = []
+    for r in results:
+        derived = {name: statistics.fmean(r.metrics[m] for m in parts)
+                   for name, parts in spec.plot.means.items() if all(m in r.metrics for m in parts)}
+        out.append(replace(r, metrics={**r.metrics, **derived}) if derived else r)
     return out
 
 
@@ -350,7 +363,7 @@ def with_pending(spec: Spec, results: list[PointResult]) -> list[PointResult]:
 def write_all(spec: Spec, results: list[PointResult], out: Path, wall_seconds: float) -> dict[str, Path]:
     """results.json, results.csv, the plot and the page; points not run yet show as pending
     (and the expectations wait for them)."""
-    results = with_pending(spec, results)
+    results = with_means(spec, with_pending(spec, results))
     payload = {"spec": spec.model_dump(), "points": [asdict(r) for r in results], "summary": summary(spec, results),
                "thresholds": thresholds(spec, results),
                "expectations": [] if any(r.status == "pending" for r in results) else

@@ -72,9 +72,22 @@ class PlotSpec(BaseModel):
         default_factory=dict, description="Numbers to draw non-numeric sweep values at (e.g. mixture row -> share of general data).")
     reference: dict[str, list[tuple[float, float]]] = Field(
         default_factory=dict, description="Published figures drawn beside ours: label -> [(x, y), ...].")
+    means: dict[str, list[str]] = Field(
+        default_factory=dict, description="Metrics derived in the report: name (task/metric) -> the metrics whose "
+        "mean per run it is, e.g. a specialist's in-domain score over its tasks; plotted, tabled and checked like any other.")
     bands: dict[str, tuple[float, float]] = Field(
         default_factory=dict, description="Published ranges of x drawn as shaded spans, for claims the paper states "
         "without numbers per point: label -> (from, to), e.g. where it puts a threshold.")
+
+    @field_validator("means")
+    @classmethod
+    def _means_are_named_and_made_of_metrics(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, parts in v.items():
+            if "/" not in name:
+                raise ValueError(f"means: name {name!r} must read task/metric, like the metrics it averages")
+            if len(parts) < 2 or len(set(parts)) != len(parts) or name in parts:
+                raise ValueError(f"means: {name!r} needs two or more distinct metrics other than itself, got {parts}")
+        return v
 
     @field_validator("bands")
     @classmethod
