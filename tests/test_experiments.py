@@ -284,8 +284,10 @@ def test_sweep_resumes_and_goes_on_past_a_failing_point(tmp_path):
 
     log = out / "points" / "num_rules=20+seed=0" / "train.log"
     stamp = log.stat().st_mtime_ns
+    wall = json.loads((out / "results.json").read_text())["wall_seconds"]
     again = _cli("experiment", spec, "--out", out, cwd=tmp_path)
     assert again.returncode == 1
+    assert json.loads((out / "results.json").read_text())["wall_seconds"] > wall  # resumed: the commands add up
     assert log.stat().st_mtime_ns == stamp  # the finished point was not redone
     assert json.loads((out / "results.json").read_text())["points"][0] == results[0]
     assert (out / "points" / "num_rules=1000000000+seed=0" / "train.log").stat().st_mtime_ns > stamp  # the failed one was retried

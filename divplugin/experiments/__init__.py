@@ -83,11 +83,13 @@ def run_experiment(spec: Spec, out: str | Path, overrides: dict[str, Any] | None
 
     def report() -> dict[str, Path]:
         ordered = [results[i] for i in (point_id(p) for p in spec.points()) if i in results]
-        return write_all(spec, ordered, out, time.perf_counter() - t0)
+        return write_all(spec, ordered, out, earlier + time.perf_counter() - t0)
 
     for p in spec.points():  # points done earlier (or by other jobs) count in the report
         if p not in todo and (r := finished(spec, p, out, overrides)) is not None:
             results[point_id(p)] = r
+    # a resumed sweep's wall time adds this command's to the earlier ones'
+    earlier = _recorded_wall(out) if any(finished(spec, p, out, overrides) for p in spec.points()) else 0.0
     free = list(range(parallel))
     pending = [p for p in todo if finished(spec, p, out, overrides) is None]
     if threads is None and not devices and 0 < len(pending) < parallel:
@@ -144,13 +146,15 @@ def collect_report(spec: Spec, out: str | Path, overrides: dict[str, Any] | None
     if not (out / "points").is_dir():
         raise ConfigError(f"{out} holds no points of a run", "--report")
     results = [r for p in spec.points() if (r := finished(spec, p, out, dict(overrides or {}))) is not None]
-    wall = 0.0
-    if (out / "results.json").is_file():  # the run that wrote the page measured it
-        try:
-            wall = float(json.loads((out / "results.json").read_text()).get("wall_seconds", 0.0))
-        except (ValueError, TypeError, AttributeError):
-            wall = 0.0
-    return with_means(spec, results), write_all(spec, results, out, wall)
+    return with_means(spec, results), write_all(spec, results, out, _recorded_wall(out))
+
+
+def _recorded_wall(out: Path) -> float:
+    """The wall time the folder's results.json records (the commands that ran its points), else 0."""
+    try:
+        return float(json.loads((out / "results.json").read_text()).get("wall_seconds", 0.0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0.0
 
 
 __all__ = ["Point", "PointResult", "Spec", "check_expectations", "collect_report", "load_spec", "run_experiment", "select",

@@ -337,7 +337,7 @@ def write_page(spec: Spec, results: list[PointResult], out: Path, plotted: bool,
         lines += ["", "## Failed points", ""]
         for r in failed:
             lines += [f"### {r.id}", "", "```text", r.error.strip(), "```", ""]
-    wall = f"Wall time of the run: {wall_seconds / 60:.1f} min. " if wall_seconds else ""
+    wall = f"Wall time of the run (all its commands): {wall_seconds / 60:.1f} min. " if wall_seconds else ""
     lines += ["", f"{wall}Files: `results.json`, `results.csv`, "
               "`points/<point>/` (train.yml, train.log, eval.log, model, eval).", ""]
     page = out / "README.md"
