@@ -262,6 +262,11 @@ def plot(spec: Spec, results: list[PointResult], path: Path) -> bool:
     for t in thresholds(spec, results):
         if t["estimate"] is not None:
             ax.axvline(t["estimate"], color="grey", linestyle=":", alpha=0.8)
+    xs = [x_of(spec, g.values) for g in groups]
+    if p.xscale == "linear" and xs and all(float(x).is_integer() for x in xs):  # counts and shares: whole ticks
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(p.xlabel or p.x.rsplit(".", 1)[-1])
     ax.set_ylabel(p.ylabel)
     ys = [y for ln in ax.get_lines() for y in ln.get_ydata()]
