@@ -266,7 +266,7 @@ def plot(spec: Spec, results: list[PointResult], path: Path) -> bool:
     if p.xscale == "linear" and xs and all(float(x).is_integer() for x in xs):  # counts and shares: whole ticks
         from matplotlib.ticker import MaxNLocator
 
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     ax.set_xlabel(p.xlabel or p.x.rsplit(".", 1)[-1])
     ax.set_ylabel(p.ylabel)
     ys = [y for ln in ax.get_lines() for y in ln.get_ydata()]
