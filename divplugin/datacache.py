@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Iterator
@@ -22,9 +24,6 @@ def data_key(kind: str, name: str, config) -> str:
     (or mixture) name and a hash of its resolved settings (a ``GeneratorConfig``, or the
     ``Mixture`` with its sources, budget and rows). Equal keys mean equal data."""
     if kind == "mixture":
-        import hashlib
-        import json
-
         digest = hashlib.sha256(json.dumps(config.model_dump(), sort_keys=True).encode()).hexdigest()
         return f"{config.name.replace('/', '-')}-{digest[:16]}"
     return f"{name}-{config_hash(name, config.to_dict())[:16]}"

@@ -85,13 +85,14 @@ def run_experiment(spec: Spec, out: str | Path, overrides: dict[str, Any] | None
         ordered = [results[i] for i in (point_id(p) for p in spec.points()) if i in results]
         return write_all(spec, ordered, out, earlier + time.perf_counter() - t0)
 
+    done = {point_id(p): r for p in spec.points() if (r := finished(spec, p, out, overrides)) is not None}
     for p in spec.points():  # points done earlier (or by other jobs) count in the report
-        if p not in todo and (r := finished(spec, p, out, overrides)) is not None:
-            results[point_id(p)] = r
+        if p not in todo and point_id(p) in done:
+            results[point_id(p)] = done[point_id(p)]
     # a resumed sweep's wall time adds this command's to the earlier ones'
-    earlier = _recorded_wall(out) if any(finished(spec, p, out, overrides) for p in spec.points()) else 0.0
+    earlier = _recorded_wall(out) if done else 0.0
     free = list(range(parallel))
-    pending = [p for p in todo if finished(spec, p, out, overrides) is None]
+    pending = [p for p in todo if point_id(p) not in done]
     if threads is None and not devices and 0 < len(pending) < parallel:
         # fewer points left than slots (a resumed sweep): they share all the cores; training
         # is deterministic by seed whatever the thread count, so the results do not change
