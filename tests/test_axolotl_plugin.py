@@ -208,6 +208,51 @@ def test_mixture_strategy_alpaca_format_and_chat_template(tiny_model):
     assert tok.decode(kept) == "5\n"
 
 
+ROWS = {"instruction": ["Write a function that adds two numbers.", "Summarise the text.", "Say hi."],
+        "input": ["", "The cat sat on the mat.", ""],
+        "output": ["```python\ndef add(a, b):\n    return a + b\n```", "A cat sat.", "Hi!"]}
+
+
+def _bos_tokenizer(tiny_model):
+    """The tiny model's tokenizer, made to put BOS in front of every text (as Llama's does)."""
+    from tokenizers import processors
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", tok.bos_token_id)])
+    return tok
+
+
+def _template_ids(tok, i: int, answer: bool) -> list[int]:
+    user = {"role": "user", "content": ROWS["instruction"][i], **({"input": ROWS["input"][i]} if ROWS["input"][i] else {})}
+    chat = [user, {"role": "assistant", "content": ROWS["output"][i]}] if answer else [user]
+    ids = tok.apply_chat_template(chat, tokenize=True, add_generation_prompt=not answer)
+    return list(getattr(ids, "input_ids", ids))
+
+
+@pytest.mark.parametrize("bos", [False, True], ids=["no-bos", "bos"])
+def test_alpaca_chat_template_renders_what_the_strategy_trains_on(tiny_model, bos):
+    from transformers import AutoTokenizer
+
+    from divplugin.axolotl.mixture import MixturePromptStrategy, adds_bos, alpaca_chat_template, alpaca_prompt
+
+    tok = _bos_tokenizer(tiny_model) if bos else AutoTokenizer.from_pretrained(tiny_model)
+    assert adds_bos(tok) is bos
+    trained = MixturePromptStrategy(tok).tokenize_prompt(ROWS)
+    tok.chat_template = alpaca_chat_template(adds_bos(tok))
+    for i in range(len(ROWS["output"])):
+        ids, labels = trained["input_ids"][i], trained["labels"][i]
+        prompt_len = labels.index(next(t for t in labels if t != -100))
+        assert _template_ids(tok, i, answer=False) == ids[:prompt_len]
+        assert _template_ids(tok, i, answer=True) == ids
+        text = tok.apply_chat_template([{"role": "user", "content": ROWS["instruction"][i],
+                                         "input": ROWS["input"][i]}], tokenize=False)
+        assert text == (tok.bos_token if bos else "") + alpaca_prompt(ROWS["instruction"][i], ROWS["input"][i])
+    with pytest.raises(Exception, match="not tool"):
+        tok.apply_chat_template([{"role": "tool", "content": "x"}], tokenize=False)
+
+
 # -- end to end: `axolotl train` in a subprocess ------------------------------------
 def _axolotl_train(cfg: dict, tmp_path: Path) -> tuple[subprocess.CompletedProcess, list[float]]:
     path = tmp_path / "train.yml"
@@ -233,6 +278,24 @@ def test_axolotl_trains_on_a_mixture(tiny_model, tmp_path, mixture_sources, benc
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert len(losses) >= 3 and losses[-1] < losses[0], losses
     assert "base_type: divplugin.axolotl.mixture" in proc.stdout + proc.stderr
+    # The saved tokenizer carries the Alpaca format as its chat template: rendering a
+    # training row with it gives, token for token, a row that axolotl trained on.
+    import datasets
+    from transformers import AutoTokenizer
+
+    from divplugin.axolotl.mixture import alpaca_chat_template
+
+    tok = AutoTokenizer.from_pretrained(tmp_path / "out")
+    assert tok.chat_template == alpaca_chat_template(bos=False)
+    prepared = [datasets.load_from_disk(str(p.parent)) for p in (tmp_path / "prepared").rglob("dataset_info.json")]
+    trained = {tuple(ids) for ds in prepared for ids in ds["input_ids"]}
+    built = re.search(r"divplugin: (?:built|reusing) \S+ mixture \S+ in (\S+)", proc.stdout + proc.stderr).group(1)
+    rows = [json.loads(line) for line in (Path(built) / "train.jsonl").open()][:50]
+    assert len(trained) > 1000 and len(rows) == 50
+    for row in rows:
+        user = {"role": "user", "content": row["instruction"], "input": row["input"]}
+        ids = tok.apply_chat_template([user, {"role": "assistant", "content": row["output"]}], tokenize=True)
+        assert tuple(getattr(ids, "input_ids", ids)) in trained, row
 
 
 @pytest.mark.slow

@@ -23,10 +23,13 @@ def _spec_data(**changes):
 
 def test_builtin_specs_load():
     assert {"phase-transition-cpu", "phase-transition-paper", "long-tail", "families", "code-mixture"} <= set(spec_names())
+    summaries = set()
     for name in spec_names():
         spec = load_spec(name)
         assert spec.points() and spec.quick_variant().points()
         assert all(spec.plot.x in p.values for p in spec.points())
+        assert spec.summary and spec.summary not in summaries, f"{name}: give it a summary of its own"
+        summaries.add(spec.summary)
 
 
 def test_points_are_the_product_of_the_sweep():
@@ -230,6 +233,8 @@ def test_unknown_spec_names_are_suggested(tmp_path):
 def test_cli_lists_and_rejects(tmp_path):
     listed = _cli("experiment", "--list", cwd=tmp_path)
     assert listed.returncode == 0 and all(name in listed.stdout for name in spec_names())
+    words = " ".join(listed.stdout.replace("│", " ").split())
+    assert "share of Alpaca in a 20K budget" in words  # one-line summaries, whole
     bad = _cli("experiment", "phase-transition-cp", cwd=tmp_path)
     assert bad.returncode == 2 and "did you mean 'phase-transition-cpu'" in bad.stderr
     bad_set = _cli("experiment", "phase-transition-cpu", "--set", "max_steps", cwd=tmp_path)

@@ -63,6 +63,9 @@ def test_oracle_scores_one_on_code_tasks(tmp_path, benchmarks_dir):
     res = _results(out)
     for task in ("divplugin_humaneval", "divplugin_humaneval_plus", "divplugin_mbpp_plus"):
         assert res[task]["pass@1,execute"] == 1.0
+    for task in ("divplugin_humaneval_plus", "divplugin_mbpp_plus"):  # EvalPlus's base score beside the plus one
+        assert res[task]["base_pass@1,execute"] == 1.0
+    assert "base_pass@1,execute" not in res["divplugin_humaneval"]
     per_sample = (tmp_path / "res" / "mbpp_plus.jsonl").read_text().splitlines()
     assert len(per_sample) == 8 and all(json.loads(x)["status"] == "pass" for x in per_sample)
 

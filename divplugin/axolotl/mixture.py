@@ -4,6 +4,11 @@ With a tokenizer that has a chat template, the row becomes a user turn (instruct
 input after a blank line) and an assistant turn, rendered by that template; otherwise the
 Alpaca instruction format that the code-mixture papers' base models are usually tuned with.
 The loss is on the answer only unless ``train_on_inputs: true``.
+
+A model trained in the Alpaca format keeps it: :func:`alpaca_chat_template` is that format as
+a chat template, which the plugin gives the tokenizer that axolotl saves with the model. So
+EvalPlus, lm-eval's ``--apply_chat_template``, divplugin's instruct tasks and vLLM render
+exactly the prompt the model was trained on.
 """
 
 from __future__ import annotations
@@ -19,9 +24,41 @@ ALPACA = ("Below is an instruction that describes a task{with_input}. Write a re
           "completes the request.\n\n### Instruction:\n{instruction}\n\n{input_block}### Response:\n")
 
 
+WITH_INPUT = ", paired with an input that provides further context"
+
+
 def alpaca_prompt(instruction: str, input: str) -> str:
-    return ALPACA.format(with_input=", paired with an input that provides further context" if input else "",
-                         instruction=instruction, input_block=f"### Input:\n{input}\n\n" if input else "")
+    return ALPACA.format(with_input=WITH_INPUT if input else "", instruction=instruction,
+                         input_block=f"### Input:\n{input}\n\n" if input else "")
+
+
+def adds_bos(tokenizer) -> bool:
+    """Whether the tokenizer puts its BOS token in front of a text by itself."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    ids = tokenizer("x", add_special_tokens=True)["input_ids"]
+    return bos is not None and bool(ids) and ids[0] == bos and tokenizer("x", add_special_tokens=False)["input_ids"][:1] != [bos]
+
+
+def alpaca_chat_template(bos: bool) -> str:
+    """The Alpaca format of :class:`MixturePromptStrategy` as a Jinja chat template.
+
+    A user turn renders as the Alpaca prompt of its ``content`` (with an ``input`` key, the
+    with-input form), ending where the response begins, so no generation prompt is needed; an
+    assistant turn as its content and the EOS token. `bos`: begin with the BOS token (for
+    tokenizers that add one to a text by themselves, as training did). A system turn's
+    content, which training never had, comes first, followed by a blank line."""
+    user = ALPACA.format(
+        with_input="{% if message['input'] is defined and message['input'] %}" + WITH_INPUT + "{% endif %}",
+        instruction="{{ message['content'] }}",
+        input_block="{% if message['input'] is defined and message['input'] %}### Input:\n{{ message['input'] }}"
+                    "\n\n{% endif %}")
+    return (("{{ bos_token }}" if bos else "")
+            + "{% for message in messages %}"
+            + "{% if message['role'] == 'system' %}{{ message['content'] }}\n\n"
+            + "{% elif message['role'] == 'user' %}" + user
+            + "{% elif message['role'] == 'assistant' %}{{ message['content'] }}{{ eos_token }}"
+            + "{% else %}{{ raise_exception('the Alpaca template knows the roles system, user and assistant, not '"
+            + " + message['role']) }}{% endif %}{% endfor %}")
 
 
 class MixturePromptStrategy(PromptTokenizingStrategy):

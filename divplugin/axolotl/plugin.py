@@ -5,7 +5,9 @@ folder named by the settings hash (under a file lock, so ranks share it) and add
 folder's ``train.jsonl`` to ``datasets:``; axolotl then tokenizes, packs and caches it as
 it does any dataset. Before data loading (``load_datasets``, which returns None so that
 axolotl's own loader runs) rank 0 saves the held-out splits and manifest next to the
-training output.
+training output. A mixture trained in the Alpaca format (a tokenizer without a chat
+template) leaves that format in the saved tokenizer as its chat template
+(``post_trainer_create``; axolotl saves the tokenizer after it).
 """
 
 from __future__ import annotations
@@ -72,6 +74,14 @@ def prepare(cfg: Any) -> Prepared | None:
     return Prepared(sel, folder, entry, test, tuple(n for n in HELDOUT_FILES if (folder / n).is_file()))
 
 
+def trains_alpaca(prepared: Prepared | None, tokenizer: Any) -> bool:
+    """Whether the run trains mixture rows in divplugin's Alpaca format: the mixture prompt
+    strategy and a tokenizer without a chat template."""
+    return (prepared is not None and prepared.selection.kind == "mixture"
+            and prepared.dataset.get("type") == "divplugin.axolotl.mixture"
+            and not getattr(tokenizer, "chat_template", None))
+
+
 def _add_dataset(cfg: Any, entry: dict[str, Any]) -> None:
     """Append ``entry`` to ``datasets:`` (once, even if the config already names its path)."""
     cfg["datasets"] = [*(d for d in (cfg.get("datasets") or []) if _get(d, "path") != entry["path"]), entry]
@@ -104,6 +114,15 @@ class DivPlugin(BasePlugin):
         _add_dataset(cfg, self.prepared.dataset)
         if self.prepared.test_dataset:
             cfg["test_datasets"] = [self.prepared.test_dataset]
+
+    def post_trainer_create(self, cfg: Any, trainer: Any) -> None:
+        tok = getattr(trainer, "processing_class", None) or getattr(trainer, "tokenizer", None)
+        if tok is not None and trains_alpaca(self.prepared, tok):
+            from divplugin.axolotl.mixture import adds_bos, alpaca_chat_template
+
+            tok.chat_template = alpaca_chat_template(adds_bos(tok))
+            LOG.info("divplugin: the tokenizer saved with the model gets the Alpaca format it trains on as its "
+                     "chat template")
 
     def load_datasets(self, cfg: Any, preprocess: bool = False) -> None:
         prepared = self.prepared or prepare(cfg)

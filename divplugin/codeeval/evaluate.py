@@ -1,7 +1,8 @@
 """Score samples on a code benchmark: generation and execution are separate phases.
 
 A sample is ``{"task_id": ..., "solution": full program}`` or ``{"task_id": ..., "completion":
-model answer}`` (turned into a program by :func:`.sanitize.extract_code`). Each sample's
+model answer}`` (turned into a program by :func:`.sanitize.extract_code` as EvalPlus would, for
+the mode it was generated in: ``completion`` or ``instruct``). Each sample's
 result is appended to a JSONL file as soon as it is known, so an interrupted evaluation
 resumes where it stopped. Protocols:
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from divplugin.codeeval.checking import expected_outputs, judge_io
 from divplugin.codeeval.passk import mean_pass_at_k
 from divplugin.codeeval.problems import Problem
-from divplugin.codeeval.sanitize import extract_code
+from divplugin.codeeval.sanitize import MODES, extract_code
 from divplugin.errors import DivpluginError
 from divplugin.execution import Executor
 
@@ -43,11 +44,11 @@ class Report:
     records: list = field(default_factory=list)  # one result per sample, in sample order
 
 
-def program_for(sample: dict, problem: Problem) -> str:
+def program_for(sample: dict, problem: Problem, mode: str = "completion") -> str:
     if isinstance(sample.get("solution"), str):
         return sample["solution"]
     if isinstance(sample.get("completion"), str):
-        return extract_code(sample["completion"], problem)
+        return extract_code(sample["completion"], problem, mode)
     raise SampleError(f"sample of {problem.task_id} has neither a 'solution' nor a 'completion' string")
 
 
@@ -89,9 +90,12 @@ def check_one(benchmark: str, problem: Problem, code: str, executor: Executor, e
 
 
 def evaluate(benchmark: str, problems: list[Problem], samples, executor: Executor, *,
-             results_path: str | Path | None = None, ks=(1, 10, 100), progress=None,
-             expected=None) -> Report:
-    """Score `samples` (an iterable of dicts); every problem must have at least one sample."""
+             mode: str = "completion", results_path: str | Path | None = None, ks=(1, 10, 100),
+             progress=None, expected=None) -> Report:
+    """Score `samples` (an iterable of dicts); every problem must have at least one sample.
+    `mode` says how the samples' ``completion`` answers were generated."""
+    if mode not in MODES:
+        raise SampleError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
     by_id = {p.task_id: p for p in problems}
     todo: list[Job] = []
     index: dict[str, int] = defaultdict(int)
@@ -101,7 +105,7 @@ def evaluate(benchmark: str, problems: list[Problem], samples, executor: Executo
         tid = str(s["task_id"])
         if tid not in by_id:
             raise SampleError(f"sample {n}: unknown task_id {tid!r} for {benchmark}")
-        code = program_for(s, by_id[tid])
+        code = program_for(s, by_id[tid], mode)
         todo.append(Job.of(tid, index[tid], code))
         index[tid] += 1
     missing = [tid for tid in by_id if tid not in index]

@@ -18,6 +18,11 @@ from divplugin.errors import DivpluginError
 from divplugin.records import read_jsonl
 
 BENCHMARKS = ("humaneval", "humaneval_plus", "mbpp", "mbpp_plus")
+# MBPP+ v0.2.0 (the release EvalPlus 0.3.1 scores by default, 378 problems) dropped 21 tasks
+# whose original tests are wrong (evalplus issue 159). Older releases (399 problems) still
+# hold them; they are left out here too, so that scores compare with EvalPlus's.
+MBPP_PLUS_V020_REMOVED = frozenset(f"Mbpp/{n}" for n in (
+    83, 115, 117, 143, 164, 229, 249, 295, 396, 400, 407, 431, 438, 442, 461, 574, 582, 595, 640, 746, 783))
 _RELEASE = {"humaneval": "HumanEvalPlus", "mbpp": "MbppPlus"}
 _HUB = {"humaneval": "evalplus/humanevalplus", "mbpp": "evalplus/mbppplus"}
 
@@ -179,7 +184,8 @@ def _from_hub(family: str) -> list[dict]:
 
 
 def load_problems(benchmark: str, path: str | os.PathLike | None = None) -> list[Problem]:
-    """The problems of `benchmark` (one of BENCHMARKS), in task order."""
+    """The problems of `benchmark` (one of BENCHMARKS), in task order (MBPP(+): the 378 of
+    MBPP+ v0.2.0, whatever the release file)."""
     if benchmark not in BENCHMARKS:
         raise BenchmarkDataError(f"unknown benchmark {benchmark!r}; choose from {', '.join(BENCHMARKS)}")
     family = benchmark.removesuffix("_plus")
@@ -198,6 +204,8 @@ def load_problems(benchmark: str, path: str | os.PathLike | None = None) -> list
         src = _find_release(family, path)
         rows, where = (read_jsonl(src, BenchmarkDataError), str(src)) if src is not None else (_from_hub(family), _HUB[family])
     problems = [_from_row(r, family, where) for r in rows]
+    if family == "mbpp":
+        problems = [p for p in problems if p.task_id not in MBPP_PLUS_V020_REMOVED]
     if not problems:
         raise BenchmarkDataError(f"{where}: no problems")
     if benchmark.endswith("_plus") or benchmark == "mbpp":

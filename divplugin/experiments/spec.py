@@ -115,6 +115,7 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     base: Optional[str] = Field(None, description="The spec this one started from (resolved when loaded).")
+    summary: str = Field("", max_length=72, description="One line for `divplugin experiment --list`.")
     description: str = ""
     hardware: Literal["cpu", "gpu"] = "cpu"
     parallel: int = Field(1, ge=1, description="Points run at once unless --parallel says otherwise (CPU specs: 2, a "
@@ -302,7 +303,7 @@ def resolve_base(data: Any, where: str, seen: tuple[str, ...] = ()) -> Any:
     base = resolve_base(base, base_where, (*seen, data["base"]))
     if not isinstance(base, dict):
         raise ConfigError(f"base: {base_where} does not hold a spec mapping", where)
-    out = {k: v for k, v in base.items()}
+    out = {k: v for k, v in base.items() if k != "summary"}  # a summary describes its own spec only
     out["base"] = data["base"]
     for key, value in data.items():
         if key == "base":

@@ -1,4 +1,4 @@
-"""Constrained rule families of the paper's "semantic diversity" experiment (S-OIF §2.3.4).
+"""Constrained rule families of the paper's "semantic diversity" experiment (Only-IF, arXiv 2410.04717, §2.3.4).
 
 Each family builds a string of a given length from a random unit and a strength k:
 

