@@ -400,7 +400,33 @@ def test_cpu_spec_quick_flow(name, tmp_path):
     assert [p["status"] for p in data["points"]] == ["done"] * len(spec.points())
     for p in data["points"]:
         assert all(0.0 <= p["metrics"][m] <= 1.0 for m in spec.plot.metrics)
-    assert (out / "results.png").stat().st_size > 1000 and "| point | runs |" in (out / "README.md").read_text()
+        assert p["platform"]["threads"] == 1 and p["platform"]["cpu"] and p["platform"]["torch"]  # where it was made
+    page = (out / "README.md").read_text()
+    assert (out / "results.png").stat().st_size > 1000 and "| point | runs |" in page and "## Where it was made" in page
+
+
+def test_the_platform_is_recorded_but_not_hashed(tmp_path):
+    """A result says where it was made (CPU, kernels, threads, versions); the point's hash,
+    which decides whether a result is current, ignores it."""
+    from dataclasses import asdict
+
+    from divplugin.experiments.platform import describe, differences
+    from divplugin.experiments.runner import PointResult, finished, point_hash, point_id
+
+    here = describe({"OMP_NUM_THREADS": "1"})
+    assert {"cpu", "cpu_capability", "threads", "python", "torch", "transformers", "axolotl", "peft", "lm_eval",
+            "datasets", "divplugin", "commit", "gpu"} <= set(here) and here["threads"] == 1
+    spec = load_spec("phase-transition-cpu")
+    point = spec.points()[0]
+    digest = point_hash(spec, point, tmp_path, {})
+    elsewhere = {**here, "cpu": "Some Other CPU", "cpu_capability": "AVX512", "torch": "9.9"}
+    done = tmp_path / "points" / point_id(point) / "result.json"
+    done.parent.mkdir(parents=True)
+    done.write_text(json.dumps(asdict(PointResult(point_id(point), point.values, "done", seed=point.seed,
+                                                  hash=digest, platform=elsewhere))))
+    old = finished(spec, point, tmp_path, {})
+    assert old is not None and old.platform["cpu"] == "Some Other CPU"  # made elsewhere, still current
+    assert set(differences(elsewhere, here)) == {"cpu", "cpu_capability", "torch"}
 
 
 @pytest.mark.slow

@@ -303,6 +303,29 @@ def _threshold_lines(spec: Spec, results: list[PointResult]) -> list[str]:
     return lines
 
 
+PLATFORM_FIELDS = (("cpu", "CPU"), ("cpu_capability", "torch kernels"), ("threads", "threads"), ("gpu", "GPU"),
+                   ("python", "Python"), ("torch", "torch"), ("transformers", "transformers"), ("axolotl", "axolotl"),
+                   ("peft", "peft"), ("lm_eval", "lm-eval"), ("datasets", "datasets"), ("divplugin", "divplugin"),
+                   ("commit", "commit"))
+
+
+def _platform_lines(results: list[PointResult]) -> list[str]:
+    """Where the finished runs were made: one row per distinct platform."""
+    done = [r for r in results if r.status == "done"]
+    if not done:
+        return []
+    kinds: dict[str, list[PointResult]] = {}
+    for r in done:
+        kinds.setdefault(json.dumps(r.platform, sort_keys=True), []).append(r)
+    lines = ["", "## Where it was made", "", "| runs | " + " | ".join(label for _, label in PLATFORM_FIELDS) + " |",
+             "|---:|" + "---|" * len(PLATFORM_FIELDS)]
+    for key, runs in kinds.items():
+        info = json.loads(key)
+        cells = [str(info.get(k, "")) if info.get(k) is not None else "" for k, _ in PLATFORM_FIELDS]
+        lines.append(f"| {len(runs)} | " + (" | ".join(cells) if info else "not recorded" + " |" * (len(cells) - 1)) + " |")
+    return lines
+
+
 def write_page(spec: Spec, results: list[PointResult], out: Path, plotted: bool, wall_seconds: float) -> Path:
     cols = page_columns(spec, results)
     groups = group(results)
@@ -342,6 +365,7 @@ def write_page(spec: Spec, results: list[PointResult], out: Path, plotted: bool,
         lines += ["", "## Failed points", ""]
         for r in failed:
             lines += [f"### {r.id}", "", "```text", r.error.strip(), "```", ""]
+    lines += _platform_lines(results)
     wall = f"Wall time of the run (all its commands): {wall_seconds / 60:.1f} min. " if wall_seconds else ""
     lines += ["", f"{wall}Files: `results.json`, `results.csv`, "
               "`points/<point>/` (train.yml, train.log, eval.log, model, eval).", ""]

@@ -25,6 +25,7 @@ from typing import Any, Callable, Literal
 import yaml
 
 from divplugin.errors import ConfigError
+from divplugin.experiments.platform import describe
 from divplugin.experiments.spec import Point, Spec, set_dotted
 from divplugin.paths import HELDOUT_DIR
 
@@ -43,6 +44,7 @@ class PointResult:
     eval_seconds: float = 0.0
     error: str = ""
     hash: str = ""
+    platform: dict[str, Any] = field(default_factory=dict)  # where it was made (platform.describe); not hashed
 
 
 def point_id(point: Point) -> str:
@@ -314,7 +316,7 @@ def run_point(spec: Spec, point: Point, out: Path, overrides: dict[str, Any],
     (pdir / "train.yml").write_text(yaml.safe_dump({k: v for k, v in cfg.items() if k not in LAUNCH_KEYS}, sort_keys=False))
     if spec.base_model is not None and "base_model" not in overrides:
         build_base_model(spec, out, point.seed)
-    result = PointResult(pid, point.values, "failed", seed=point.seed, hash=digest)
+    result = PointResult(pid, point.values, "failed", seed=point.seed, hash=digest, platform=describe(env))
     t0 = time.perf_counter()
     if on_phase:
         on_phase("train")
