@@ -75,7 +75,7 @@ def test_real_model_answers_match_evalplus(benchmarks_dir):
     problems = {p.task_id: p for b in ("humaneval_plus", "mbpp_plus") for p in load_problems(b, benchmarks_dir)}
     path = ROOT / "docs" / "results" / "code-instruct-smollm2" / "answers.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
-    assert len(rows) >= 100
+    assert len(rows) >= 50
     for row in rows:
         p = problems[row["task_id"]]
         answer = row["answer"].replace("\t", "    ")
