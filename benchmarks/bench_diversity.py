@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import numpy as np
 
-    from divplugin.diversity import score_texts, vendi_reference, vendi_score
+    from divplugin.scores import score_texts, vendi_reference, vendi_score
     from divplugin.generators import create
     from divplugin.presets import load_preset
 

@@ -556,14 +556,8 @@ def diversity_cmd(
 ) -> None:
     import json
 
-    from divplugin.diversity import (
-        EMBEDDERS,
-        field_value,
-        groups_of,
-        load_rows,
-        score_texts,
-        texts_of,
-    )
+    from divplugin.diversity import field_value, groups_of, load_rows, texts_of
+    from divplugin.scores import EMBEDDERS, score_texts
 
     if embedder not in (*EMBEDDERS, "none"):
         _fail(f"--embedder must be one of {', '.join((*EMBEDDERS, 'none'))}, got {embedder!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import yaml
 
 from divplugin.errors import ConfigError, did_you_mean
@@ -33,7 +34,6 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 def validate_mapping(model: type, data: Any, where: str) -> Any:
     """``model(**data)`` for a pydantic model; a non-mapping or invalid value raises ConfigError
     naming ``where`` and the field at fault."""
-    import pydantic
 
     if not isinstance(data, dict):
         raise ConfigError(f"must be a mapping, not {type(data).__name__}", where)
@@ -75,3 +75,21 @@ def load_builtin_or_file(name_or_path: str | Path, package: str, folder: str, ki
         return yaml.safe_load(text), where, found
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", where) from None
+
+
+def config_from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    """Build and validate a config; unknown keys and bad types raise ConfigError naming the key."""
+    known = list(cls.__pydantic_fields__)
+    prefix = f"{where}." if where else ""
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"unknown setting{did_you_mean(str(key), known)} Valid settings: {', '.join(known)}", f"{prefix}{key}")
+    try:
+        cfg = cls(**data)
+    except pydantic.ValidationError as exc:
+        errors = exc.errors()
+        name = str(errors[0]["loc"][0]) if errors[0]["loc"] else "config"
+        msgs = list(dict.fromkeys(e["msg"] for e in errors if e["loc"] and str(e["loc"][0]) == name))
+        raise ConfigError(f"got {errors[0].get('input')!r}; expected: {' or '.join(msgs)}", f"{prefix}{name}") from None
+    cfg.validate()
+    return cfg

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from divplugin.diversity import (
+from divplugin.scores import (
     char_ngram_embeddings,
     compression_ratio,
     mean_cosine_distance,

@@ -10,31 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from divplugin.errors import ConfigError, did_you_mean
 from divplugin.generators.base import SPLITS, Generator, GeneratorConfig
+from divplugin.generators.registry import generator_names, get_generator_class, register_generator
 from divplugin.generators.settings import make_config
-
-_REGISTRY: dict[str, type[Generator]] = {}
-
-
-def register_generator(cls: type[Generator]) -> type[Generator]:
-    """Class decorator (or call) adding a generator to the registry under ``cls.name``."""
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise ValueError(f"a generator named {cls.name!r} is already registered")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def generator_names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def get_generator_class(name: str) -> type[Generator]:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"unknown generator {name!r}{did_you_mean(name, _REGISTRY)} Available: {', '.join(generator_names())}", "generator") from None
-
 
 def create(name: str, config: GeneratorConfig | None = None, **settings: Any) -> Generator:
     """A generator by name, from a config object or keyword settings."""

@@ -30,9 +30,9 @@ import numpy as np
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from divplugin.config import config_from_dict
 from divplugin.errors import ConfigError, GenerationError
 from divplugin.generators.allocation import SCHEMES, example_counts, largest_remainder
-from divplugin.generators.settings import config_from_dict
 from divplugin.markov.engine import ARROW
 from divplugin.records import DEFAULT_PROMPT_TEMPLATE
 from divplugin.seeding import np_rng, py_rng, stable_hash

@@ -13,36 +13,18 @@ import types
 import typing
 from typing import Any, Union
 
-import pydantic
 import yaml
 
+from divplugin.config import config_from_dict
 from divplugin.errors import ConfigError, did_you_mean
 
 if typing.TYPE_CHECKING:
     from divplugin.generators.base import GeneratorConfig
 
 
-def config_from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
-    """Build and validate a config; unknown keys and bad types raise ConfigError naming the key."""
-    known = list(cls.__pydantic_fields__)
-    prefix = f"{where}." if where else ""
-    for key in data:
-        if key not in known:
-            raise ConfigError(f"unknown setting{did_you_mean(str(key), known)} Valid settings: {', '.join(known)}", f"{prefix}{key}")
-    try:
-        cfg = cls(**data)
-    except pydantic.ValidationError as exc:
-        errors = exc.errors()
-        name = str(errors[0]["loc"][0]) if errors[0]["loc"] else "config"
-        msgs = list(dict.fromkeys(e["msg"] for e in errors if e["loc"] and str(e["loc"][0]) == name))
-        raise ConfigError(f"got {errors[0].get('input')!r}; expected: {' or '.join(msgs)}", f"{prefix}{name}") from None
-    cfg.validate()
-    return cfg
-
-
 def make_config(name: str, settings: dict[str, Any] | None = None) -> "GeneratorConfig":
     """A validated config for generator ``name`` (errors name the offending key)."""
-    from divplugin.generators import get_generator_class
+    from divplugin.generators.registry import get_generator_class
 
     cls = get_generator_class(name)
     return config_from_dict(cls.config_class, dict(settings or {}), name)
@@ -112,7 +94,7 @@ def resolve_generator(generator: str | None = None, preset: str | None = None,
 
     Each layer is ``(where, settings)``; a ``generator:`` key in a layer must agree with
     the generator named so far."""
-    from divplugin.generators import get_generator_class
+    from divplugin.generators.registry import get_generator_class
     from divplugin.presets import load_preset
 
     stack = [(f"preset {preset}", load_preset(preset))] if preset else []

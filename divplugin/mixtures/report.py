@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from divplugin.diversity import Report, score_texts
+from divplugin.scores import Report, score_texts
 from divplugin.mixtures.budget import token_counter
 
 
@@ -22,7 +22,7 @@ def _lengths(values: list[int]) -> dict[str, float]:
 
 
 def diversity(m, rows: list[dict[str, Any]]) -> Report | None:
-    """The mixture's diversity scores (divplugin.diversity), overall and per source."""
+    """The mixture's diversity scores (divplugin.scores), overall and per source."""
     if not rows:
         return None
     texts = [(r["instruction"] + "\n" + r["input"])[:2000] for r in rows]
