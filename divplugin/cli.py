@@ -606,6 +606,61 @@ def diversity_cmd(
         out_console.print(f"json: {json_out}", highlight=False)
 
 
+@app.command("select", help=(
+    "Choose the BUDGET most diverse rows of a dataset from their text alone (no labels), and write them with "
+    "a manifest and a report: Vendi and lexical scores of the pool, the subset and a random subset of the same "
+    "size. DATA: anything 'divplugin diversity' reads; a generated folder keeps its held-out splits."))
+def select_cmd(
+    data: str = typer.Argument(..., help="The dataset (a generated or mixture folder, a file, a folder, a hub id)."),
+    budget: int = typer.Option(..., "--budget", "-n", help="Rows to choose."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    method: str = typer.Option("kcenter", "--method", "-m", help="random, kcenter or facility-location."),
+    embedder: str = typer.Option("chars", "--embedder", help="chars (hashed character 3-grams, no model) or minilm."),
+    fields: str = typer.Option("instruction,input", "--fields", "-f", help="Comma-separated fields whose text is compared."),
+    split: str = typer.Option("train", "--split", help="The split of a generated or mixture folder, or of a hub dataset."),
+    by: Optional[str] = typer.Option(None, "--by", help="random: stratify by this field (shares kept exactly)."),
+    dedup: str = typer.Option("none", "--dedup", help="Remove duplicates first: none, exact or near (MinHash)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random choice."),
+    density: float = typer.Option(0.0, "--density", help="kcenter: weight of local density (0: plain k-center)."),
+    dim: int = typer.Option(64, "--dim", help="Dimensions the embeddings are projected to (0: keep all)."),
+    neighbours: int = typer.Option(10, "--neighbours", help="facility-location: neighbours per row in its graph."),
+    fold_size: int = typer.Option(10_000, "--fold-size", help="facility-location: rows per fold."),
+    formats: str = typer.Option("jsonl", "--format", help="Comma-separated: jsonl, parquet, hf."),
+    workers: int = typer.Option(0, "--workers", "-j", help="Parallel folds and embedding (0: up to 4, one per core)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+) -> None:
+    from divplugin.selection import SelectSettings, default_workers, select_dataset
+
+    names = [f.strip() for f in fields.split(",") if f.strip()]
+    if not names:
+        _fail("--fields: give at least one field")
+    if workers < 0:
+        _fail(f"--workers must be >= 0, got {workers}")
+    settings = SelectSettings(method=method, embedder=embedder, seed=seed, dim=dim, density=density,
+                              neighbours=neighbours, fold_size=fold_size)
+    try:
+        with console.status(f"choosing {budget:,} rows by {method}"):
+            manifest = select_dataset(data, out, budget, settings, fields=names, split=split, by=by, dedup=dedup,
+                                      formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
+                                      workers=workers or default_workers(), overwrite=overwrite)
+    except ConfigError as exc:
+        flag = f"--{exc.field.replace('_', '-')}" if exc.field and not exc.field.startswith(("-", "DATA")) else exc.field
+        _fail(f"{flag}: {exc.message}" if flag else str(exc))
+    except DivpluginError as exc:
+        _fail(str(exc))
+    sel = manifest["selection"]
+    table = Table(title=f"{sel['budget']:,} of {sel['after_dedup']:,} rows by {sel['method']} ({sel['seconds']:.1f} s)")
+    for col in ("rows", "count", "Vendi", "compression ratio", "n-gram diversity", "mean cosine distance"):
+        table.add_column(col, justify="left" if col == "rows" else "right")
+    for name in ("pool", "selected", "random"):
+        s = sel["scores"][name]
+        table.add_row(name, f"{s['size']:,}", f"{s['vendi']:.2f}" if s.get("vendi") is not None else "-",
+                      f"{s['compression_ratio']:.3f}", f"{s['ngram_diversity']:.3f}",
+                      f"{s['mean_cosine_distance']:.3f}" if s.get("mean_cosine_distance") is not None else "-")
+    out_console.print(table)
+    out_console.print(f"written to {out} (report.md, manifest.json)", highlight=False, soft_wrap=True)
+
+
 code_app = typer.Typer(no_args_is_help=True, help="Score code samples by running them (HumanEval(+), MBPP(+)).")
 app.add_typer(code_app, name="code")
 

@@ -219,7 +219,7 @@ def write_dataset(
             entry["stats"] = finish_stats(stats)
             manifest["splits"][split] = entry
         if "parquet" in formats or "hf" in formats:
-            _convert(tmp, splits, formats, manifest)
+            write_formats(tmp, splits, formats, manifest)
         for split in splits:
             if "jsonl" not in formats:
                 (tmp / f"{split}.jsonl").unlink()
@@ -247,7 +247,9 @@ def _write_instructions(gen: Generator, path: Path) -> None:
                 f.write(json.dumps(rec) + "\n")
 
 
-def _convert(tmp: Path, splits: list[str], formats: tuple[str, ...], manifest: dict[str, Any]) -> None:
+def write_formats(tmp: Path, splits: list[str], formats: tuple[str, ...], manifest: dict[str, Any]) -> None:
+    """Parquet and/or a ``save_to_disk`` folder (``hf/``) of the ``{split}.jsonl`` files in
+    ``tmp``, recorded in ``manifest``."""
     import pyarrow.json as pj
     import pyarrow.parquet as pq
 

