@@ -629,7 +629,8 @@ def select_cmd(
     workers: int = typer.Option(0, "--workers", "-j", help="Parallel folds and embedding (0: up to 4, one per core)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
-    from divplugin.selection import SelectSettings, default_workers, select_dataset
+    from divplugin.selection import SelectSettings, default_workers
+    from divplugin.subsets import select_dataset
 
     names = [f.strip() for f in fields.split(",") if f.strip()]
     if not names:

@@ -19,14 +19,35 @@ from divplugin.generators import GeneratorConfig, create
 from divplugin.output import MANIFEST, config_hash, write_dataset
 
 
-def data_key(kind: str, name: str, config) -> str:
+def data_key(kind: str, name: str, config, subset: dict | None = None) -> str:
     """The identity of the training data a request asks for, as a folder name: the generator
     (or mixture) name and a hash of its resolved settings (a ``GeneratorConfig``, or the
-    ``Mixture`` with its sources, budget and rows). Equal keys mean equal data."""
+    ``Mixture`` with its sources, budget and rows), and of the subset chosen from it, if any.
+    Equal keys mean equal data."""
     if kind == "mixture":
         digest = hashlib.sha256(json.dumps(config.model_dump(), sort_keys=True).encode()).hexdigest()
-        return f"{config.name.replace('/', '-')}-{digest[:16]}"
-    return f"{name}-{config_hash(name, config.to_dict())[:16]}"
+        key = f"{config.name.replace('/', '-')}-{digest[:16]}"
+    else:
+        key = f"{name}-{config_hash(name, config.to_dict())[:16]}"
+    return key if subset is None else f"{key}-{subset_key(subset)}"
+
+
+def subset_key(subset: dict) -> str:
+    """A folder-name suffix for a subset request: the method and a hash of its settings."""
+    digest = hashlib.sha256(json.dumps(subset, sort_keys=True).encode()).hexdigest()
+    return f"{subset['method']}{subset['budget']}-{digest[:12]}"
+
+
+def ensure_selected(root: str | os.PathLike, source: Path, subset: dict) -> tuple[Path, bool]:
+    """(folder, created): the rows ``subset`` (see ``divplugin.axolotl.args.subset_request``)
+    chooses from the data folder ``source``, written once beside the other selections."""
+    from divplugin.selection import SelectSettings
+    from divplugin.subsets import select_dataset
+
+    settings = SelectSettings(**{k: v for k, v in subset.items() if k not in ("budget", "fields", "dedup")})
+    return _ensure(Path(root) / f"{source.name}-{subset_key(subset)}",
+                   lambda f: select_dataset(str(source), f, subset["budget"], settings, fields=subset["fields"],
+                                            dedup=subset["dedup"], overwrite=True))
 
 
 def generated_folder(root: str | os.PathLike, name: str, config: GeneratorConfig) -> Path:

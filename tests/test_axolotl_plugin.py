@@ -151,6 +151,27 @@ def test_settings_name_the_prepared_data(tiny_model, tmp_path):
     assert len(first.datasets) == 1  # the plugin's entry, once
 
 
+def test_select_trains_on_the_chosen_rows(tiny_model, tmp_path):
+    """divplugin_select: the dataset axolotl gets is the subset, made once, with the pool's
+    held-out rules beside it for evaluation; a bad key is named."""
+    cfg = _base(tiny_model, tmp_path, divplugin_select={"budget": 150, "method": "kcenter", "seed": 2})
+    loaded = _load_cfg(cfg, tmp_path)
+    path = Path(loaded.datasets[0]["path"])
+    rows = [json.loads(line) for line in path.open()]
+    assert path.parent.parent.name == "selected" and len(rows) == 150
+    assert json.loads((path.parent / "manifest.json").read_text())["selection"]["method"] == "kcenter"
+    pool = next((tmp_path / "gen").glob("markov_rewrite-*/train.jsonl"))
+    pool_rows = [json.loads(line) for line in pool.open()]
+    assert len(pool_rows) == SMALL["num_examples"] and all(r in pool_rows for r in rows[:20])
+    assert (path.parent / "test.jsonl").read_bytes() == (pool.parent / "test.jsonl").read_bytes()
+    assert Path(_load_cfg(cfg, tmp_path).datasets[0]["path"]) == path  # reused
+    for bad, named in (({"budget": 150, "methd": "kcenter"}, "divplugin_select.methd: unknown setting; did you mean 'method'"),
+                       ({"method": "kcenter"}, "divplugin_select.budget"),
+                       ({"budget": 10, "method": "kcentre"}, "divplugin_select.method: unknown method 'kcentre'")):
+        with pytest.raises(Exception, match=named):
+            _load_cfg(_base(tiny_model, tmp_path, divplugin_select=bad), tmp_path)
+
+
 def test_markov_strategy_masks_the_prompt(tiny_model, tmp_path):
     from transformers import AutoTokenizer
 

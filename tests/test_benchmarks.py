@@ -70,3 +70,14 @@ def test_code_instruct_benchmark_runs(capsys, tmp_path, smollm2, benchmarks_dir)
     assert "prompts equal" in out and "tokens/s" in out
     checks = json.loads((tmp_path / "results" / "results.json").read_text())["benchmarks"]
     assert all(b["checks"]["problems"] == 1 and b["checks"]["prompts_equal"] == 1 for b in checks.values())
+
+
+def test_select_benchmark_runs(capsys):
+    spec = importlib.util.spec_from_file_location("bench_select", ROOT / "benchmarks" / "bench_select.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--rows", "3000", "--budget", "300", "--rules", "100", "--embedders", "chars",
+                     "--peer-rows", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "| kcenter | chars |" in out and "| facility-location | chars |" in out and "rules covered" in out
+    assert "divplugin (folds of" in out and "apricot-select" in out

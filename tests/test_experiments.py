@@ -383,7 +383,7 @@ def test_non_finite_sweep_values_need_a_place_on_the_axis():
         validate_spec(data, "t")
 
 
-CPU_SPECS = ["phase-transition-cpu-seeds", "noop-cpu", "noop-cpu-steps", "long-tail-cpu", "long-tail-cpu-seeds", "occurrences-cpu", "occurrences-cpu-seeds", "families-cpu", "families-cpu-steps", "families-cpu-5k", "dilution-cpu", "dilution-cpu-3k", "dilution-cpu-programs", "dilution-cpu-programs-seeds"]
+CPU_SPECS = ["phase-transition-cpu-seeds", "noop-cpu", "noop-cpu-steps", "long-tail-cpu", "long-tail-cpu-seeds", "occurrences-cpu", "occurrences-cpu-seeds", "families-cpu", "families-cpu-steps", "families-cpu-5k", "dilution-cpu", "dilution-cpu-3k", "dilution-cpu-programs", "dilution-cpu-programs-seeds", "select-long-tail-cpu"]
 
 
 @pytest.mark.slow

@@ -171,6 +171,30 @@ def test_generator_source(tmp_path):
     assert len(rows) == 300 and all(" -> " in r["instruction"] for r in rows)
 
 
+def test_a_source_can_be_chosen_for_diversity(tmp_path):
+    """`select` on a source: its count is met exactly, from all its clean rows, by the method;
+    the report sets the choice beside a random draw of as many; other sources are untouched.
+    A long-tailed generated source shows why: k-center covers far more rules than the walk."""
+    gen = {"generator": {"preset": "cpu-small", "settings": {"num_examples": 3000, "num_rules": 200,
+                                                             "allocation": "power", "alpha": 0.1}},
+           "adapter": "divplugin"}
+    plain = {"name": "p", "decontaminate": None, "report": {"embeddings": False},
+             "sources": [{"name": "rules", **gen, "count": 300}]}
+    chosen = {**plain, "sources": [{"name": "rules", **gen, "count": 300, "select": {"method": "kcenter"}}]}
+    walk, picked = build_mixture(load_mixture_dict(plain, "p")), build_mixture(load_mixture_dict(chosen, "c"))
+    assert len(picked.rows) == 300 and len({r["metadata"]["index"] for r in picked.rows}) == 300
+    rules = [{r["instruction"] for r in b.rows} for b in (walk, picked)]
+    assert len(rules[1]) > 1.3 * len(rules[0]), (len(rules[0]), len(rules[1]))
+    assert picked.stats[0].selected["method"] == "kcenter" and picked.stats[0].selected["from"] == 3000
+    mix(load_mixture_dict(chosen, "c"), tmp_path / "out")
+    page = (tmp_path / "out" / "report.md").read_text()
+    assert "| rules | kcenter (chars) | 3,000 |" in page
+    # a spec without select keeps its data key: the field is left out of the dump when unset
+    assert "select" not in load_mixture_dict(plain, "p").model_dump()["sources"][0]
+    with pytest.raises(ConfigError, match="select.method: unknown method 'kcentre'"):
+        load_mixture_dict({**plain, "sources": [{"name": "rules", **gen, "count": 3, "select": {"method": "kcentre"}}]}, "x")
+
+
 @pytest.mark.parametrize("changes, named", [
     ({"sources": [{"name": "code", "path": "/no/such.jsonl", "count": 1}]}, "source 'code': path /no/such.jsonl does not exist"),
     ({"budget": "ratios", "total": 10, "sources": [{"name": "a", "path": "x.jsonl", "ratio": 0.5},

@@ -18,8 +18,8 @@ from divplugin.selection import (
     kcenter,
     largest_remainder,
     random_rows,
-    select_dataset,
 )
+from divplugin.subsets import select_dataset
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,11 @@ class DivpluginArgs(BaseModel):
         None, description="The row of a grid mixture spec, e.g. oss18k-alpaca2k.")
     divplugin_mixture_paths: Optional[dict[str, str]] = Field(
         None, description="Local copies of mixture sources: {source name: JSONL/Parquet/Arrow file or folder} (offline).")
+    divplugin_select: Optional[dict[str, Any]] = Field(
+        None, description="Train on the most diverse part of the data instead of all of it: {budget: N, method: "
+        "kcenter | facility-location | random, embedder: chars | minilm, seed, fields: [instruction, input], "
+        "dedup: none | exact | near, dim, density, neighbours, fold_size} (see 'divplugin select'). Made once per "
+        "settings hash, like the data.")
     divplugin_cache_dir: Optional[str] = Field(
         None, description="Where generated data is kept, one folder per settings hash "
         "(default: $DIVPLUGIN_CACHE/generated, i.e. ~/.cache/divplugin/generated).")
@@ -73,11 +78,54 @@ class DivpluginArgs(BaseModel):
 @dataclass(frozen=True)
 class Selection:
     """What the ``divplugin_*`` keys ask to train on: ``kind`` "generated" (``name`` is the
-    generator, ``config`` its validated config) or "mixture" (``config`` is the Mixture)."""
+    generator, ``config`` its validated config) or "mixture" (``config`` is the Mixture);
+    ``subset``: the rows to keep of it (:func:`subset_request`), or None for all."""
 
     kind: Literal["generated", "mixture"]
     name: str
     config: Any
+    subset: Optional[dict[str, Any]] = None
+
+
+SUBSET_KEYS = ("budget", "method", "embedder", "seed", "dim", "density", "clusters", "neighbours", "fold_size",
+               "fields", "dedup")
+
+
+def subset_request(value: Any) -> Optional[dict[str, Any]]:
+    """``divplugin_select`` checked and completed with its defaults (ValueError names the key)."""
+    from dataclasses import asdict
+
+    from divplugin.errors import did_you_mean
+    from divplugin.selection import SelectSettings
+    from divplugin.subsets import DEDUP
+
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"divplugin_select: must be a mapping such as {{budget: 50000, method: kcenter}}, got "
+                         f"{type(value).__name__}")
+    for key in value:
+        if key not in SUBSET_KEYS:
+            raise ValueError(f"divplugin_select.{key}: unknown setting{did_you_mean(str(key), SUBSET_KEYS)} "
+                             f"Valid settings: {', '.join(SUBSET_KEYS)}")
+    budget = value.get("budget")
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+        raise ValueError(f"divplugin_select.budget: the number of rows to train on (an integer >= 1), got {budget!r}")
+    fields = value.get("fields", ["instruction", "input"])
+    if not isinstance(fields, list) or not fields or not all(isinstance(f, str) for f in fields):
+        raise ValueError(f"divplugin_select.fields: a list of field names, got {fields!r}")
+    dedup = value.get("dedup", "none")
+    if dedup not in DEDUP:
+        raise ValueError(f"divplugin_select.dedup: unknown dedup {dedup!r}{did_you_mean(str(dedup), DEDUP)} "
+                         f"Choose from: {', '.join(DEDUP)}")
+    try:
+        settings = SelectSettings(**{k: v for k, v in value.items() if k not in ("budget", "fields", "dedup")})
+        settings.validate()
+    except ConfigError as exc:
+        raise ValueError(f"divplugin_select.{exc.field}: {exc.message}") from None
+    except TypeError as exc:
+        raise ValueError(f"divplugin_select: {exc}") from None
+    return {"budget": budget, "fields": fields, "dedup": dedup, **asdict(settings)}
 
 
 def resolve(data: dict[str, Any]) -> Selection | None:
@@ -96,11 +144,17 @@ def resolve(data: dict[str, Any]) -> Selection | None:
 def _resolve(keys_json: str) -> Selection | None:
     data = json.loads(keys_json)
     data.pop("mixture file", None)
+    subset = subset_request(data.pop("divplugin_select", None))
     mixture = _mixture(data)
     if mixture is not None:
-        return Selection("mixture", mixture.name, mixture)
+        return Selection("mixture", mixture.name, mixture, subset)
     generated = _generated(data)
-    return None if generated is None else Selection("generated", *generated)
+    if generated is None:
+        if subset is not None:
+            raise ValueError("divplugin_select: set without data to choose from (divplugin_preset, "
+                             "divplugin_generator or divplugin_mixture)")
+        return None
+    return Selection("generated", *generated, subset)
 
 
 MIXTURE_KEYS = ("divplugin_mixture", "divplugin_mixture_row", "divplugin_mixture_paths")

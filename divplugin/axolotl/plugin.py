@@ -22,7 +22,7 @@ from axolotl.integrations.base import BasePlugin
 from axolotl.utils.logging import get_logger
 
 from divplugin.axolotl.args import Selection, resolve
-from divplugin.datacache import ensure_generated, ensure_mixture
+from divplugin.datacache import ensure_generated, ensure_mixture, ensure_selected
 from divplugin.output import INSTRUCTIONS, MANIFEST, atomic_directory
 from divplugin.paths import HELDOUT_DIR, cache_dir
 
@@ -57,6 +57,7 @@ def prepare(cfg: Any) -> Prepared | None:
     if sel.kind == "mixture":
         root = Path(_get(cfg, "divplugin_cache_dir") or cache_dir() / "mixtures")
         folder, created = ensure_mixture(root, sel.config)
+        folder = _subset(cfg, sel, folder)
         entry = {"path": str(folder / "train.jsonl"), "ds_type": "json"}
         if sel.config.record_format == "messages":
             entry.update(type="chat_template", field_messages="messages")
@@ -67,11 +68,23 @@ def prepare(cfg: Any) -> Prepared | None:
     root = Path(_get(cfg, "divplugin_cache_dir") or cache_dir() / "generated")
     folder, created = ensure_generated(root, sel.name, sel.config, workers=_get(cfg, "divplugin_workers"))
     LOG.info("divplugin: %s %s data in %s", "generated" if created else "reusing", sel.name, folder)
+    folder = _subset(cfg, sel, folder)
     dtype = _get(cfg, "divplugin_dataset_type", "divplugin.axolotl.markov")
     entry = {"path": str(folder / "train.jsonl"), "ds_type": "json", "type": dtype, "split": "train"}
     split = _get(cfg, "divplugin_eval_split")
     test = {**entry, "path": str(folder / f"{split}.jsonl")} if split else None
     return Prepared(sel, folder, entry, test, tuple(n for n in HELDOUT_FILES if (folder / n).is_file()))
+
+
+def _subset(cfg: Any, sel: Selection, folder: Path) -> Path:
+    """The folder of the rows ``divplugin_select`` keeps of ``folder`` (``folder`` itself without it)."""
+    if sel.subset is None:
+        return folder
+    root = Path(_get(cfg, "divplugin_cache_dir") or cache_dir()) / "selected"
+    chosen, created = ensure_selected(root, folder, sel.subset)
+    LOG.info("divplugin: %s %s of %s rows (%s) in %s", "chose" if created else "reusing", f"{sel.subset['budget']:,}",
+             folder.name, sel.subset["method"], chosen)
+    return chosen
 
 
 def trains_alpaca(prepared: Prepared | None, tokenizer: Any) -> bool:

@@ -266,7 +266,7 @@ def data_identity(cfg: dict[str, Any]) -> str | None:
         sel = resolve(cfg)
     except ValueError as exc:
         return f"error: {exc}"
-    return None if sel is None else data_key(sel.kind, sel.name, sel.config)
+    return None if sel is None else data_key(sel.kind, sel.name, sel.config, sel.subset)
 
 
 def point_hash(spec: Spec, point: Point, out: Path, overrides: dict[str, Any],

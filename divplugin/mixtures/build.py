@@ -39,6 +39,7 @@ class SourceStats:
     removed: dict[str, int] = field(default_factory=lambda: {"exact_within": 0, "exact_across": 0, "near_within": 0,
                                                               "near_across": 0, "contaminated": 0})
     leaks: dict[str, int] = field(default_factory=dict)  # benchmark task id -> rows dropped
+    selected: dict[str, Any] = field(default_factory=dict)  # chosen for diversity: method, from how many clean rows
 
 
 @dataclass
@@ -53,6 +54,24 @@ def _targets(m: Mixture) -> dict[str, int]:
     if m.budget == "ratios":
         return dict(zip([s.name for s in m.sources], split_total(m.total, [s.ratio for s in m.sources])))
     return {s.name: s.tokens for s in m.sources}  # token budgets
+
+
+def _choose(src, seed: int, recs: list[dict[str, str]], kept: list[int], st: SourceStats) -> list[int]:
+    """``st.target`` of the clean rows ``kept``, chosen by ``src.select`` from their text."""
+    from divplugin.selection import SelectSettings, choose, random_rows
+
+    from divplugin.scores import score_texts
+
+    settings = SelectSettings(**src.select.model_dump(), seed=seed)
+    texts = [recs[i]["instruction"] + "\n" + recs[i]["input"] for i in kept]
+    chosen = choose(texts, st.target, settings)
+    before = random_rows(len(kept), st.target, seed)  # what the seeded walk's way would have drawn
+    scores = {name: score_texts([texts[int(j)] for j in idx], sample=2000, seed=seed,
+                                embedder=settings.embedder).overall.as_row()
+              for name, idx in (("random", before), ("chosen", chosen))}
+    st.selected = {"method": settings.method, "embedder": settings.embedder, "from": len(kept), "scores": scores}
+    st.examined = len(kept)
+    return [kept[int(j)] for j in chosen]
 
 
 def build_mixture(m: Mixture, progress: Callable[[str, int, int], None] | None = None) -> Built:
@@ -88,8 +107,9 @@ def build_mixture(m: Mixture, progress: Callable[[str, int, int], None] | None =
         met = False
         walk = rng.permutation(len(recs)).tolist()
         sketches: list[Any] = []  # near-dup sketches of the walk, made a block at a time
+        choosing = src.select is not None  # walk every row, then choose among the clean ones
         for step, i in enumerate(walk):
-            if used + cost[i] > st.target:
+            if not choosing and used + cost[i] > st.target:
                 met = True
                 break
             st.examined += 1
@@ -118,6 +138,8 @@ def build_mixture(m: Mixture, progress: Callable[[str, int, int], None] | None =
             used += cost[i]
             if progress and len(kept) % 1000 == 0:
                 progress(src.name, len(kept), st.target)
+        if choosing and len(kept) > st.target:
+            kept, used, met = _choose(src, m.seed, recs, kept, st), st.target, True
         if not met and used < st.target:
             unit = "tokens" if count_tokens is not None else "examples"
             if not src.upsample:

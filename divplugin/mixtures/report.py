@@ -106,6 +106,7 @@ def write_report(m, built, folder: Path) -> dict[str, Any]:
         ls = lengths[s.name]
         sources.append({"name": s.name, "available": s.available, "target": s.target, "examined": s.examined,
                         "kept": s.kept, "repeated": s.repeated, "removed": s.removed, "leaks": s.leaks,
+                        **({"selected": s.selected} if s.selected else {}),
                         "tokens": int(sum(ls)), "length": _lengths(ls)})
     figures: dict[str, Any] = {"examples": len(built.rows), "token_unit": unit,
                                "tokens": int(sum(map(sum, lengths.values()))), "sources": sources}
@@ -124,6 +125,19 @@ def write_report(m, built, folder: Path) -> dict[str, Any]:
         lines.append(f"| {s['name']} | {s['kept']:,} | {share:.1%} | {s['tokens']:,} | {s['length']['mean']} | "
                      f"{s['length']['p95']:.0f} | {s['examined']:,} | {r['exact_within'] + r['exact_across']:,} | "
                      f"{r['near_within'] + r['near_across']:,} | {r['contaminated']:,} | {s['repeated']:,} |")
+    chosen = [s for s in sources if s.get("selected")]
+    if chosen:
+        lines += ["", "Rows chosen for diversity (`select`), against a random draw of as many of the same clean "
+                  "rows (what the plain walk takes):", "",
+                  "| source | chosen by | from | Vendi random / chosen | compression ratio random / chosen | "
+                  "n-gram diversity random / chosen |", "|---|---|---:|---:|---:|---:|"]
+        for s in chosen:
+            sel = s["selected"]
+            r, c = sel["scores"]["random"], sel["scores"]["chosen"]
+            vendi = f"{r['vendi']:.2f} / {c['vendi']:.2f}" if r.get("vendi") is not None else "-"
+            lines.append(f"| {s['name']} | {sel['method']} ({sel['embedder']}) | {sel['from']:,} | {vendi} | "
+                         f"{r['compression_ratio']:.3f} / {c['compression_ratio']:.3f} | "
+                         f"{r['ngram_diversity']:.3f} / {c['ngram_diversity']:.3f} |")
     if div:
         lines += ["", diversity_table(div, "source")]
     leaks = {k: v for s in sources for k, v in s["leaks"].items()}

@@ -34,6 +34,27 @@ class GeneratorSource(_Strict):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
+class SourceSelect(_Strict):
+    """Choose a source's rows for diversity (``divplugin select``) instead of at random."""
+
+    method: str = Field("kcenter", description="kcenter, facility-location or random.")
+    embedder: str = Field("chars", description="chars (hashed character 3-grams) or minilm.")
+    dim: int = Field(64, ge=0)
+    density: float = Field(0.0, ge=0, le=4)
+    neighbours: int = Field(10, ge=1)
+    fold_size: int = Field(10_000, ge=2)
+
+    @model_validator(mode="after")
+    def _known(self) -> "SourceSelect":
+        from divplugin.selection import SelectSettings
+
+        try:
+            SelectSettings(method=self.method, embedder=self.embedder).validate()
+        except ConfigError as exc:
+            raise ValueError(f"select.{exc.field}: {exc.message}") from None
+        return self
+
+
 class Source(_Strict):
     name: str
     hub: Optional[HubSource] = None
@@ -45,6 +66,10 @@ class Source(_Strict):
     tokens: Optional[int] = Field(None, ge=0)
     upsample: bool = Field(False, description="Allow drawing more examples than the source holds (repeats).")
     limit: Optional[int] = Field(None, ge=1, description="Read at most this many rows of the source.")
+    # left out of the dump when unset, so that mixtures without it keep their data keys
+    select: Optional[SourceSelect] = Field(None, exclude_if=lambda v: v is None,
+                                           description="Choose the rows for diversity from all of the source's "
+                                           "clean rows, instead of the first ones of a seeded walk.")
 
     @model_validator(mode="after")
     def _one_origin(self) -> "Source":
@@ -53,6 +78,9 @@ class Source(_Strict):
             raise ValueError(f"source {self.name!r}: give exactly one of hub, path, generator (got {given or 'none'})")
         if isinstance(self.adapter, str) and self.adapter not in ADAPTERS:
             raise ValueError(f"source {self.name!r}: unknown adapter {self.adapter!r}{did_you_mean(self.adapter, ADAPTERS)} Built-in: {', '.join(ADAPTERS)}")
+        if self.select is not None and self.tokens is not None:
+            raise ValueError(f"source {self.name!r}: select chooses a number of rows; it does not work with a token "
+                             "budget")
         if isinstance(self.adapter, dict):
             bad = set(self.adapter) - {"instruction", "input", "output"}
             if bad or not {"instruction", "output"} <= set(self.adapter):
