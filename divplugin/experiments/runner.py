@@ -189,12 +189,13 @@ LAUNCH_KEYS = ("launcher", "launcher_args")
 
 
 def train_command(cfg: dict[str, Any], cfg_path: Path) -> list[str]:
-    """How a point trains: ``axolotl train`` (which runs accelerate itself), ``accelerate launch
-    ARGS -m axolotl.cli.train`` (multi-process: DDP, DeepSpeed, FSDP as the config says), or a
-    custom launcher command followed by the config path."""
+    """How a point trains: ``axolotl train --launcher python`` (one process, in which axolotl
+    trains: no accelerate process in between, whose start-up cost about 20 s a point on a CPU),
+    ``accelerate launch ARGS -m axolotl.cli.train`` (multi-process: DDP, DeepSpeed, FSDP as the
+    config says), or a custom launcher command followed by the config path."""
     launcher = cfg.get("launcher", "axolotl")
     if launcher == "axolotl":
-        return [_tool("axolotl"), "train", str(cfg_path)]
+        return [_tool("axolotl"), "train", str(cfg_path), "--launcher", "python"]
     if launcher == "accelerate":
         return [_tool("accelerate"), "launch", *map(str, cfg.get("launcher_args", [])), "-m", "axolotl.cli.train", str(cfg_path)]
     return [*launcher, str(cfg_path)]
