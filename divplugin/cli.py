@@ -341,6 +341,7 @@ def experiment(
     plan: bool = typer.Option(False, "--plan", help="Run nothing: estimate each point's training tokens, FLOPs and time on --gpu."),
     gpu: str = typer.Option("h100", "--gpu", help="Accelerator for --plan: h100, h200, a100, a40, l40s, rtx4090."),
     mfu: Optional[float] = typer.Option(None, "--mfu", help="Model FLOPs utilisation assumed by --plan (default: the spec's, else 0.3)."),
+    verify: Optional[Path] = typer.Option(None, "--verify", help="A results folder (e.g. docs/results/NAME): rerun its first point (or those --only names) in a fresh --out and compare weights, metrics and platform with its record; exit 1 if they differ."),
 ) -> None:
     import time
 
@@ -385,6 +386,9 @@ def experiment(
         _fail(str(exc))
     if plan:
         _print_plan(loaded, gpu, mfu)
+        return
+    if verify is not None:
+        _verify(loaded, verify, out, overrides, only, threads)
         return
     parallel = parallel or loaded.parallel
     out = out or Path("results") / loaded.name
@@ -450,6 +454,53 @@ def experiment(
     for kind, path in files.items():
         out_console.print(f"{kind}: {path}", highlight=False, soft_wrap=True)
     if any(r.status != "done" for r in results):
+        raise typer.Exit(1)
+
+
+def _verify(spec, reference: Path, out: Optional[Path], overrides: dict, only: list[str], threads: Optional[int]) -> None:
+    import shutil
+    import tempfile
+
+    from divplugin.experiments.verify import verify
+
+    work = out or Path(tempfile.mkdtemp(prefix=f"divplugin-verify-{spec.name}-"))
+    console.print(f"[bold]{spec.name}[/]: rerunning recorded points of {reference} in {work}", highlight=False)
+    try:
+        with _interruptible("nothing to resume: run the same command again"), _progress() as prog:
+            bars: dict[str, Any] = {}
+            hooks = {"point": lambda i, pid: bars.setdefault(pid, prog.add_task(pid[:24], total=None)),
+                     "phase": lambda pid, name: prog.reset(bars[pid], description=f"{pid[:24]} {name}", total=None),
+                     "step": lambda pid, done, total: prog.update(bars[pid], total=total, completed=done)}
+            checks = verify(spec, reference, work, overrides, only or None, hooks, threads)
+    except DivpluginError as exc:
+        _fail(str(exc))
+    finally:
+        if out is None:
+            shutil.rmtree(work, ignore_errors=True)
+    failed = False
+    for c in checks:
+        table = Table(title=f"{c.id}: recorded against rerun")
+        for col in ("metric", "recorded", "rerun", "equal"):
+            table.add_column(col, justify="right" if col != "metric" else "left")
+        for m, (a, b) in c.metrics.items():
+            table.add_row(m, "-" if a is None else f"{a:.6g}", "-" if b is None else f"{b:.6g}", "yes" if a == b else "[red]no[/]")
+        out_console.print(table)
+        if c.rerun.status != "done":
+            out_console.print(f"[red]the rerun failed[/]:\n{c.rerun.error}", highlight=False)
+        out_console.print(f"weights: {c.weights}" + (f" (sha256 {c.rerun.weights[:16]}...)" if c.rerun.weights else ""),
+                          highlight=False)
+        if not c.recorded.platform:
+            out_console.print("platform: the record does not say where it was made", highlight=False)
+        elif c.platform:
+            out_console.print("platform differences (recorded -> here):", highlight=False)
+            for key, (a, b) in c.platform.items():
+                out_console.print(f"  {key}: {a} -> {b}", highlight=False)
+        else:
+            out_console.print("platform: the same as recorded", highlight=False)
+        verdict = "[green]reproduced[/]" if c.ok else "[red]NOT reproduced[/]"
+        out_console.print(f"{c.id}: {verdict}", highlight=False)
+        failed |= not c.ok
+    if failed:
         raise typer.Exit(1)
 
 

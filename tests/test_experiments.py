@@ -472,6 +472,62 @@ def test_parallel_sweep_matches_sequential_and_resumes_after_sigterm(tmp_path):
         assert (seq / "points" / pid / "model" / "model.safetensors").read_bytes() == \
             (par / "points" / pid / "model" / "model.safetensors").read_bytes()
 
+    # --verify: a user's check that a recorded point reproduces here (same machine: it must)
+    check = _cli("experiment", spec, "--verify", seq, "--only", "num_rules=40*", "--out", tmp_path / "v", cwd=tmp_path)
+    assert check.returncode == 0, (check.stdout + check.stderr)[-3000:]
+    assert "weights: equal" in check.stdout and "num_rules=40+seed=0: reproduced" in check.stdout
+    assert "platform: the same as recorded" in check.stdout
+    assert not (tmp_path / "v" / "points" / "num_rules=20+seed=0").exists()  # only the point asked for
+
+
+def _record(out: Path, spec, point, **changes) -> Path:
+    from dataclasses import asdict
+
+    from divplugin.experiments.runner import PointResult, point_hash, point_id
+
+    r = PointResult(point_id(point), point.values, "done", seed=point.seed, hash=point_hash(spec, point, out, {}),
+                    metrics={"m": 0.5}, weights="ab" * 32, platform={"cpu": "A", "threads": 1})
+    for k, v in changes.items():
+        setattr(r, k, v)
+    f = out / "points" / r.id / "result.json"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps(asdict(r)))
+    return f
+
+
+def test_verify_compares_weights_metrics_and_platform_and_names_what_it_cannot_compare(tmp_path):
+    """--verify's judgement (the rerun itself is checked in the slow sweep test) and its errors."""
+    from divplugin.experiments.runner import PointResult, point_id
+    from divplugin.experiments.verify import compare, recorded_results, verify
+
+    spec = load_spec("phase-transition-cpu")
+    first, second = spec.points()[:2]
+    ref = tmp_path / "ref"
+    _record(ref, spec, first)
+    rec = recorded_results(ref)[point_id(first)]
+    same = PointResult(rec.id, rec.values, "done", metrics={"m": 0.5}, weights=rec.weights,
+                       platform={"cpu": "A", "threads": 1})
+    assert compare(rec, same).ok and compare(rec, same).platform == {}
+    moved = PointResult(rec.id, rec.values, "done", metrics={"m": 0.25}, weights="cd" * 32,
+                        platform={"cpu": "B", "threads": 1})
+    c = compare(rec, moved)
+    assert not c.ok and c.weights == "differ" and c.metrics == {"m": (0.5, 0.25)} and c.platform == {"cpu": ("A", "B")}
+    old = PointResult(rec.id, rec.values, "done", metrics={"m": 0.5})  # made before weights were recorded
+    assert compare(old, moved).weights == "not recorded" and not compare(old, moved).ok
+
+    with pytest.raises(ConfigError, match="no finished point .* matching num_rules=100"):
+        verify(spec, ref, tmp_path / "o", only=["num_rules=100*"])
+    _record(ref, spec, second, hash="0" * 16)
+    with pytest.raises(ConfigError, match="config hash here is .* the record's 0000000000000000"):
+        verify(spec, ref, tmp_path / "o", only=[point_id(second)])
+    with pytest.raises(ConfigError, match="already holds point"):
+        verify(spec, ref, ref)
+    with pytest.raises(ConfigError, match="is not a results folder"):
+        recorded_results(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="holds no finished point"):
+        recorded_results(tmp_path / "empty")
+
 
 def test_launchers_and_eval_back_ends_build_the_right_commands(tmp_path):
     from divplugin.experiments.runner import eval_command, point_config, train_command

@@ -26,7 +26,8 @@ from divplugin.datacache import ensure_generated, ensure_mixture, ensure_selecte
 from divplugin.output import INSTRUCTIONS, MANIFEST, atomic_directory
 from divplugin.paths import HELDOUT_DIR, cache_dir
 
-LOG = get_logger(__name__)
+# under axolotl's name: axolotl shows INFO from its own loggers only
+LOG = get_logger("axolotl.integrations.divplugin")
 HELDOUT_FILES = (MANIFEST, INSTRUCTIONS, "test.jsonl", "test_seen.jsonl")
 
 

@@ -45,6 +45,22 @@ class PointResult:
     error: str = ""
     hash: str = ""
     platform: dict[str, Any] = field(default_factory=dict)  # where it was made (platform.describe); not hashed
+    weights: str = ""  # sha256 of the trained weights (weights_digest); not hashed
+
+
+def weights_digest(model_dir: Path) -> str:
+    """sha256 over the trained weights (every ``*.safetensors`` file, by name): equal digests
+    mean byte-identical weights; "" when there are none."""
+    files = sorted(Path(model_dir).glob("*.safetensors"))
+    if not files:
+        return ""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
 
 
 def point_id(point: Point) -> str:
@@ -326,6 +342,7 @@ def run_point(spec: Spec, point: Point, out: Path, overrides: dict[str, Any],
     if rc != 0:
         result.error = f"axolotl train exited with {rc}:\n{_tail(pdir / 'train.log')}"
     else:
+        result.weights = weights_digest(model_dir)
         if on_phase:
             on_phase("eval")
         t1 = time.perf_counter()
