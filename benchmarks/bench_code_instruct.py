@@ -84,11 +84,22 @@ def _timed(cmd: list[str], env: dict, log: Path) -> float:
     return time.perf_counter() - t0
 
 
-def _record_time(work: Path, name: str, seconds: float) -> None:
+def _record_time(work: Path, name: str, seconds: float, fresh: bool) -> None:
+    """Add a run's seconds to ``timings.json``. A run that resumed (``fresh`` False: it found
+    answers already made) has no whole wall time: it is marked so, and the report leaves
+    its speed out (a timing from an interrupted run would mix its parts' loads)."""
     path = work / "timings.json"
     times = json.loads(path.read_text()) if path.is_file() else {}
-    times[name] = times.get(name, 0.0) + seconds  # a resumed run adds up
+    old = times.get(name)
+    whole = fresh and old is None
+    times[name] = {"seconds": seconds + (old["seconds"] if isinstance(old, dict) else old or 0.0), "whole": whole}
     path.write_text(json.dumps(times, indent=2) + "\n")
+
+
+def _whole(times: dict, name: str) -> float | None:
+    """The run's wall time when it ran from start to end in one go, else None."""
+    t = times.get(name)
+    return t["seconds"] if isinstance(t, dict) and t.get("whole") else None
 
 
 def run_divplugin(model: Path, data: Path, work: Path, mode: str, limit: int | None, threads: int) -> None:
@@ -103,7 +114,8 @@ def run_divplugin(model: Path, data: Path, work: Path, mode: str, limit: int | N
            "--metadata", json.dumps({"data": str(data), "results_dir": str(out / "verdicts"), "workers": threads})]
     if limit:
         cmd += ["--limit", str(limit)]
-    _record_time(work, f"divplugin-{mode}", _timed(cmd, _env(threads), out / "log.txt"))
+    fresh = not any(out.glob("cache*"))  # lm-eval's request cache: answers made earlier
+    _record_time(work, f"divplugin-{mode}", _timed(cmd, _env(threads), out / "log.txt"), fresh)
 
 
 def fresh_stop_criteria() -> None:
@@ -147,13 +159,14 @@ def run_evalplus(model: Path, work: Path, paths: dict, threads: int, shipped: bo
                 "--attn_implementation", "sdpa"]
         cmd = ([sys.executable, "-m", "evalplus.codegen", *args] if shipped
                else [sys.executable, __file__, "--evalplus-codegen", *args])
-        _record_time(work, f"{name}-codegen-{dataset}", _timed(cmd, env, work / f"{name}-{dataset}.log"))
+        fresh = not any((root / dataset).glob("*.jsonl"))  # EvalPlus resumes from its samples
+        _record_time(work, f"{name}-codegen-{dataset}", _timed(cmd, env, work / f"{name}-{dataset}.log"), fresh)
         samples = next(p for p in (root / dataset).glob("*.jsonl") if not p.name.endswith((".raw.jsonl", "_eval_results.json")))
         result = samples.with_name(samples.name.replace(".jsonl", "_eval_results.json"))
         result.unlink(missing_ok=True)  # evalplus asks on stdin before overwriting
         cmd = [sys.executable, "-m", "evalplus.evaluate", dataset, "--samples", str(samples), "--i_just_wanna_run",
                "--parallel", str(max(1, threads))]
-        _record_time(work, f"{name}-evaluate-{dataset}", _timed(cmd, env, work / f"{name}-{dataset}.log"))
+        _record_time(work, f"{name}-evaluate-{dataset}", _timed(cmd, env, work / f"{name}-{dataset}.log"), True)
 
 
 # -- report -------------------------------------------------------------------------
@@ -323,12 +336,12 @@ def report(model: Path, data: Path, work: Path, results: Path | None) -> dict:
     out["wall_s"] = times
     for run in ("divplugin-instruct", "divplugin-completion"):
         tokens = sum(v["tokens"] for k, v in out["runs"].items() if k.startswith(run + "/"))
-        if times.get(run):
-            out["runs"][run] = {"wall_s": times[run], "tokens": tokens, "tokens_per_s": tokens / times[run]}
+        if _whole(times, run):
+            out["runs"][run] = {"wall_s": _whole(times, run), "tokens": tokens, "tokens_per_s": tokens / _whole(times, run)}
     for run in ("evalplus-codegen", "evalplus-shipped-codegen"):
-        timed = [d for d in BENCHES if f"{run.replace('-codegen', '')}-codegen-{d}" in times]  # finished datasets
+        timed = [d for d in BENCHES if _whole(times, f"{run.replace('-codegen', '')}-codegen-{d}")]  # whole runs
         tokens = sum(out["runs"][f"{run}/{BENCHES[d]}"]["tokens"] for d in timed)
-        wall = sum(times[f"{run.replace('-codegen', '')}-codegen-{d}"] for d in timed)
+        wall = sum(_whole(times, f"{run.replace('-codegen', '')}-codegen-{d}") for d in timed)
         if wall:
             out["runs"][run] = {"wall_s": wall, "tokens": tokens, "tokens_per_s": tokens / wall,
                                 "benchmarks": [BENCHES[d] for d in timed]}
@@ -364,11 +377,17 @@ def _tables(out: dict) -> list[str]:
         for mode, s in b["pass@1"].items():
             name = bench.replace("_plus", "")
             lines.append(f"| {name} / {name}+ | {mode} | {s['problems']} | {_pct(s['base'])} | {_pct(s['plus'])} |")
-    lines += ["", "| run | wall s | tokens generated | tokens/s |", "|---|---:|---:|---:|"]
-    for run, r in out["runs"].items():
-        if "wall_s" in r:
+    timed = [(run, r) for run, r in out["runs"].items() if "wall_s" in r]
+    if timed:
+        lines += ["", "| run | wall s | tokens generated | tokens/s |", "|---|---:|---:|---:|"]
+        for run, r in timed:
             on = f" ({', '.join(r['benchmarks'])})" if "benchmarks" in r else ""
             lines.append(f"| {run}{on} | {r['wall_s']:,.0f} | {r['tokens']:,} | {r['tokens_per_s']:.1f} |")
+    resumed = sorted(k for k, t in out["wall_s"].items() if "codegen" in k or k.startswith("divplugin"))
+    resumed = [k for k in resumed if not (isinstance(out["wall_s"][k], dict) and out["wall_s"][k].get("whole"))]
+    if resumed:
+        lines += ["", f"Not timed: {', '.join(resumed)}, which were stopped and resumed, so no wall time covers "
+                  "them whole (a resumed run's parts ran beside different loads)."]
     return lines
 
 

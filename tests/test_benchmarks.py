@@ -72,6 +72,23 @@ def test_code_instruct_benchmark_runs(capsys, tmp_path, smollm2, benchmarks_dir)
     assert all(b["checks"]["problems"] == 1 and b["checks"]["prompts_equal"] == 1 for b in checks.values())
 
 
+def test_code_instruct_benchmark_times_only_runs_made_in_one_go(tmp_path):
+    """A resumed run's parts ran beside different loads: the report gives it no speed."""
+    import json
+
+    spec = importlib.util.spec_from_file_location("bench_code_instruct", ROOT / "benchmarks" / "bench_code_instruct.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod._record_time(tmp_path, "whole", 10.0, fresh=True)
+    mod._record_time(tmp_path, "stopped", 10.0, fresh=True)
+    mod._record_time(tmp_path, "stopped", 5.0, fresh=False)  # resumed
+    mod._record_time(tmp_path, "found-answers", 3.0, fresh=False)
+    times = json.loads((tmp_path / "timings.json").read_text())
+    assert mod._whole(times, "whole") == 10.0 and times["stopped"]["seconds"] == 15.0
+    assert mod._whole(times, "stopped") is None and mod._whole(times, "found-answers") is None
+    assert mod._whole({"old-format": 12.5}, "old-format") is None
+
+
 def test_select_benchmark_runs(capsys):
     spec = importlib.util.spec_from_file_location("bench_select", ROOT / "benchmarks" / "bench_select.py")
     mod = importlib.util.module_from_spec(spec)
