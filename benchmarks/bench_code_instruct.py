@@ -303,17 +303,21 @@ def report(model: Path, data: Path, work: Path, results: Path | None) -> dict:
             if not all(same.values()):
                 out["differences"].append({"task_id": tid, **{k: v for k, v in same.items() if not v},
                                            "divplugin": mine, "evalplus": theirs, "why": KNOWN.get(tid, "")})
-        scored = {}
+        scored, by_mode = {}, {}
         for mode, samples, verdicts in (("instruct", ours, v_ours), ("completion", comp, v_comp)):
-            recs = []
+            recs = {}
             for tid, s in samples.items():
                 rec = verdicts.get(Job.of(tid, 0, extract_code(s["answer"], problems[tid], mode)).key)
                 if rec:
-                    recs.append(rec)
+                    recs[tid] = rec
                 answers.append({"task_id": tid, "mode": mode, "answer": s["answer"]})
+            by_mode[mode] = recs
             if recs:
-                scored[mode] = {"problems": len(recs), "base": sum(r["base"] == "pass" for r in recs) / len(recs),
-                                "plus": sum(r["status"] == "pass" for r in recs) / len(recs)}
+                scored[mode] = _rates(recs.values())
+        partial = by_mode["completion"].keys()
+        if partial and len(partial) < len(by_mode["instruct"]) and partial <= by_mode["instruct"].keys():
+            # completion has run on part of the problems so far: instruct on the same ones, to compare
+            scored[f"instruct, the {len(partial)} completion problems"] = _rates(by_mode["instruct"][t] for t in partial)
         raw_shipped, _, v_shipped = _evalplus(work, dataset, "evalplus-shipped")
         for label, verdicts in (("instruct (EvalPlus, fixed stop criteria)", v_theirs),
                                 ("instruct (EvalPlus as released)", v_shipped)):
@@ -386,9 +390,17 @@ def _tables(out: dict) -> list[str]:
     resumed = sorted(k for k, t in out["wall_s"].items() if "codegen" in k or k.startswith("divplugin"))
     resumed = [k for k in resumed if not (isinstance(out["wall_s"][k], dict) and out["wall_s"][k].get("whole"))]
     if resumed:
-        lines += ["", f"Not timed: {', '.join(resumed)}, which were stopped and resumed, so no wall time covers "
-                  "them whole (a resumed run's parts ran beside different loads)."]
+        lines += ["", f"Not timed: {', '.join(resumed)}: no recorded time covers one uninterrupted run (they were "
+                  "stopped and resumed, whose parts ran beside different loads, or timed before the benchmark kept "
+                  "track of that)."]
     return lines
+
+
+def _rates(recs) -> dict:
+    """pass@1 (greedy: the share passed) of verdict records: base tests, and base and plus."""
+    recs = list(recs)
+    return {"problems": len(recs), "base": sum(r["base"] == "pass" for r in recs) / len(recs),
+            "plus": sum(r["status"] == "pass" for r in recs) / len(recs)}
 
 
 def _print(out: dict) -> None:

@@ -237,10 +237,10 @@ EVALPLUS_DIFFERENCES = {
     # divplugin applies the oracle (|poly(x)| <= atol) and records the result.
     "HumanEval/32": {"base": "pass", "plus": "fail"},
     # The original solution takes about 0.65 s of CPU on the largest plus inputs, against a
-    # limit of 1 s. divplugin counts CPU time, so waiting for a core costs nothing (a core
-    # shared with a sibling thread still slows it: the test then checks it again, alone);
-    # EvalPlus counts wall time, so its verdict depends on how busy the machine is.
-    "HumanEval/96": {"base": "pass", "plus": "pass"},
+    # limit of 1 s. EvalPlus counts wall time, so its verdict depends on how busy the machine
+    # is; divplugin counts CPU time, which waiting does not add to, but memory-heavy work on a
+    # shared core's sibling thread does: its plus verdict is load-dependent too (None: not asserted).
+    "HumanEval/96": {"base": "pass", "plus": None},
 }
 
 
@@ -306,12 +306,8 @@ def test_original_canonical_solutions_same_verdicts_as_evalplus(benchmarks_dir, 
     for i, p in enumerate(problems):
         if p.task_id in EVALPLUS_DIFFERENCES:
             want = EVALPLUS_DIFFERENCES[p.task_id]
-
-            def got(v):
-                return v["base"], "pass" if v["status"] == "pass" else "fail"
-
-            if got(mine[i]) != (want["base"], want["plus"]):  # CPU time too grows on a shared core: again, alone
-                mine[i] = check_one("humaneval_plus", p, codes[i], ex, expected)
-            assert got(mine[i]) == (want["base"], want["plus"])
+            assert mine[i]["base"] == want["base"], p.task_id
+            if want["plus"] is not None:
+                assert ("pass" if mine[i]["status"] == "pass" else "fail") == want["plus"], p.task_id
     failing = sum(m["status"] != "pass" for m in mine.values())
     assert 15 <= failing <= 30  # HumanEval+ is known to fail about a dozen and a half originals
