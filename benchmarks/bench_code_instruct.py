@@ -346,12 +346,13 @@ def report(model: Path, data: Path, work: Path, results: Path | None) -> dict:
     out["wall_s"] = times
     for run in ("divplugin-instruct", "divplugin-completion"):
         tokens = sum(v["tokens"] for k, v in out["runs"].items() if k.startswith(run + "/"))
-        if _whole(times, run):
-            out["runs"][run] = {"wall_s": _whole(times, run), "tokens": tokens, "tokens_per_s": tokens / _whole(times, run)}
+        if wall := _whole(times, run):
+            out["runs"][run] = {"wall_s": wall, "tokens": tokens, "tokens_per_s": tokens / wall}
     for run in ("evalplus-codegen", "evalplus-shipped-codegen"):
-        timed = [d for d in BENCHES if _whole(times, f"{run.replace('-codegen', '')}-codegen-{d}")]  # whole runs
+        walls = {d: _whole(times, f"{run}-{d}") for d in BENCHES}
+        timed = [d for d, w in walls.items() if w]  # datasets generated in one go
         tokens = sum(out["runs"][f"{run}/{BENCHES[d]}"]["tokens"] for d in timed)
-        wall = sum(_whole(times, f"{run.replace('-codegen', '')}-codegen-{d}") for d in timed)
+        wall = sum(walls[d] for d in timed)
         if wall:
             out["runs"][run] = {"wall_s": wall, "tokens": tokens, "tokens_per_s": tokens / wall,
                                 "benchmarks": [BENCHES[d] for d in timed]}
@@ -393,8 +394,8 @@ def _tables(out: dict) -> list[str]:
         for run, r in timed:
             on = f" ({', '.join(r['benchmarks'])})" if "benchmarks" in r else ""
             lines.append(f"| {run}{on} | {r['wall_s']:,.0f} | {r['tokens']:,} | {r['tokens_per_s']:.1f} |")
-    resumed = sorted(k for k, t in out["wall_s"].items() if "codegen" in k or k.startswith("divplugin"))
-    resumed = [k for k in resumed if not (isinstance(out["wall_s"][k], dict) and out["wall_s"][k].get("whole"))]
+    resumed = sorted(k for k in out["wall_s"] if ("codegen" in k or k.startswith("divplugin"))
+                     and _whole(out["wall_s"], k) is None)
     if resumed:
         lines += ["", f"Not timed: {', '.join(resumed)}: no recorded time covers one uninterrupted run (they were "
                   "stopped and resumed, whose parts ran beside different loads, or timed before the benchmark kept "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -411,16 +411,7 @@ def experiment(
                       + (f" ({parallel} at a time)" if parallel > 1 else ""), highlight=False)
         with _interruptible("finished points are kept; run the same command again to resume"), _progress() as prog:
             overall = prog.add_task("sweep", total=len(points))
-            bars: dict[str, Any] = {}
-
-            def on_point(i: int, pid: str) -> None:
-                bars[pid] = prog.add_task(pid[:24], total=None)
-
-            def on_phase(pid: str, name: str) -> None:
-                prog.reset(bars[pid], description=f"{pid[:24]} {name}", total=None)
-
-            def on_step(pid: str, done: int, total: int) -> None:
-                prog.update(bars[pid], total=total, completed=done)
+            bars, hooks = _point_bars(prog)
 
             def on_result(r) -> None:
                 prog.advance(overall)
@@ -430,8 +421,7 @@ def experiment(
                     console.print(f"[red]point {r.id} failed[/] (the sweep goes on):\n{r.error}", highlight=False)
 
             try:
-                results, files = run_experiment(loaded, out, overrides, {"point": on_point, "phase": on_phase,
-                                                                          "step": on_step, "result": on_result},
+                results, files = run_experiment(loaded, out, overrides, {**hooks, "result": on_result},
                                                 parallel=parallel, devices=device_list, threads=threads, only=only or None)
             except DivpluginError as exc:
                 _fail(str(exc))
@@ -457,6 +447,23 @@ def experiment(
         raise typer.Exit(1)
 
 
+def _point_bars(prog: Progress) -> tuple[dict[str, Any], dict[str, Callable]]:
+    """A progress bar per running point: the bars by point id, and the run hooks that keep
+    them (``point``, ``phase``, ``step``)."""
+    bars: dict[str, Any] = {}
+
+    def on_point(i: int, pid: str) -> None:
+        bars[pid] = prog.add_task(pid[:24], total=None)
+
+    def on_phase(pid: str, name: str) -> None:
+        prog.reset(bars[pid], description=f"{pid[:24]} {name}", total=None)
+
+    def on_step(pid: str, done: int, total: int) -> None:
+        prog.update(bars[pid], total=total, completed=done)
+
+    return bars, {"point": on_point, "phase": on_phase, "step": on_step}
+
+
 def _verify(spec, reference: Path, out: Optional[Path], overrides: dict, only: list[str], threads: Optional[int]) -> None:
     import shutil
     import tempfile
@@ -467,11 +474,7 @@ def _verify(spec, reference: Path, out: Optional[Path], overrides: dict, only: l
     console.print(f"[bold]{spec.name}[/]: rerunning recorded points of {reference} in {work}", highlight=False)
     try:
         with _interruptible("nothing to resume: run the same command again"), _progress() as prog:
-            bars: dict[str, Any] = {}
-            hooks = {"point": lambda i, pid: bars.setdefault(pid, prog.add_task(pid[:24], total=None)),
-                     "phase": lambda pid, name: prog.reset(bars[pid], description=f"{pid[:24]} {name}", total=None),
-                     "step": lambda pid, done, total: prog.update(bars[pid], total=total, completed=done)}
-            checks = verify(spec, reference, work, overrides, only or None, hooks, threads)
+            checks = verify(spec, reference, work, overrides, only or None, _point_bars(prog)[1], threads)
     except DivpluginError as exc:
         _fail(str(exc))
     finally:

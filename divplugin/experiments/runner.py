@@ -27,6 +27,7 @@ import yaml
 from divplugin.errors import ConfigError
 from divplugin.experiments.platform import describe
 from divplugin.experiments.spec import Point, Spec, set_dotted
+from divplugin.output import sha256_file
 from divplugin.paths import HELDOUT_DIR
 
 STEP = re.compile(r"(\d+)/(\d+) \[")
@@ -49,18 +50,13 @@ class PointResult:
 
 
 def weights_digest(model_dir: Path) -> str:
-    """sha256 over the trained weights (every ``*.safetensors`` file, by name): equal digests
-    mean byte-identical weights; "" when there are none."""
+    """sha256 of the trained weights: of the one ``*.safetensors`` file (what ``sha256sum``
+    prints), or over the names and digests of several; equal digests mean byte-identical
+    weights; "" when there are none."""
     files = sorted(Path(model_dir).glob("*.safetensors"))
-    if not files:
-        return ""
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode() + b"\0")
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
+    if len(files) <= 1:
+        return sha256_file(files[0]) if files else ""
+    return hashlib.sha256("".join(f"{f.name} {sha256_file(f)}\n" for f in files).encode()).hexdigest()
 
 
 def point_id(point: Point) -> str:
