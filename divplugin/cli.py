@@ -339,7 +339,7 @@ def experiment(
     only: list[str] = typer.Option([], "--only", help="Run only the points whose id matches (glob; repeatable): one point per cluster job."),
     report: bool = typer.Option(False, "--report", help="Run nothing: collect the points already done in --out into the results page."),
     plan: bool = typer.Option(False, "--plan", help="Run nothing: estimate each point's training tokens, FLOPs and time on --gpu."),
-    gpu: str = typer.Option("h100", "--gpu", help="Accelerator for --plan: h100, h200, a100, a40, l40s, rtx4090."),
+    gpu: str = typer.Option("h100", "--gpu", help="Accelerator for --plan: h100, h200, a100, a40, l40s, rtx4090, or cpu (one core of this machine, measured)."),
     mfu: Optional[float] = typer.Option(None, "--mfu", help="Model FLOPs utilisation assumed by --plan (default: the spec's, else 0.3)."),
     verify: Optional[Path] = typer.Option(None, "--verify", help="A results folder (e.g. docs/results/NAME): rerun its first point (or those --only names) in a fresh --out and compare weights, metrics and platform with its record; exit 1 if they differ."),
 ) -> None:
@@ -516,8 +516,9 @@ def _print_plan(spec, gpu: str, mfu: Optional[float]) -> None:
         rows, basis = make_plan(spec, gpu, mfu)
     except DivpluginError as exc:
         _fail(str(exc))
-    table = Table(title=f"{spec.name}: training cost on one {gpu} ({basis['peak_tflops']:.0f} TFLOP/s peak, "
-                        f"MFU {basis['mfu']:.0%} assumed)")
+    where = "one core of this CPU" if gpu == "cpu" else f"one {gpu}"
+    peak = f"{basis['peak_tflops'] * 1e3:.0f} GFLOP/s fp32, measured" if gpu == "cpu" else f"{basis['peak_tflops']:.0f} TFLOP/s"
+    table = Table(title=f"{spec.name}: training cost on {where} ({peak} peak, MFU {basis['mfu']:.0%} assumed)")
     for col in ("point", "examples", "epochs", "tokens/example", "tokens", "params", "FLOPs", "hours"):
         table.add_column(col, justify="left" if col == "point" else "right")
     for r in rows:
@@ -525,7 +526,12 @@ def _print_plan(spec, gpu: str, mfu: Optional[float]) -> None:
                       f"{r.params:.3g}", f"{r.flops:.3g}", f"{r.hours:.2f}")
     out_console.print(table)
     hours = [r.hours for r in rows if not math.isnan(r.hours)]
-    if hours:
+    if hours and gpu == "cpu":
+        par = spec.parallel
+        wall = max(sum(hours[i::par]) for i in range(min(par, len(hours))))
+        out_console.print(f"all {len(rows)} points: {sum(hours):.1f} core-hours; about {wall:.1f} h with --parallel {par} "
+                          f"(one core each), training only", highlight=False)
+    elif hours:
         eight = max(sum(hours[i::8]) for i in range(min(8, len(hours))))
         out_console.print(f"all {len(rows)} points: {sum(hours):.1f} h on one {gpu}; about {eight:.1f} h on 8 "
                           f"(--parallel 8 --devices 0,1,2,3,4,5,6,7, one point per GPU), training only", highlight=False)

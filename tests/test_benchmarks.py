@@ -98,3 +98,17 @@ def test_select_benchmark_runs(capsys):
     out = capsys.readouterr().out
     assert "| kcenter | chars |" in out and "| facility-location | chars |" in out and "rules covered" in out
     assert "divplugin (folds of" in out and "apricot-select" in out
+
+
+def test_threads_benchmark_runs(capsys):
+    import pytest
+
+    pytest.importorskip("transformers")
+    spec = importlib.util.spec_from_file_location("bench_threads", ROOT / "benchmarks" / "bench_threads.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--steps", "1", "--loads", "busy"]) == 0
+    out = capsys.readouterr().out
+    assert "| setting | busy steps/s | threads |\n|---|---|---|\n" in out and "| 1 thread |" in out and "| driver |" in out
+    with pytest.raises(SystemExit):
+        mod.main(["--loads", "lunch"])

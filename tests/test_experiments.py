@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,32 @@ def test_builtin_specs_load():
         assert all(spec.plot.x in p.values for p in spec.points())
         assert spec.summary and spec.summary not in summaries, f"{name}: give it a summary of its own"
         summaries.add(spec.summary)
+
+
+def test_a_pretrained_spec_trains_every_point_on_the_packaged_model(tmp_path, monkeypatch):
+    """`pretrained:` names a packaged model: it becomes every point's base_model, from the
+    machine's model cache; the cache's path is not part of the point's hash (another machine
+    keeps its cache elsewhere), the model's name is."""
+    from divplugin.experiments import runner
+
+    data = _spec_data(pretrained="smollm2-135m-instruct")
+    data.pop("base_model")
+    spec = validate_spec(data, "t")
+    p = spec.points()[0]
+    monkeypatch.setenv("DIVPLUGIN_CACHE", str(tmp_path / "cache-a"))
+    cfg = runner.point_config(spec, p, tmp_path / "out", {})
+    assert cfg["base_model"] == str(tmp_path / "cache-a" / "models" / "smollm2-135m-instruct")
+    h = runner.point_hash(spec, p, tmp_path / "out", {})
+    monkeypatch.setenv("DIVPLUGIN_CACHE", str(tmp_path / "cache-b"))
+    assert runner.point_hash(spec, p, tmp_path / "out", {}) == h
+    other = validate_spec({**data, "pretrained": None, "train": {**data["train"], "base_model": "some/model"}}, "t")
+    assert runner.point_hash(other, p, tmp_path / "out", {}) != h
+    with pytest.raises(ConfigError, match=r"pretrained: unknown model 'smollm3'.*smollm2-135m-instruct"):
+        validate_spec({**data, "pretrained": "smollm3"}, "t")
+    with pytest.raises(ConfigError, match="give one base model, not both"):
+        validate_spec(_spec_data(pretrained="smollm2-135m-instruct"), "t")
+    with pytest.raises(ConfigError, match="train.base_model: set by the experiment driver"):
+        validate_spec({**data, "train": {**data["train"], "base_model": "x"}}, "t")
 
 
 def test_points_are_the_product_of_the_sweep():
@@ -160,9 +187,10 @@ def test_only_selects_points_and_names_a_bad_pattern():
     assert "OMP_NUM_THREADS" not in slot_env(0, 1, None, None)
 
 
-def test_points_left_fewer_than_slots_share_all_the_cores(tmp_path, monkeypatch):
-    """A resumed sweep with one point left under --parallel 2 trains it on every core, not on
-    half of them (thread count does not change the weights); GPU shares stay as asked."""
+def test_points_left_fewer_than_slots_share_the_free_cores(tmp_path, monkeypatch):
+    """A resumed sweep with one point left under --parallel 2 trains it on every free core, not
+    on half of them (thread count does not change the weights), and not on cores other work
+    keeps busy; GPU shares stay as asked."""
     import divplugin.experiments as ex
 
     spec = validate_spec(_spec_data(), "t")
@@ -173,14 +201,33 @@ def test_points_left_fewer_than_slots_share_all_the_cores(tmp_path, monkeypatch)
     monkeypatch.setattr(ex, "run_point",
                         lambda s, p, o, ov, step, phase, env: (p == last and envs.append(env)) or _result(p.values, p.seed, 0.5))
     monkeypatch.setattr(ex.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(ex, "free_cores", lambda: 8)
     results, _ = ex.run_experiment(spec, tmp_path / "out", parallel=2)
     assert len(results) == 4 and envs == [{"OMP_NUM_THREADS": "8", "MKL_NUM_THREADS": "8"}]
+    envs.clear()
+    monkeypatch.setattr(ex, "free_cores", lambda: 3)  # other work keeps 5 of the 8 busy
+    ex.run_experiment(spec, tmp_path / "out-busy", parallel=2)
+    assert envs == [{"OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "3"}]
     envs.clear()
     ex.run_experiment(spec, tmp_path / "out2", parallel=2, devices=["0", "1"])
     assert len(envs) == 1 and envs[0]["CUDA_VISIBLE_DEVICES"] in ("0", "1") and envs[0]["OMP_NUM_THREADS"] == "4"
     envs.clear()
     ex.run_experiment(spec, tmp_path / "out3", parallel=2, threads=1)
     assert envs[0]["OMP_NUM_THREADS"] == "1"
+
+
+def test_busy_cores_counts_other_work(tmp_path):
+    """The driver sees a core another process keeps busy (a spinning neighbour), and leaves it."""
+    from divplugin.experiments.platform import busy_cores, free_cores
+
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        assert busy_cores(1.0) >= 0.6
+        assert free_cores(1.0) <= max(1, (os.cpu_count() or 1) - 1)
+    finally:
+        spin.kill()
+        spin.wait()
 
 
 def test_short_labels_drop_dotted_paths_and_the_plugin_prefix():
@@ -252,8 +299,9 @@ TINY = {"arch": "llama", "layers": 1, "hidden": 32, "heads": 2, "max_len": 128}
 SMALL = {"num_examples": 400, "test_rules": 10, "test_examples": 30, "seen_test_examples": 30, "seed": 0}
 
 
-def _cli(*args, cwd):
-    env = {**os.environ, "COLUMNS": "200"}
+def _cli(*args, cwd, drop_env=()):
+    env = {k: v for k, v in os.environ.items() if k not in drop_env}
+    env["COLUMNS"] = "200"
     return subprocess.run([sys.executable, "-m", "divplugin", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=1200)
 
@@ -383,7 +431,8 @@ def test_non_finite_sweep_values_need_a_place_on_the_axis():
         validate_spec(data, "t")
 
 
-CPU_SPECS = ["phase-transition-cpu-seeds", "noop-cpu", "noop-cpu-steps", "long-tail-cpu", "long-tail-cpu-seeds", "occurrences-cpu", "occurrences-cpu-seeds", "families-cpu", "families-cpu-steps", "families-cpu-5k", "dilution-cpu", "dilution-cpu-3k", "dilution-cpu-programs", "dilution-cpu-programs-seeds", "select-long-tail-cpu"]
+CPU_SPECS = ["phase-transition-cpu-seeds", "noop-cpu", "noop-cpu-steps", "long-tail-cpu", "long-tail-cpu-seeds", "occurrences-cpu", "occurrences-cpu-seeds", "families-cpu", "families-cpu-steps", "families-cpu-5k", "dilution-cpu", "dilution-cpu-3k", "dilution-cpu-programs", "dilution-cpu-programs-seeds", "select-long-tail-cpu",
+             "pretrained-lora-cpu"]
 
 
 @pytest.mark.slow
@@ -393,16 +442,19 @@ def test_cpu_spec_quick_flow(name, tmp_path):
     in the results page, two at a time."""
     _needs_stack()
     out = tmp_path / "out"
-    r = _cli("experiment", name, "--quick", "--parallel", "2", "--out", out, "--set", "max_steps=20", cwd=tmp_path)
+    # a pretrained model comes from the machine's model cache (converted once), not the session's
+    drop = ("DIVPLUGIN_CACHE",) if load_spec(name).pretrained else ()
+    r = _cli("experiment", name, "--quick", "--parallel", "2", "--out", out, "--set", "max_steps=20", cwd=tmp_path,
+             drop_env=drop)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     data = json.loads((out / "results.json").read_text())
     spec = load_spec(name).quick_variant()
     assert [p["status"] for p in data["points"]] == ["done"] * len(spec.points())
     for p in data["points"]:
         assert all(0.0 <= p["metrics"][m] <= 1.0 for m in spec.plot.metrics)
-        # where it was made; a lone point gets every core (the driver's rule)
+        # where it was made; a lone point gets every free core (the driver's rule)
         threads = max(1, (os.cpu_count() or 1) // min(2, len(data["points"])))
-        assert p["platform"]["threads"] == threads and p["platform"]["cpu"] and p["platform"]["torch"]
+        assert 1 <= p["platform"]["threads"] <= threads and p["platform"]["cpu"] and p["platform"]["torch"]
     page = (out / "README.md").read_text()
     assert (out / "results.png").stat().st_size > 1000 and "| point | runs |" in page and "## Where it was made" in page
 
@@ -632,6 +684,34 @@ def test_plan_counts_tokens_and_flops(tmp_path):
     data = _spec_data(plan={"params": -1})
     with pytest.raises(ConfigError, match="plan.params"):
         validate_spec(data, "t")
+
+
+def test_training_speed_comes_from_the_trainer_and_shows_on_the_page(tmp_path):
+    """steps/s is the trainer's own figure (its last report in the log; loading and data
+    preparation not counted); pages of results made before it was recorded keep their table."""
+    from divplugin.experiments.report import write_all
+    from divplugin.experiments.runner import steps_per_second
+
+    log = tmp_path / "train.log"
+    log.write_text("{'loss': '0.5', 'train_steps_per_second': '0.1'}\r 50%|#####     | 1/2\n"
+                   "{'train_runtime': '1412', 'train_samples_per_second': '3.4', 'train_steps_per_second': '0.212'}\n")
+    assert steps_per_second(log) == 0.212
+    assert steps_per_second(tmp_path / "none.log") is None
+    log.write_text("no report\n")
+    assert steps_per_second(log) is None
+    spec = validate_spec(_spec_data(seeds=[0]), "t")
+    k = "divplugin_settings.num_rules"
+    old = [_result({k: n}, 0, 0.5) for n in (20, 100, 400, 2000)]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    header = next(ln for ln in write_all(spec, old, tmp_path / "a", 1.0)["page"].read_text().splitlines() if ln.startswith("| point |"))
+    assert "steps/s" not in header
+    for r, rate in zip(old, (2.5, 2.6, None, 1.25)):
+        r.steps_per_second = rate
+    lines = write_all(spec, old, tmp_path / "b", 1.0)["page"].read_text().splitlines()
+    assert next(ln for ln in lines if ln.startswith("| point |")).endswith("| train s | eval s | steps/s |")
+    assert next(ln for ln in lines if ln.startswith("| num_rules=2000 ")).endswith(" 1.25 |")
+    assert next(ln for ln in lines if ln.startswith("| num_rules=400 ")).endswith(" | |")
 
 
 def test_report_collects_points_done_elsewhere(tmp_path):

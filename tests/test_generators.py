@@ -246,3 +246,34 @@ def test_test_occurrences_change_only_the_held_out_inputs():
     assert {r["metadata"]["occurrences"] for r in one.iter_split("test")} == {1}
     with pytest.raises(ConfigError, match="test_occurrences"):
         create("markov_rewrite", **{**base, "test_occurrences": [1, 9]})
+
+
+@pytest.mark.parametrize("cipher, plain, encrypted", [("shift:3", "abch", "defc"), ("hgfedcba", "abch", "hgfa")])
+def test_cipher_encrypts_every_answer_and_changes_nothing_else(cipher, plain, encrypted):
+    """The 'replace, then encrypt' twist: the same rules and inputs, every split's answer (no-op
+    answers too) is the rewritten string through the cipher; without it, the data's identity
+    is what it was before the setting existed."""
+    from divplugin.datacache import data_key
+
+    base = dict(alphabet="abcdefgh", input_len=12, pattern_len=(2, 3), replacement_len=(1, 3), num_rules=20,
+                num_examples=200, test_rules=10, test_examples=100, seen_test_examples=50, noop_fraction=0.4, seed=1)
+    clear, secret = create("markov_rewrite", **base), create("markov_rewrite", **base, cipher=cipher)
+    assert plain.translate(secret.config.cipher_table()) == encrypted
+    for split in SPLITS:
+        rows, enc = list(clear.iter_split(split)), list(secret.iter_split(split))
+        assert [(r["instruction"], r["input"], r["metadata"]) for r in rows] == \
+               [(r["instruction"], r["input"], r["metadata"]) for r in enc]
+        assert [r["output"].translate(secret.config.cipher_table()) for r in rows] == [r["output"] for r in enc]
+        noops = [r for r in enc if r["metadata"]["noop"]]
+        assert noops and all(r["output"] != r["input"] for r in noops)
+        assert all(secret.score_answer(r["output"], r) == 1.0 for r in enc)
+    assert "cipher" not in clear.config.to_dict() and "cipher" in secret.config.to_dict()
+    assert data_key("generated", "markov_rewrite", clear.config) != data_key("generated", "markov_rewrite", secret.config)
+
+
+@pytest.mark.parametrize("cipher, named", [("shift:8", "leaves every symbol"), ("shift:two", "whole number"),
+                                           ("abcdefg", "every symbol of the alphabet"), ("abcdefgh", "its own order")])
+def test_a_bad_cipher_is_named(cipher, named):
+    with pytest.raises(ConfigError, match=f"cipher: .*{named}"):
+        create("markov_rewrite", alphabet="abcdefgh", input_len=12, pattern_len=(2, 3), num_rules=10, num_examples=100,
+               test_rules=10, cipher=cipher)

@@ -18,12 +18,14 @@ from typing import Any, Callable, Optional
 
 from divplugin.errors import ConfigError
 from divplugin.experiments import runner
+from divplugin.experiments.platform import free_cores
 from divplugin.experiments.report import check_expectations, with_means, write_all
 from divplugin.experiments.runner import (
     PointResult,
     build_base_model,
     finished,
     point_id,
+    prepare_pretrained,
     run_point,
     stop_all,
 )
@@ -93,14 +95,17 @@ def run_experiment(spec: Spec, out: str | Path, overrides: dict[str, Any] | None
     earlier = _recorded_wall(out) if done else 0.0
     free = list(range(parallel))
     pending = [p for p in todo if point_id(p) not in done]
-    if threads is None and not devices and 0 < len(pending) < parallel:
-        # fewer points left than slots (a resumed sweep): they share all the cores; training
-        # is deterministic by seed whatever the thread count, so the results do not change
-        threads = max(1, (os.cpu_count() or 1) // len(pending))
+    if threads is None and not devices and pending:
+        # the points running at once share the cores no other work uses: on a busy machine,
+        # threads that wait by spinning on a shared core crawl (benchmarks/bench_threads.py);
+        # training is deterministic by seed whatever the thread count, so results do not change
+        threads = max(1, free_cores() // min(parallel, len(pending)))
     if spec.base_model is not None and "base_model" not in overrides:
         # built here, before any worker starts: lazy imports are not safe to race
         for seed in dict.fromkeys(p.seed for p in pending):
             build_base_model(spec, out, seed)
+    if pending:
+        prepare_pretrained(spec, overrides)
 
     def work(i: int, p: Point, slot: int) -> PointResult:
         pid = point_id(p)

@@ -7,7 +7,8 @@ examples x epochs (or steps x batch) x tokens per example, measured on the point
 data with the tiny model's character tokenizer, or taken from ``plan.tokens_per_example`` for
 hub data. Wall time divides FLOPs by the accelerator's peak times an assumed model FLOPs
 utilisation (MFU): small models and 4-bit dequantisation keep it low, so treat the result
-as an order of magnitude, and measure.
+as an order of magnitude, and measure. On ``cpu`` the peak is one core's fp32 matrix
+multiply, measured when the plan is made (CPU points train one thread each).
 """
 
 from __future__ import annotations
@@ -81,12 +82,38 @@ def plan_point(spec: Spec, point: Point, peak_tflops: float, mfu: float) -> Poin
     return PointPlan(point_id(point), examples, round(epochs, 2), round(float(tpe), 1), tokens, params, flops, hours)
 
 
+def cpu_core_tflops(size: int = 1024, repeats: int = 20) -> float:
+    """This machine's fp32 matrix-multiply speed on one core (TFLOP/s), measured: the peak a
+    CPU point with one thread (``--parallel`` = cores) can reach."""
+    import time
+
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        for _ in range(3):
+            a @ b
+        t = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        return 2 * size**3 * repeats / (time.perf_counter() - t) / 1e12
+    finally:
+        torch.set_num_threads(before)
+
+
+ACCELERATORS = (*PEAK_TFLOPS, "cpu")
+
+
 def plan(spec: Spec, gpu: str = "h100", mfu: Optional[float] = None) -> tuple[list[PointPlan], dict[str, Any]]:
-    """Per-point plans and the assumptions (accelerator, peak, MFU) they rest on."""
-    if gpu not in PEAK_TFLOPS:
+    """Per-point plans and the assumptions (accelerator, peak, MFU) they rest on; ``gpu="cpu"``:
+    one core of this machine, its fp32 peak measured now."""
+    if gpu not in ACCELERATORS:
         from divplugin.errors import ConfigError
 
-        raise ConfigError(f"unknown accelerator {gpu!r}; known: {', '.join(PEAK_TFLOPS)}", "--gpu")
+        raise ConfigError(f"unknown accelerator {gpu!r}; known: {', '.join(ACCELERATORS)}", "--gpu")
     mfu = mfu if mfu is not None else float(spec.plan.get("mfu", 0.3))
-    rows = [plan_point(spec, p, PEAK_TFLOPS[gpu], mfu) for p in spec.points()]
-    return rows, {"gpu": gpu, "peak_tflops": PEAK_TFLOPS[gpu], "mfu": mfu}
+    peak = cpu_core_tflops() if gpu == "cpu" else PEAK_TFLOPS[gpu]
+    rows = [plan_point(spec, p, peak, mfu) for p in spec.points()]
+    return rows, {"gpu": gpu, "peak_tflops": peak, "mfu": mfu}

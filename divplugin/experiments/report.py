@@ -335,15 +335,17 @@ def write_page(spec: Spec, results: list[PointResult], out: Path, plotted: bool,
     replicated = any(len(g.runs) > 1 for g in groups)
     if replicated:
         lines += ["Mean ± standard deviation (min-max, n replicates) over seeds.", ""]
-    lines += ["| point | runs | " + " | ".join(c.replace("divplugin_", "") for c in cols) + " | train s | eval s |",
-              "|---|---:|" + "---:|" * len(cols) + "---:|---:|"]
+    speed = any(r.steps_per_second for r in results)  # results made before it was recorded have none
+    lines += ["| point | runs | " + " | ".join(c.replace("divplugin_", "") for c in cols) + " | train s | eval s |"
+              + (" steps/s |" if speed else ""), "|---|---:|" + "---:|" * len(cols) + "---:|---:|" + ("---:|" if speed else "")]
     for g in groups:
         stats = [g.stat(c) for c in cols]
         done = g.done
         tr = statistics.fmean(r.train_seconds for r in done) if done else 0.0
         ev = statistics.fmean(r.eval_seconds for r in done) if done else 0.0
+        rates = [r.steps_per_second for r in done if r.steps_per_second]
         lines.append(f"| {g.label} | {len(done)}/{len(g.runs)} | " + " | ".join(st.text() if st else "" for st in stats)
-                     + f" | {tr:.0f} | {ev:.0f} |")
+                     + f" | {tr:.0f} | {ev:.0f} |" + (f" {statistics.fmean(rates):.3g} |" if rates else " |" if speed else ""))
     pending = [r for r in results if r.status == "pending"]
     if pending:
         lines += ["", f"**Partial:** {len(results) - len(pending)} of {len(results)} runs finished; "

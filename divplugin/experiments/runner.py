@@ -47,6 +47,16 @@ class PointResult:
     hash: str = ""
     platform: dict[str, Any] = field(default_factory=dict)  # where it was made (platform.describe); not hashed
     weights: str = ""  # sha256 of the trained weights (weights_digest); not hashed
+    steps_per_second: float | None = None  # the trainer's own figure: the training loop alone
+
+
+STEPS_PER_SECOND = re.compile(r"'train_steps_per_second': '?([0-9.]+)")
+
+
+def steps_per_second(log: Path) -> float | None:
+    """The trainer's steps/s from a training log (its last report), None when it gave none."""
+    found = STEPS_PER_SECOND.findall(log.read_text(errors="replace")) if log.is_file() else []
+    return float(found[-1]) if found else None
 
 
 def weights_digest(model_dir: Path) -> str:
@@ -86,7 +96,27 @@ def point_config(spec: Spec, point: Point, out: Path, overrides: dict[str, Any])
         cfg.setdefault("divplugin_cache_dir", str(out / "data"))
     if spec.base_model is not None and "base_model" not in overrides:
         cfg["base_model"] = str(base_model_dir(out, point.seed))
+    if spec.pretrained is not None and "base_model" not in overrides:
+        cfg["base_model"] = str(pretrained_dir(spec.pretrained))
     return cfg
+
+
+def pretrained_dir(name: str) -> Path:
+    """Where a spec's packaged pretrained model is converted (once per machine)."""
+    from divplugin.models.pretrained import default_dir
+
+    return default_dir(name)
+
+
+def prepare_pretrained(spec: Spec, overrides: dict[str, Any]) -> None:
+    """Convert the spec's packaged pretrained model unless it is there (a named error when
+    its package is missing)."""
+    if spec.pretrained is not None and "base_model" not in overrides:
+        from divplugin.logs import quiet_dependencies
+        from divplugin.models.pretrained import convert
+
+        quiet_dependencies()
+        convert(spec.pretrained, pretrained_dir(spec.pretrained))
 
 
 def _hash(obj: Any) -> str:
@@ -290,6 +320,9 @@ def point_hash(spec: Spec, point: Point, out: Path, overrides: dict[str, Any],
     cfg = cfg if cfg is not None else point_config(spec, point, out, overrides)
     text = json.dumps(cfg, sort_keys=True, default=str)
     base = spec.base_model.model_dump() if spec.base_model is not None and "base_model" not in overrides else None
+    if spec.pretrained is not None and "base_model" not in overrides:
+        # the machine's model cache is not part of the result: the model's name is
+        text = text.replace(json.dumps(str(pretrained_dir(spec.pretrained)))[1:-1], f"<pretrained:{spec.pretrained}>")
     return _hash({"train": text.replace(str(out), "<out>"), "data": data_identity(cfg), "base_model": base,
                   "eval": spec.eval.model_dump()})
 
@@ -303,7 +336,11 @@ def finished(spec: Spec, point: Point, out: Path, overrides: dict[str, Any]) -> 
         old = PointResult(**json.loads(done.read_text()))
     except (ValueError, TypeError):
         return None
-    return old if old.status == "done" and old.hash == point_hash(spec, point, out, overrides) else None
+    if old.status != "done" or old.hash != point_hash(spec, point, out, overrides):
+        return None
+    if old.steps_per_second is None:  # recorded before results held it: the log still does
+        old.steps_per_second = steps_per_second(done.parent / "train.log")
+    return old
 
 
 def run_point(spec: Spec, point: Point, out: Path, overrides: dict[str, Any],
@@ -329,6 +366,7 @@ def run_point(spec: Spec, point: Point, out: Path, overrides: dict[str, Any],
     (pdir / "train.yml").write_text(yaml.safe_dump({k: v for k, v in cfg.items() if k not in LAUNCH_KEYS}, sort_keys=False))
     if spec.base_model is not None and "base_model" not in overrides:
         build_base_model(spec, out, point.seed)
+    prepare_pretrained(spec, overrides)
     result = PointResult(pid, point.values, "failed", seed=point.seed, hash=digest, platform=describe(env))
     t0 = time.perf_counter()
     if on_phase:
@@ -339,6 +377,7 @@ def run_point(spec: Spec, point: Point, out: Path, overrides: dict[str, Any],
         result.error = f"axolotl train exited with {rc}:\n{_tail(pdir / 'train.log')}"
     else:
         result.weights = weights_digest(model_dir)
+        result.steps_per_second = steps_per_second(pdir / "train.log")
         if on_phase:
             on_phase("eval")
         t1 = time.perf_counter()

@@ -121,6 +121,9 @@ class Spec(BaseModel):
     parallel: int = Field(1, ge=1, description="Points run at once unless --parallel says otherwise (CPU specs: 2, a "
                           "core each).")
     base_model: Optional[TinyModel] = Field(None, description="Build this tiny model as the base_model of every point.")
+    pretrained: Optional[str] = Field(
+        None, description="A packaged pretrained model as the base_model of every point (smollm2-135m-instruct, as "
+        "'divplugin model pretrained' makes it), converted once into divplugin's model cache before the first point.")
     train: dict[str, Any] = Field(description="The axolotl config every point starts from.")
     sweep: dict[str, list[Any]] = Field(min_length=1, description="Dotted train-config key -> values.")
     seeds: Optional[list[int]] = Field(
@@ -209,7 +212,14 @@ class Spec(BaseModel):
             task, sep, _ = m.partition("/")
             if not sep or not task:
                 raise ValueError(f"plot.metrics: {m!r} is not task/metric")
-        for key in ("output_dir", "base_model") if self.base_model else ("output_dir",):
+        if self.pretrained is not None:
+            from divplugin.models.pretrained import PACKAGED
+
+            if self.pretrained not in PACKAGED:
+                raise ValueError(f"pretrained: unknown model {self.pretrained!r}; packaged: {', '.join(PACKAGED)}")
+            if self.base_model is not None:
+                raise ValueError("pretrained and base_model: give one base model, not both")
+        for key in ("output_dir", "base_model") if self.base_model or self.pretrained else ("output_dir",):
             if key in self.train:
                 raise ValueError(f"train.{key}: set by the experiment driver; remove it from the spec")
         grid = [repr(sorted(v.items())) for v in self.grid()]

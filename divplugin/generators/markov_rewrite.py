@@ -4,7 +4,9 @@ An instruction is a rule ``x -> y``; an example applies it once to an input z: t
 leftmost occurrence of x is replaced by y (Task 1, "basic replacement"), or, when x does
 not occur, z is returned unchanged (Task 2's "no-op", share ``noop_fraction``).
 Has-op inputs contain exactly ``occurrences`` copies of x (unless
-``exact_occurrences`` is off): the filler never creates extra ones by accident.
+``exact_occurrences`` is off): the filler never creates extra ones by accident. With
+``cipher``, the answer is then encrypted (the paper's "replace, then encrypt" twist, which
+makes the task unfamiliar to a pretrained model).
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ class MarkovRewriteConfig(GeneratorConfig):
     test_families: Union[list[str], None] = Field(None, description="Families of test rules; default: as families.")
     test_k_range: Span = Field((1, 2), description="Strength k of constrained test families (paper: k < 3).")
     constrain_replacement: bool = Field(True, description="Draw y from the rule's family too (else y is unconstrained).")
+    cipher: Union[str, None] = Field(
+        None, description="The 'replace, then encrypt' twist of the paper's pretrained-model experiment: the answer "
+        "is the rewritten string passed through this cipher, in every split (no-op answers too): 'shift:K' (each "
+        "symbol becomes the one K places later in the alphabet, cyclically) or the alphabet in another order (a "
+        "substitution: the i-th symbol becomes the i-th symbol given). Default: none."
+    )
 
     @property
     def occurrence_choices(self) -> list[int]:
@@ -101,7 +109,39 @@ class MarkovRewriteConfig(GeneratorConfig):
                 raise ConfigError(f"must be a non-empty list from {FAMILIES}, got {fams!r}", name)
         check_span("k_range", self.k_range, 1)
         check_span("test_k_range", self.test_k_range, 1)
+        if self.cipher is not None:
+            self.cipher_table()
         self._check_capacity()
+
+    def cipher_table(self) -> dict[int, str] | None:
+        """The ``str.translate`` table of ``cipher`` (None without one); a ConfigError names a bad one."""
+        c, a = self.cipher, self.alphabet
+        if c is None:
+            return None
+        if not isinstance(c, str):
+            raise ConfigError(f"must be 'shift:K' or a reordering of the alphabet, got {c!r}", "cipher")
+        if c.startswith("shift:"):
+            try:
+                k = int(c[6:])
+            except ValueError:
+                raise ConfigError(f"'shift:K' needs a whole number K, got {c!r}", "cipher") from None
+            if k % len(a) == 0:
+                raise ConfigError(f"a shift of {k} leaves every symbol of the {len(a)}-symbol alphabet as it is", "cipher")
+            target = a[k % len(a):] + a[:k % len(a)]
+        else:
+            target = c
+            if sorted(target) != sorted(a):
+                raise ConfigError(f"a substitution lists every symbol of the alphabet {a!r} once, in another order; "
+                                  f"got {c!r} (or use 'shift:K')", "cipher")
+            if target == a:
+                raise ConfigError(f"{c!r} is the alphabet in its own order: it encrypts nothing", "cipher")
+        return str.maketrans(a, target)
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        if out.get("cipher") is None:
+            out.pop("cipher", None)  # without the twist, data keeps the identity it had before the setting existed
+        return out
 
     def _check_capacity(self) -> None:
         """Fail early when the rule space cannot hold the distinct rules asked for."""
@@ -166,6 +206,7 @@ class MarkovRewrite(Generator):
         occ_choices = cfg.occurrences_for(split)
         n_choices = len(occ_choices)
         exact = cfg.exact_occurrences
+        table = cfg.cipher_table()
         stream = SymbolStream(nrng, cfg.alphabet, (stop - start) * ihi)
         insts = plan.instructions
         task_idx = plan.task_idx[start:stop].tolist()
@@ -195,7 +236,7 @@ class MarkovRewrite(Generator):
                     "or exact_occurrences: false"
                 )
             inputs.append(z)
-            outputs.append(z.replace(x, y, 1))
+            outputs.append(z.replace(x, y, 1) if table is None else z.replace(x, y, 1).translate(table))
             m_occ.append(occ if exact or noop else count_occurrences(z, x))
         n = stop - start
         chosen = [insts[t] for t in task_idx]
