@@ -335,7 +335,7 @@ def experiment(
     list_: bool = typer.Option(False, "--list", help="List the built-in experiments."),
     parallel: Optional[int] = typer.Option(None, "--parallel", "-j", help="Points to run at once, each with its share of --devices or of the CPU cores (default: the spec's)."),
     devices: Optional[str] = typer.Option(None, "--devices", help="GPUs to share out, e.g. 0,1,2,3 (CUDA_VISIBLE_DEVICES of each point)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads per point (OMP_NUM_THREADS); default: the cores shared out among the points running at once."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads per point (OMP_NUM_THREADS); default: the cores other work leaves free, shared out among the points running at once."),
     only: list[str] = typer.Option([], "--only", help="Run only the points whose id matches (glob; repeatable): one point per cluster job."),
     report: bool = typer.Option(False, "--report", help="Run nothing: collect the points already done in --out into the results page."),
     plan: bool = typer.Option(False, "--plan", help="Run nothing: estimate each point's training tokens, FLOPs and time on --gpu."),
