@@ -112,3 +112,23 @@ def test_threads_benchmark_runs(capsys):
     assert "| setting | busy steps/s | threads |\n|---|---|---|\n" in out and "| 1 thread |" in out and "| driver |" in out
     with pytest.raises(SystemExit):
         mod.main(["--loads", "lunch"])
+
+
+def test_kernels_benchmark_runs(capsys, tmp_path):
+    """Each setting trains in its own process; the thread count leaves the weights alone (the
+    deterministic algorithms' promise), and an unknown setting is named."""
+    import json
+
+    import pytest
+
+    pytest.importorskip("transformers")
+    spec = importlib.util.spec_from_file_location("bench_kernels", ROOT / "benchmarks" / "bench_kernels.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--steps", "2", "--only", "2 threads", "--json", str(tmp_path / "k.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| setting | weights (sha256) | native's weights |" in out and "| 2 threads |" in out
+    rows = json.loads((tmp_path / "k.json").read_text())["rows"]
+    assert set(rows) == {"native", "2 threads"} and rows["2 threads"]["sha256"] == rows["native"]["sha256"]
+    with pytest.raises(SystemExit):
+        mod.main(["--only", "avx9000"])

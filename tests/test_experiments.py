@@ -183,7 +183,7 @@ def test_only_selects_points_and_names_a_bad_pattern():
     with pytest.raises(ConfigError, match="num_rules=20[+]seed=0"):
         select(spec, ["rules=7"])
     assert slot_env(1, 2, ["0", "1", "2", "3"], None)["CUDA_VISIBLE_DEVICES"] == "2,3"
-    assert slot_env(0, 2, None, 3)["OMP_NUM_THREADS"] == "3"
+    assert slot_env(0, 2, None, 3)["OMP_NUM_THREADS"] == slot_env(0, 2, None, 3)["AXOLOTL_DATASET_NUM_PROC"] == "3"
     assert "OMP_NUM_THREADS" not in slot_env(0, 1, None, None)
 
 
@@ -203,11 +203,11 @@ def test_points_left_fewer_than_slots_share_the_free_cores(tmp_path, monkeypatch
     monkeypatch.setattr(ex.os, "cpu_count", lambda: 8)
     monkeypatch.setattr(ex, "free_cores", lambda: 8)
     results, _ = ex.run_experiment(spec, tmp_path / "out", parallel=2)
-    assert len(results) == 4 and envs == [{"OMP_NUM_THREADS": "8", "MKL_NUM_THREADS": "8"}]
+    assert len(results) == 4 and envs == [{"OMP_NUM_THREADS": "8", "MKL_NUM_THREADS": "8", "AXOLOTL_DATASET_NUM_PROC": "8"}]
     envs.clear()
     monkeypatch.setattr(ex, "free_cores", lambda: 3)  # other work keeps 5 of the 8 busy
     ex.run_experiment(spec, tmp_path / "out-busy", parallel=2)
-    assert envs == [{"OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "3"}]
+    assert envs == [{"OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "3", "AXOLOTL_DATASET_NUM_PROC": "3"}]
     envs.clear()
     ex.run_experiment(spec, tmp_path / "out2", parallel=2, devices=["0", "1"])
     assert len(envs) == 1 and envs[0]["CUDA_VISIBLE_DEVICES"] in ("0", "1") and envs[0]["OMP_NUM_THREADS"] == "4"
@@ -432,7 +432,8 @@ def test_non_finite_sweep_values_need_a_place_on_the_axis():
 
 
 CPU_SPECS = ["phase-transition-cpu-seeds", "noop-cpu", "noop-cpu-steps", "long-tail-cpu", "long-tail-cpu-seeds", "occurrences-cpu", "occurrences-cpu-seeds", "families-cpu", "families-cpu-steps", "families-cpu-5k", "dilution-cpu", "dilution-cpu-3k", "dilution-cpu-programs", "dilution-cpu-programs-seeds", "select-long-tail-cpu",
-             "pretrained-lora-cpu"]
+             "pretrained-lora-cpu", "pretrained-lora-cpu-letters", "pretrained-lora-cpu-seeds", "pretrained-lora-cpu-long-tail",
+             "pretrained-lora-cpu-cipher", "pretrained-qlora-cpu"]
 
 
 @pytest.mark.slow
@@ -442,10 +443,12 @@ def test_cpu_spec_quick_flow(name, tmp_path):
     in the results page, two at a time."""
     _needs_stack()
     out = tmp_path / "out"
-    # a pretrained model comes from the machine's model cache (converted once), not the session's
-    drop = ("DIVPLUGIN_CACHE",) if load_spec(name).pretrained else ()
-    r = _cli("experiment", name, "--quick", "--parallel", "2", "--out", out, "--set", "max_steps=20", cwd=tmp_path,
-             drop_env=drop)
+    # a pretrained model comes from the machine's model cache (converted once), not the session's,
+    # and trains the quick flow's own few steps (a tiny model from scratch gets 20)
+    pretrained = load_spec(name).pretrained is not None
+    drop = ("DIVPLUGIN_CACHE",) if pretrained else ()
+    steps = () if pretrained else ("--set", "max_steps=20")
+    r = _cli("experiment", name, "--quick", "--parallel", "2", "--out", out, *steps, cwd=tmp_path, drop_env=drop)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     data = json.loads((out / "results.json").read_text())
     spec = load_spec(name).quick_variant()

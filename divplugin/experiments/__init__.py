@@ -35,14 +35,16 @@ from divplugin.experiments.spec import Point, Spec, load_spec, spec_names
 def slot_env(slot: int, parallel: int, devices: Optional[list[str]], threads: Optional[int]) -> dict[str, str]:
     """Variables for the processes of worker ``slot`` of ``parallel``: its share of
     ``devices`` as CUDA_VISIBLE_DEVICES, and ``threads`` (default: the machine's cores shared
-    out) as OMP_NUM_THREADS / MKL_NUM_THREADS."""
+    out) as OMP_NUM_THREADS / MKL_NUM_THREADS and as axolotl's data processes
+    (AXOLOTL_DATASET_NUM_PROC: by default one per core, which on a shared machine spends its
+    time starting processes; a config's ``dataset_num_proc`` still wins)."""
     env: dict[str, str] = {}
     if devices:
         share = len(devices) // parallel
         env["CUDA_VISIBLE_DEVICES"] = ",".join(devices[slot * share:(slot + 1) * share])
     n = threads or max(1, (os.cpu_count() or 1) // parallel)
     if threads or parallel > 1:
-        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(n)
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = env["AXOLOTL_DATASET_NUM_PROC"] = str(n)
     return env
 
 
