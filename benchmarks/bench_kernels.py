@@ -9,9 +9,9 @@ the native run's, the final loss and steps/s against the native run's.
 
 A setting that pins every kernel choice gives the same weights whatever else the machine
 offers: "portable" (ATen's default kernels, MKL's COMPATIBLE reproducibility branch, oneDNN
-held to SSE4.1) is run again with MKL and oneDNN offered less (SSE4.2 / SSE4.1), which is what
-an older CPU would offer; the same weights under both say the choice no longer depends on the
-instruction set.
+held to SSE4.1) is run again with MKL offered SSE4.2 only (oneDNN already is held to SSE4.1),
+which is what an older CPU would offer, and with 2 threads; the same weights under all say the
+choice no longer depends on the instruction set.
 
     python benchmarks/bench_kernels.py               # about 3 minutes on one core
     python benchmarks/bench_kernels.py --steps 10 --json kernels.json
@@ -69,10 +69,11 @@ SETTINGS: dict[str, dict[str, str]] = {
     "portable, MKL and oneDNN offered SSE4": {**PORTABLE, "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
     "portable, 2 threads": {**PORTABLE, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"},
 }
-KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")
 
 
 def run(model: Path, steps: int, env: dict[str, str]) -> dict:
+    from divplugin.experiments.platform import KERNEL_VARIABLES
+
     base = {k: v for k, v in os.environ.items() if k not in KERNEL_VARIABLES}
     proc = subprocess.run([sys.executable, "-c", WORKLOAD, str(model), str(steps)],
                           env={**base, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **env},

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = ("torch", "transformers", "axolotl", "peft", "lm_eval", "datasets", "accelerate", "bitsandbytes")
+# variables that choose which CPU kernels torch, oneDNN and MKL run (recorded when set)
+KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")
 
 
 def _version(dist: str) -> str | None:
@@ -74,7 +76,7 @@ def describe(env: dict[str, str] | None = None) -> dict[str, Any]:
         "divplugin": __version__, "commit": _commit(),
         **{name: _version(name) for name in PACKAGES},
     }
-    for key in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR"):
+    for key in KERNEL_VARIABLES:
         if env.get(key):
             info[key] = env[key]
     return info
