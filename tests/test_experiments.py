@@ -431,9 +431,72 @@ def test_non_finite_sweep_values_need_a_place_on_the_axis():
         validate_spec(data, "t")
 
 
-CPU_SPECS = ["phase-transition-cpu-seeds", "noop-cpu", "noop-cpu-steps", "long-tail-cpu", "long-tail-cpu-seeds", "occurrences-cpu", "occurrences-cpu-seeds", "families-cpu", "families-cpu-steps", "families-cpu-5k", "dilution-cpu", "dilution-cpu-3k", "dilution-cpu-programs", "dilution-cpu-programs-seeds", "select-long-tail-cpu",
-             "pretrained-lora-cpu", "pretrained-lora-cpu-letters", "pretrained-lora-cpu-seeds", "pretrained-lora-cpu-long-tail",
-             "pretrained-lora-cpu-cipher", "pretrained-qlora-cpu"]
+# Each CPU spec that brings a mechanism of its own runs its whole --quick flow; a spec that only
+# moves numbers of its base (seeds, steps, budgets, alpha, the cipher) shares its base's flow and
+# is checked below without training (test_every_cpu_spec_point_is_a_valid_axolotl_config).
+CPU_SPECS = ["phase-transition-cpu-seeds", "noop-cpu", "long-tail-cpu", "occurrences-cpu", "families-cpu",
+             "dilution-cpu", "dilution-cpu-programs", "select-long-tail-cpu", "pretrained-lora-cpu",
+             "pretrained-qlora-cpu"]
+VARIANT_SPECS = {"noop-cpu-steps": "noop-cpu", "long-tail-cpu-seeds": "long-tail-cpu",
+                 "occurrences-cpu-seeds": "occurrences-cpu", "families-cpu-steps": "families-cpu",
+                 "families-cpu-5k": "families-cpu", "dilution-cpu-3k": "dilution-cpu",
+                 "dilution-cpu-programs-seeds": "dilution-cpu-programs",
+                 "pretrained-lora-cpu-letters": "pretrained-lora-cpu", "pretrained-lora-cpu-seeds": "pretrained-lora-cpu",
+                 "pretrained-lora-cpu-long-tail": "pretrained-lora-cpu", "pretrained-lora-cpu-cipher": "pretrained-lora-cpu"}
+
+
+def _flow_keys(spec) -> set:
+    """What decides which code a spec's points run: the config keys, the data's kind and
+    generator, whether it selects a subset, its base model's kind, its evaluation."""
+    from divplugin.axolotl.args import resolve
+    from divplugin.experiments import runner
+
+    kinds = set()
+    for p in spec.points():
+        cfg = runner.point_config(spec, p, Path("out"), {})
+        sel = resolve(dict(cfg))
+        # a generator by name; a mixture by its kind (its rows differ in sizes, not code)
+        kinds.add((sel.kind, sel.name if sel.kind == "generated" else None, sel.subset is not None) if sel else None)
+    return {"keys": frozenset(k for k in spec.train if not k.startswith("divplugin_settings")),
+            "data": frozenset(kinds), "model": (spec.pretrained, spec.base_model is None),
+            "eval": tuple(spec.eval.tasks), "seeded": bool(spec.seeds)}
+
+
+def test_every_cpu_spec_has_its_quick_flow_or_shares_one():
+    """A CPU spec is either run whole in CI or is a variant of one that is: the same config keys,
+    data kind, model kind and evaluation, so its flow is the other's with other numbers."""
+    cpu = {n for n in spec_names() if load_spec(n).hardware == "cpu" and n != "phase-transition-cpu"}
+    assert cpu == set(CPU_SPECS) | set(VARIANT_SPECS), "add the new spec to CPU_SPECS or VARIANT_SPECS"
+    for variant, flow in VARIANT_SPECS.items():
+        a, b = _flow_keys(load_spec(variant)), _flow_keys(load_spec(flow))
+        differs = {k for k in a if a[k] != b[k] and not (k == "seeded" and a[k])}
+        assert not differs, f"{variant} differs from {flow} in {differs}: give it its own quick flow (CPU_SPECS)"
+
+
+def test_every_cpu_spec_point_is_a_valid_axolotl_config(tmp_path):
+    """Every point of every CPU spec, full size and --quick, is a config axolotl (with the
+    plugin's arguments) accepts; the data keys of all of them resolve to a generator or mixture."""
+    pytest.importorskip("axolotl", reason="needs the [axolotl] extra")
+    from axolotl.utils.config import prepare_plugins, validate_config
+    from axolotl.utils.dict import DictDefault
+
+    from divplugin.axolotl.args import resolve
+    from divplugin.experiments import runner
+
+    for name in spec_names():
+        spec = load_spec(name)
+        if spec.hardware != "cpu":
+            continue
+        for variant in (spec, spec.quick_variant()):
+            points = variant.points()
+            for i, p in enumerate(points):
+                cfg = runner.point_config(variant, p, tmp_path / name, {})
+                assert resolve(dict(cfg)) is not None, f"{name} {runner.point_id(p)}: no data asked for"
+                if i == 0:  # axolotl's schema once per variant (the plugin's validator sees every point above)
+                    cfg = DictDefault({**cfg, "base_model": str(tmp_path / "model")})
+                    prepare_plugins(cfg)
+                    validated = validate_config(cfg)
+                    assert validated.max_steps == variant.train["max_steps"], name
 
 
 @pytest.mark.slow
