@@ -442,7 +442,8 @@ VARIANT_SPECS = {"noop-cpu-steps": "noop-cpu", "long-tail-cpu-seeds": "long-tail
                  "families-cpu-5k": "families-cpu", "dilution-cpu-3k": "dilution-cpu",
                  "dilution-cpu-programs-seeds": "dilution-cpu-programs",
                  "pretrained-lora-cpu-letters": "pretrained-lora-cpu", "pretrained-lora-cpu-seeds": "pretrained-lora-cpu",
-                 "pretrained-lora-cpu-long-tail": "pretrained-lora-cpu", "pretrained-lora-cpu-cipher": "pretrained-lora-cpu"}
+                 "pretrained-lora-cpu-long-tail": "pretrained-lora-cpu", "pretrained-lora-cpu-cipher": "pretrained-lora-cpu",
+                 "pretrained-lora-cpu-cipher-steps": "pretrained-lora-cpu"}
 
 
 def _flow_keys(spec) -> set:
