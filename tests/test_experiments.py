@@ -400,7 +400,8 @@ def test_code_mixture_spec_runs_its_first_steps_on_cpu(tmp_path, mixture_sources
 def test_a_spec_starts_from_its_base(tmp_path):
     base = load_spec("phase-transition-cpu")
     noop = load_spec("noop-cpu")
-    assert noop.base == "phase-transition-cpu" and noop.train["max_steps"] == base.train["max_steps"]
+    assert noop.base == "phase-transition-cpu" and noop.train["learning_rate"] == base.train["learning_rate"]
+    assert noop.train["max_steps"] == 2000 != base.train["max_steps"]  # its own setting wins
     assert set(noop.sweep) == {"divplugin_settings.num_rules", "divplugin_settings.noop_fraction"}
     tail = load_spec("long-tail-cpu")
     assert tail.train["divplugin_settings"] == {**base.train["divplugin_settings"], "allocation": "power"}
@@ -648,6 +649,36 @@ def test_verify_compares_weights_metrics_and_platform_and_names_what_it_cannot_c
         recorded_results(tmp_path / "empty")
 
 
+def test_a_page_made_with_set_records_it_and_verify_reruns_with_it(tmp_path, monkeypatch):
+    """--set overrides are part of a result: results.json and the page record them, --report
+    and --verify use the record's when none are given, and a point made without them is not
+    taken for one made with them."""
+    from divplugin.experiments import collect_report, verify as verify_mod
+    from divplugin.experiments.runner import point_hash, point_id
+    from divplugin.experiments.verify import recorded_overrides
+
+    spec = load_spec("phase-transition-cpu")
+    p = spec.points()[0]
+    sets = {"max_steps": 2000}
+    f = _record(tmp_path, spec, p, hash=point_hash(spec, p, tmp_path, sets))
+    results, files = collect_report(spec, tmp_path, sets)
+    assert [r.id for r in results] == [point_id(p)]
+    assert json.loads(files["json"].read_text())["overrides"] == sets == recorded_overrides(tmp_path)
+    assert "Made with `--set max_steps=2000` on top of the spec." in files["page"].read_text()
+    assert collect_report(spec, tmp_path)[0] == []  # without the override the point is another one
+    collect_report(spec, tmp_path, sets)
+    seen = {}
+
+    def fake_run(spec_, out, overrides, *a, **k):
+        seen["overrides"] = overrides
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr("divplugin.experiments.run_experiment", fake_run)
+    with pytest.raises(RuntimeError, match="stop here"):
+        verify_mod.verify(spec, tmp_path, tmp_path / "again")
+    assert seen["overrides"] == sets and f.is_file()
+
+
 def test_launchers_and_eval_back_ends_build_the_right_commands(tmp_path):
     from divplugin.experiments.runner import eval_command, point_config, train_command
 
@@ -873,11 +904,13 @@ def test_committed_results_are_current_for_their_specs():
     folders = [d for d in sorted((DOCS / "results").iterdir()) if (d / "points").is_dir()]
     assert folders
     for folder in folders:
-        spec = load_spec(folder.name)
+        # a folder is named for its spec, or for its spec made another way (the spec's name is in results.json)
+        record = json.loads((folder / "results.json").read_text())
+        spec, overrides = load_spec(record["spec"]["name"]), record.get("overrides") or {}
         ids = {point_id(p): p for p in spec.points()}
         done = sorted(f.parent.name for f in (folder / "points").glob("*/result.json"))
         assert done and set(done) <= set(ids), f"{folder.name}: results for points the spec has not: {set(done) - set(ids)}"
-        stale = [i for i in done if finished(spec, ids[i], folder, {}) is None]
+        stale = [i for i in done if finished(spec, ids[i], folder, overrides) is None]
         assert not stale, f"{folder.name}: results the committed spec would redo: {stale}"
 
 

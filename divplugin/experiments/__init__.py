@@ -87,7 +87,7 @@ def run_experiment(spec: Spec, out: str | Path, overrides: dict[str, Any] | None
 
     def report() -> dict[str, Path]:
         ordered = [results[i] for i in (point_id(p) for p in spec.points()) if i in results]
-        return write_all(spec, ordered, out, earlier + time.perf_counter() - t0)
+        return write_all(spec, ordered, out, earlier + time.perf_counter() - t0, overrides)
 
     done = {point_id(p): r for p in spec.points() if (r := finished(spec, p, out, overrides)) is not None}
     for p in spec.points():  # points done earlier (or by other jobs) count in the report
@@ -154,7 +154,7 @@ def collect_report(spec: Spec, out: str | Path, overrides: dict[str, Any] | None
     if not (out / "points").is_dir():
         raise ConfigError(f"{out} holds no points of a run", "--report")
     results = [r for p in spec.points() if (r := finished(spec, p, out, dict(overrides or {}))) is not None]
-    return with_means(spec, results), write_all(spec, results, out, _recorded_wall(out))
+    return with_means(spec, results), write_all(spec, results, out, _recorded_wall(out), overrides)
 
 
 def _recorded_wall(out: Path) -> float:

@@ -326,10 +326,14 @@ def _platform_lines(results: list[PointResult]) -> list[str]:
     return lines
 
 
-def write_page(spec: Spec, results: list[PointResult], out: Path, plotted: bool, wall_seconds: float) -> Path:
+def write_page(spec: Spec, results: list[PointResult], out: Path, plotted: bool, wall_seconds: float,
+               overrides: dict[str, Any] | None = None) -> Path:
     cols = page_columns(spec, results)
     groups = group(results)
     lines = [f"# {spec.name}", "", spec.description.strip(), ""]
+    if overrides:
+        sets = " ".join(f"--set {k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in sorted(overrides.items()))
+        lines += [f"Made with `{sets}` on top of the spec.", ""]
     if plotted:
         lines += ["![results](results.png)", ""]
     replicated = any(len(g.runs) > 1 for g in groups)
@@ -391,11 +395,14 @@ def with_pending(spec: Spec, results: list[PointResult]) -> list[PointResult]:
     return out + [r for r in results if r.id not in set(planned)]
 
 
-def write_all(spec: Spec, results: list[PointResult], out: Path, wall_seconds: float) -> dict[str, Path]:
+def write_all(spec: Spec, results: list[PointResult], out: Path, wall_seconds: float,
+              overrides: dict[str, Any] | None = None) -> dict[str, Path]:
     """results.json, results.csv, the plot and the page; points not run yet show as pending
-    (and the expectations wait for them)."""
+    (and the expectations wait for them). ``overrides`` (``--set``) are recorded and shown."""
     results = with_means(spec, with_pending(spec, results))
-    payload = {"spec": spec.model_dump(), "points": [asdict(r) for r in results], "summary": summary(spec, results),
+    overrides = dict(overrides or {})
+    payload = {"spec": spec.model_dump(), "overrides": overrides, "points": [asdict(r) for r in results],
+               "summary": summary(spec, results),
                "thresholds": thresholds(spec, results),
                "expectations": [] if any(r.status == "pending" for r in results) else
                [{"text": t, "met": ok} for t, ok in check_expectations(spec, results)],
@@ -403,7 +410,7 @@ def write_all(spec: Spec, results: list[PointResult], out: Path, wall_seconds: f
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     write_csv(spec, results, out / "results.csv")
     plotted = plot(spec, results, out / "results.png")
-    page = write_page(spec, results, out, plotted, wall_seconds)
+    page = write_page(spec, results, out, plotted, wall_seconds, overrides)
     files = {"json": out / "results.json", "csv": out / "results.csv", "page": page}
     if plotted:
         files["plot"] = out / "results.png"

@@ -45,6 +45,15 @@ class Check:
         return self.metrics_equal and self.weights != "differ"
 
 
+def recorded_overrides(reference: str | Path) -> dict[str, Any]:
+    """The ``--set`` overrides a results folder's results.json records ({} when none)."""
+    try:
+        found = json.loads((Path(reference) / "results.json").read_text()).get("overrides") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return dict(found) if isinstance(found, dict) else {}
+
+
 def recorded_results(reference: str | Path) -> dict[str, PointResult]:
     """The points a results folder holds (``points/ID/result.json``, else its ``results.json``)."""
     reference = Path(reference)
@@ -98,7 +107,8 @@ def verify(spec: Spec, reference: str | Path, out: str | Path, overrides: dict[s
     record's (the spec, the overrides or the data changed) cannot be compared: a named error."""
     from divplugin.experiments import run_experiment
 
-    overrides = dict(overrides or {})
+    # no --set given: the record's own (a page made with --set says so in results.json)
+    overrides = dict(overrides or recorded_overrides(reference))
     recorded = recorded_results(reference)
     points = chosen_points(spec, recorded, only)
     out = Path(out).resolve()
