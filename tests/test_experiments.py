@@ -447,7 +447,7 @@ VARIANT_SPECS = {"noop-cpu-steps": "noop-cpu", "long-tail-cpu-seeds": "long-tail
                  "pretrained-lora-cpu-cipher-steps": "pretrained-lora-cpu"}
 
 
-def _flow_keys(spec) -> set:
+def _flow_keys(spec) -> dict:
     """What decides which code a spec's points run: the config keys, the data's kind and
     generator, whether it selects a subset, its base model's kind, its evaluation."""
     from divplugin.axolotl.args import resolve
@@ -650,9 +650,9 @@ def test_verify_compares_weights_metrics_and_platform_and_names_what_it_cannot_c
 
 
 def test_a_page_made_with_set_records_it_and_verify_reruns_with_it(tmp_path, monkeypatch):
-    """--set overrides are part of a result: results.json and the page record them, --report
-    and --verify use the record's when none are given, and a point made without them is not
-    taken for one made with them."""
+    """--set overrides are part of a result: results.json and the page record them, --verify
+    uses the record's when none are given, and a point made with them is not taken for one
+    made without them (--report needs the same --set again)."""
     from divplugin.experiments import collect_report, verify as verify_mod
     from divplugin.experiments.runner import point_hash, point_id
     from divplugin.experiments.verify import recorded_overrides
@@ -900,13 +900,14 @@ def test_committed_results_are_current_for_their_specs():
     """Every result under docs/results/<spec>/points/ is what the committed spec and code
     would resume from: its hash matches (training config, resolved data, base model, eval)."""
     from divplugin.experiments.runner import finished, point_id
+    from divplugin.experiments.verify import recorded_overrides
 
     folders = [d for d in sorted((DOCS / "results").iterdir()) if (d / "points").is_dir()]
     assert folders
     for folder in folders:
         # a folder is named for its spec, or for its spec made another way (the spec's name is in results.json)
-        record = json.loads((folder / "results.json").read_text())
-        spec, overrides = load_spec(record["spec"]["name"]), record.get("overrides") or {}
+        spec = load_spec(json.loads((folder / "results.json").read_text())["spec"]["name"])
+        overrides = recorded_overrides(folder)
         ids = {point_id(p): p for p in spec.points()}
         done = sorted(f.parent.name for f in (folder / "points").glob("*/result.json"))
         assert done and set(done) <= set(ids), f"{folder.name}: results for points the spec has not: {set(done) - set(ids)}"
