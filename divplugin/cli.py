@@ -396,7 +396,7 @@ def experiment(
     started = time.perf_counter()
     if report:
         try:
-            results, files = collect_report(loaded, out, overrides)
+            results, files = collect_report(loaded, out, overrides or None)  # none given: the folder's own
         except DivpluginError as exc:
             _fail(str(exc))
         console.print(f"[bold]{loaded.name}[/]: {len(results)} of {len(loaded.points())} points done in {out}", highlight=False)

@@ -651,11 +651,11 @@ def test_verify_compares_weights_metrics_and_platform_and_names_what_it_cannot_c
 
 def test_a_page_made_with_set_records_it_and_verify_reruns_with_it(tmp_path, monkeypatch):
     """--set overrides are part of a result: results.json and the page record them, --verify
-    uses the record's when none are given, and a point made with them is not taken for one
-    made without them (--report needs the same --set again)."""
+    and --report use the record's when none are given, and a point made with them is not
+    taken for one made without them."""
     from divplugin.experiments import collect_report, verify as verify_mod
     from divplugin.experiments.runner import point_hash, point_id
-    from divplugin.experiments.verify import recorded_overrides
+    from divplugin.experiments.report import recorded_overrides
 
     spec = load_spec("phase-transition-cpu")
     p = spec.points()[0]
@@ -665,7 +665,9 @@ def test_a_page_made_with_set_records_it_and_verify_reruns_with_it(tmp_path, mon
     assert [r.id for r in results] == [point_id(p)]
     assert json.loads(files["json"].read_text())["overrides"] == sets == recorded_overrides(tmp_path)
     assert "Made with `--set max_steps=2000` on top of the spec." in files["page"].read_text()
-    assert collect_report(spec, tmp_path)[0] == []  # without the override the point is another one
+    assert [r.id for r in collect_report(spec, tmp_path)[0]] == [point_id(p)]  # none given: the recorded ones
+    assert recorded_overrides(tmp_path) == sets
+    assert collect_report(spec, tmp_path, {})[0] == []  # explicitly none: the point is another config
     collect_report(spec, tmp_path, sets)
     seen = {}
 
@@ -775,6 +777,8 @@ def test_plan_counts_tokens_and_flops(tmp_path):
     assert r.epochs == round(spec.train["max_steps"] * 64 / 50_000, 2)
     assert 20 < r.tokens_per_example < 60  # rule, input and output of ~12 symbols each
     assert abs(r.flops - 6 * r.params * r.tokens) < 1e-6 * r.flops
+    chosen = plan(load_spec("select-long-tail-cpu"), "a100")[0][0]
+    assert chosen.examples == 50_000 and chosen.epochs == round(1500 * 64 / 50_000, 2)  # the chosen rows, not the pool
     code = plan(load_spec("code-mixture"), "h100")[0][0]
     assert code.params == 6.7e9 and abs(code.flops - 4 * 6.7e9 * 20_000 * 3 * 450) < 1  # QLoRA: no base weight gradients
     with pytest.raises(ConfigError, match="unknown accelerator"):
@@ -900,7 +904,7 @@ def test_committed_results_are_current_for_their_specs():
     """Every result under docs/results/<spec>/points/ is what the committed spec and code
     would resume from: its hash matches (training config, resolved data, base model, eval)."""
     from divplugin.experiments.runner import finished, point_id
-    from divplugin.experiments.verify import recorded_overrides
+    from divplugin.experiments.report import recorded_overrides
 
     folders = [d for d in sorted((DOCS / "results").iterdir()) if (d / "points").is_dir()]
     assert folders

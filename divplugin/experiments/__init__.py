@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 from divplugin.errors import ConfigError
 from divplugin.experiments import runner
 from divplugin.experiments.platform import free_cores
-from divplugin.experiments.report import check_expectations, with_means, write_all
+from divplugin.experiments.report import check_expectations, recorded_overrides, with_means, write_all
 from divplugin.experiments.runner import (
     PointResult,
     build_base_model,
@@ -149,10 +149,13 @@ def run_experiment(spec: Spec, out: str | Path, overrides: dict[str, Any] | None
 
 def collect_report(spec: Spec, out: str | Path, overrides: dict[str, Any] | None = None) -> tuple[list[PointResult], dict[str, Path]]:
     """The results page, tables and plot from the points already done in ``out`` (by this
-    machine or by cluster jobs that shared the folder), without running anything."""
+    machine or by cluster jobs that shared the folder), without running anything. Without
+    ``overrides`` the ``--set`` overrides the folder's results.json records are used."""
     out = Path(out).resolve()
     if not (out / "points").is_dir():
         raise ConfigError(f"{out} holds no points of a run", "--report")
+    if overrides is None:
+        overrides = recorded_overrides(out)
     results = [r for p in spec.points() if (r := finished(spec, p, out, dict(overrides or {}))) is not None]
     return with_means(spec, results), write_all(spec, results, out, _recorded_wall(out), overrides)
 

@@ -64,6 +64,9 @@ def plan_point(spec: Spec, point: Point, peak_tflops: float, mfu: float) -> Poin
     settings = cfg.get("divplugin_settings") or {}
     extra = spec.plan
     examples = int(extra.get("examples") or settings.get("num_examples") or 0)
+    budget = (cfg.get("divplugin_select") or {}).get("budget")
+    if budget and not extra.get("examples"):
+        examples = min(examples, int(budget)) if examples else int(budget)  # trains on the chosen rows
     tpe = extra.get("tokens_per_example") or _generated_tokens_per_example(cfg) or 0.0
     batch = int(cfg.get("micro_batch_size", 1)) * int(cfg.get("gradient_accumulation_steps", 1))
     if cfg.get("max_steps"):

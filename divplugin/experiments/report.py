@@ -20,6 +20,15 @@ from divplugin.experiments.runner import PointResult, point_id
 from divplugin.experiments.spec import Spec
 
 
+def recorded_overrides(reference: str | Path) -> dict[str, Any]:
+    """The ``--set`` overrides a results folder's results.json records ({} when none)."""
+    try:
+        found = json.loads((Path(reference) / "results.json").read_text()).get("overrides") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return dict(found) if isinstance(found, dict) else {}
+
+
 def x_of(spec: Spec, values: dict[str, Any]) -> Any:
     """Where sweep values ``values`` sit on the plot's x axis."""
     value = values[spec.plot.x]

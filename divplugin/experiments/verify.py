@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 
 from divplugin.errors import ConfigError
 from divplugin.experiments.platform import differences
+from divplugin.experiments.report import recorded_overrides
 from divplugin.experiments.runner import PointResult, point_hash, point_id
 from divplugin.experiments.spec import Point, Spec
 
@@ -43,15 +44,6 @@ class Check:
     @property
     def ok(self) -> bool:
         return self.metrics_equal and self.weights != "differ"
-
-
-def recorded_overrides(reference: str | Path) -> dict[str, Any]:
-    """The ``--set`` overrides a results folder's results.json records ({} when none)."""
-    try:
-        found = json.loads((Path(reference) / "results.json").read_text()).get("overrides") or {}
-    except (OSError, ValueError, AttributeError):
-        return {}
-    return dict(found) if isinstance(found, dict) else {}
 
 
 def recorded_results(reference: str | Path) -> dict[str, PointResult]:
