@@ -16,10 +16,12 @@ greedy, on HumanEval+ (164) and MBPP+ (378):
 
 Generation steps resume: lm-eval through ``--use_cache``, EvalPlus through its own resume.
 The report works on whatever problems every run has finished, so a long run is committed as
-it goes. Run ``ours`` and ``evalplus`` as two processes, one thread each, on two cores.
+it goes. Run ``ours`` and ``evalplus`` as two processes, one thread each, on two cores, or
+one benchmark per process (``--benches humaneval`` beside ``--benches mbpp``).
 
     python benchmarks/bench_code_instruct.py --data DIR [--out WORK] [--limit N]
-        [--steps ours,evalplus,completion,report] [--results docs/results/code-instruct-smollm2]
+        [--steps ours,evalplus,completion,report] [--benches humaneval,mbpp]
+        [--results docs/results/code-instruct-smollm2]
 """
 
 from __future__ import annotations
@@ -102,20 +104,30 @@ def _whole(times: dict, name: str) -> float | None:
     return t["seconds"] if isinstance(t, dict) and t.get("whole") else None
 
 
-def run_divplugin(model: Path, data: Path, work: Path, mode: str, limit: int | None, threads: int) -> None:
+def run_divplugin(model: Path, data: Path, work: Path, mode: str, limit: int | None, threads: int,
+                  benches: list[str] = list(BENCHES)) -> None:
+    """``divplugin eval`` on `benches` (EvalPlus dataset names). A run of one benchmark keeps
+    its own request cache, log and timing, so that two can run at once, one per core; it
+    starts from the answers a run of both made (the cache is keyed by request)."""
+    import shutil
+
     out = work / f"divplugin-{mode}"
     out.mkdir(parents=True, exist_ok=True)
     suffix = "_instruct" if mode == "instruct" else ""
+    part = "" if sorted(benches) == sorted(BENCHES) else "-" + "-".join(benches)
+    cache = out / f"cache{part}"
+    if part and not any(out.glob(f"cache{part}_rank*.db")) and (out / "cache_rank0.db").is_file():
+        shutil.copyfile(out / "cache_rank0.db", out / f"cache{part}_rank0.db")
     cmd = [sys.executable, "-m", "divplugin", "eval", "--model", "hf",
            "--model_args", f"pretrained={model},dtype=float32", "--device", "cpu", "--batch_size", "1",
-           "--tasks", ",".join(f"divplugin_{b}{suffix}" for b in BENCHES.values()),
+           "--tasks", ",".join(f"divplugin_{BENCHES[b]}{suffix}" for b in benches),
            "--confirm_run_unsafe_code", "--log_samples", "--output_path", str(out / "lm_eval"),
-           "--use_cache", str(out / "cache"),
+           "--use_cache", str(cache),
            "--metadata", json.dumps({"data": str(data), "results_dir": str(out / "verdicts"), "workers": threads})]
     if limit:
         cmd += ["--limit", str(limit)]
     fresh = not any(out.glob("cache*"))  # lm-eval's request cache: answers made earlier
-    _record_time(work, f"divplugin-{mode}", _timed(cmd, _env(threads), out / "log.txt"), fresh)
+    _record_time(work, f"divplugin-{mode}{part}", _timed(cmd, _env(threads), out / f"log{part}.txt"), fresh)
 
 
 def fresh_stop_criteria() -> None:
@@ -190,17 +202,18 @@ def _cached_answers(run: Path, bench: str, mode: str, model: Path, data: Path) -
     from divplugin.codeeval.prompts import stop_strings
     from divplugin.lmeval.code import load_code
 
-    db = run / "cache_rank0.db"
-    if not db.is_file():
+    dbs = sorted(run.glob("cache*_rank0.db"))  # a run of both benchmarks, or of one (--benches)
+    if not dbs:
         return {}
     docs = load_code(bench, mode, str(data), pretrained=str(model))["test"]
     kwargs = {"until": stop_strings(bench.removesuffix("_plus"), mode), "max_gen_toks": 768, "do_sample": False}
     out = {}
-    with SqliteDict(str(db), flag="r") as cache:
-        for doc in docs:
-            key = hash_args("generate_until", (doc["prompt"], kwargs))
-            if key in cache:
-                out[doc["task_id"]] = {"prompt": doc["prompt"], "answer": cache[key]}
+    for db in dbs:
+        with SqliteDict(str(db), flag="r") as cache:
+            for doc in docs:
+                key = hash_args("generate_until", (doc["prompt"], kwargs))
+                if key in cache:
+                    out[doc["task_id"]] = {"prompt": doc["prompt"], "answer": cache[key]}
     return out
 
 
@@ -279,10 +292,12 @@ def report(model: Path, data: Path, work: Path, results: Path | None) -> dict:
     answers = []
     for dataset, bench in BENCHES.items():
         problems = {p.task_id: p for p in load_problems(bench, data)}
-        ours = (_lm_eval_samples(work / "divplugin-instruct" / "lm_eval", f"divplugin_{bench}_instruct")
-                or _cached_answers(work / "divplugin-instruct", bench, "instruct", model, data))
-        comp = (_lm_eval_samples(work / "divplugin-completion" / "lm_eval", f"divplugin_{bench}")
-                or _cached_answers(work / "divplugin-completion", bench, "completion", model, data))
+        # the answers so far: the request cache (written after every request) and the sample
+        # logs of finished runs (which may cover fewer problems, e.g. an earlier --limit run)
+        ours = {**_cached_answers(work / "divplugin-instruct", bench, "instruct", model, data),
+                **_lm_eval_samples(work / "divplugin-instruct" / "lm_eval", f"divplugin_{bench}_instruct")}
+        comp = {**_cached_answers(work / "divplugin-completion", bench, "completion", model, data),
+                **_lm_eval_samples(work / "divplugin-completion" / "lm_eval", f"divplugin_{bench}")}
         v_ours = _score_missing(work / "divplugin-instruct" / "verdicts", bench, "instruct", problems, ours)
         v_comp = _score_missing(work / "divplugin-completion" / "verdicts", bench, "completion", problems, comp)
         raw, san, v_theirs = _evalplus(work, dataset)
@@ -474,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="first N problems of each benchmark")
     ap.add_argument("--steps", default="ours,evalplus,completion,report")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--benches", default=",".join(BENCHES),
+                    help="humaneval, mbpp or both (default): one benchmark per process, one process per core")
     ap.add_argument("--results", type=Path, default=None, help="where report writes results.json, README.md, answers.jsonl")
     args = ap.parse_args(argv)
     from divplugin.models.pretrained import convert
@@ -484,15 +501,19 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(steps) - {"ours", "evalplus", "evalplus-shipped", "completion", "report"}
     if unknown:
         ap.error(f"--steps: unknown step(s) {sorted(unknown)}")
+    benches = [b.strip() for b in args.benches.split(",") if b.strip()]
+    if not benches or set(benches) - set(BENCHES):
+        ap.error(f"--benches: expected some of {sorted(BENCHES)}, got {args.benches!r}")
     paths = prepare(args.data, args.out, args.limit) if {"evalplus", "evalplus-shipped"} & set(steps) else {}
+    paths = {d: p for d, p in paths.items() if d in benches}
     if "ours" in steps:
-        run_divplugin(model, args.data, args.out, "instruct", args.limit, args.threads)
+        run_divplugin(model, args.data, args.out, "instruct", args.limit, args.threads, benches)
     if "evalplus" in steps:
         run_evalplus(model, args.out, paths, args.threads)
     if "evalplus-shipped" in steps:
         run_evalplus(model, args.out, paths, args.threads, shipped=True)
     if "completion" in steps:
-        run_divplugin(model, args.data, args.out, "completion", args.limit, args.threads)
+        run_divplugin(model, args.data, args.out, "completion", args.limit, args.threads, benches)
     if "report" in steps:
         report(model, args.data, args.out, args.results)
     return 0
