@@ -100,6 +100,39 @@ def test_select_benchmark_runs(capsys):
     assert "divplugin (folds of" in out and "apricot-select" in out
 
 
+def test_select_coverage_reads_the_subsets_a_run_trained_on(tmp_path):
+    """--coverage --run: the rules each subset of an experiment folder covers, read from the
+    rows `divplugin select` wrote there (not made again), with the pool beside."""
+    import json
+
+    import pytest
+
+    from divplugin.selection import SelectSettings
+    from divplugin.subsets import select_dataset
+
+    spec = importlib.util.spec_from_file_location("bench_select", ROOT / "benchmarks" / "bench_select.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    run = tmp_path / "run"
+    for seed in (0, 1):
+        pool = run / "data" / f"pool-{seed}"
+        rows = mod._pool(pool, 1200, 40, 0.05, seed)
+        for method in ("random", "kcenter"):
+            select_dataset(str(pool), run / "data" / "selected" / f"pool-{seed}-{method}", 300,
+                           SelectSettings(method=method, seed=seed), fields=["instruction", "input"])
+    mod.main(["--coverage", str(tmp_path / "page"), "--run", str(run)])
+    table = json.loads((tmp_path / "page" / "coverage.json").read_text())
+    assert table["seeds"] == [0, 1] and list(table) == ["seeds", "pool", "random", "kcenter"]
+    assert table["pool"][1][0] == mod.coverage([r["metadata"]["rule_id"] for r in rows])[0] == 40
+    chosen = mod._rule_ids(run / "data" / "selected" / "pool-1-kcenter" / "train.jsonl")
+    assert len(chosen) == 300 and table["kcenter"][1][:2] == list(mod.coverage(chosen))
+    assert "read from its folder" in (tmp_path / "page" / "README.md").read_text()
+    with pytest.raises(SystemExit, match="holds no subsets"):
+        mod.main(["--coverage", str(tmp_path / "page2"), "--run", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        mod.main(["--run", str(run)])  # --run without --coverage
+
+
 def test_threads_benchmark_runs(capsys):
     import pytest
 
