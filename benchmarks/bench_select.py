@@ -9,11 +9,13 @@
 2. ``--coverage OUT``: the select-long-tail-cpu spec's pools (500 rules, 200,000 examples,
    Power(0.05); seeds 0-2) cut to 50,000 by each method, and what the labels say of each
    subset: distinct rules covered and the effective number of rules (exp of the entropy of
-   per-rule counts). Writes OUT/README.md and OUT/coverage.json. With ``--run`` (the spec's
-   results folder) it reads the subsets that run trained on instead of making them again.
+   per-rule counts), beside the select-long-tail-cpu-balanced spec's subsets (balanced by the
+   rule labels: the most even subset the pool holds). Writes OUT/README.md and
+   OUT/coverage.json. With ``--run`` (the specs' results folders) it reads the subsets those
+   runs trained on instead of making them again.
 
     python benchmarks/bench_select.py [--rows 100000] [--budget 10000] [--embedders chars[,minilm]]
-    python benchmarks/bench_select.py --coverage docs/results/select-long-tail-coverage [--run results/select-long-tail-cpu]
+    python benchmarks/bench_select.py --coverage docs/results/select-long-tail-coverage [--run FOLDER ...]
 """
 
 from __future__ import annotations
@@ -118,19 +120,21 @@ def _rule_ids(path: Path) -> list[str]:
         return [json.loads(line)["metadata"]["rule_id"] for line in f if line.strip()]
 
 
-def _from_run(run: Path, methods: list[str]) -> dict:
-    """Coverage of the subsets an experiment folder trained on (``RUN/data/selected/*``, each
+def _from_run(runs: list[Path], methods: list[str]) -> dict:
+    """Coverage of the subsets experiment folders trained on (``RUN/data/selected/*``, each
     with the manifest `divplugin select` wrote), and of their pools, seed by seed."""
     found: dict[tuple[int, str], tuple[int, float, float]] = {}
     pools: dict[int, tuple[int, float]] = {}
-    for manifest in sorted((run / "data" / "selected").glob("*/manifest.json")):
-        sel = json.loads(manifest.read_text())["selection"]
-        seed = int(sel["seed"])
-        found[(seed, sel["method"])] = (*coverage(_rule_ids(manifest.parent / "train.jsonl")), float(sel["seconds"]))
-        if seed not in pools:
-            pools[seed] = coverage(_rule_ids(run / "data" / Path(sel["source"]).name / "train.jsonl"))
+    for run in runs:
+        for manifest in sorted((run / "data" / "selected").glob("*/manifest.json")):
+            sel = json.loads(manifest.read_text())["selection"]
+            seed = int(sel["seed"])
+            found[(seed, sel["method"])] = (*coverage(_rule_ids(manifest.parent / "train.jsonl")),
+                                            float(sel["seconds"]))
+            if seed not in pools:
+                pools[seed] = coverage(_rule_ids(run / "data" / Path(sel["source"]).name / "train.jsonl"))
     if not found:
-        sys.exit(f"{run} holds no subsets (data/selected/*/manifest.json): run the spec into it first")
+        sys.exit(f"{', '.join(map(str, runs))}: no subsets (data/selected/*/manifest.json): run the spec into it first")
     table: dict = {"pool": [pools[s] for s in sorted(pools)]}
     for method in methods:
         if runs := [found[(s, method)] for s in sorted(pools) if (s, method) in found]:
@@ -139,18 +143,21 @@ def _from_run(run: Path, methods: list[str]) -> dict:
     return table
 
 
-def coverage_page(out: Path, workers: int, run: Path | None = None) -> None:
-    """The select-long-tail-cpu spec's subsets, seed by seed, measured by their labels: those
-    an experiment folder trained on (`run`), else made again here."""
+def coverage_page(out: Path, workers: int, runs: list[Path] | None = None) -> None:
+    """The subsets of the select-long-tail-cpu specs, seed by seed, measured by their labels:
+    those experiment folders trained on (`runs`), else made again here."""
     from divplugin.experiments import load_spec
+    from divplugin.diversity import field_value
     from divplugin.selection import SelectSettings, choose
 
     spec = load_spec("select-long-tail-cpu")
+    reference = load_spec("select-long-tail-cpu-balanced")  # balanced by the rule labels: the bound
     settings = spec.train["divplugin_settings"]
     subset = spec.train["divplugin_select"]
-    methods = spec.sweep["divplugin_select.method"]
-    if run is not None:
-        table = _from_run(run, methods)
+    methods = spec.sweep["divplugin_select.method"] + reference.sweep["divplugin_select.method"]
+    by = reference.train["divplugin_select"]["by"]
+    if runs:
+        table = _from_run(runs, methods)
     else:
         table = {"seeds": list(spec.seeds)}
         for seed in spec.seeds:
@@ -160,22 +167,24 @@ def coverage_page(out: Path, workers: int, run: Path | None = None) -> None:
             table.setdefault("pool", []).append(coverage(rules))
             for method in methods:
                 t0 = time.perf_counter()
+                groups = [field_value(r, by) for r in rows] if method == "balanced" else None
                 idx = choose(texts, subset["budget"], SelectSettings(method=method, embedder=subset["embedder"], seed=seed),
-                             workers=workers)
+                             groups=groups, workers=workers)
                 table.setdefault(method, []).append((*coverage([rules[i] for i in idx]), time.perf_counter() - t0))
                 print(seed, method, table[method][-1], flush=True)
     seeds = table.pop("seeds")
     out.mkdir(parents=True, exist_ok=True)
     (out / "coverage.json").write_text(json.dumps({"seeds": seeds, **table}, indent=2) + "\n")
-    source = ("the subsets the spec's run trained on, read from its folder" if run is not None
+    source = ("the subsets the specs' runs trained on, read from their folders" if runs
               else "each subset made again here")
     command = ("python benchmarks/bench_select.py --coverage docs/results/select-long-tail-coverage"
-               + (" --run results/select-long-tail-cpu" if run is not None else ""))
+               + (" --run results/select-long-tail-cpu --run results/select-long-tail-cpu-balanced" if runs else ""))
     lines = ["# What each selection method covers of a long-tailed pool", "",
              f"The pools and subsets of `select-long-tail-cpu` ({settings['num_examples']:,} examples of "
              f"{settings['num_rules']} rules, Power({settings['alpha']}); {subset['budget']:,} chosen by each method "
-             f"from the text alone, {subset['embedder']} embedder; seeds {seeds}), measured afterwards by their "
-             f"labels: {source}. Made by `{command}`.",
+             f"from the text alone, {subset['embedder']} embedder; seeds {seeds}) and of "
+             f"`select-long-tail-cpu-balanced` (the same budget balanced by the `{by}` labels, the most even "
+             f"subset the pool holds), measured afterwards by their labels: {source}. Made by `{command}`.",
              "", "| set | rules covered (per seed) | effective rules (per seed) | seconds to choose |",
              "|---|---|---|---|"]
     for name, runs in table.items():
@@ -196,10 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer-rows", type=int, default=10_000)
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--coverage", type=Path, default=None, help="write the spec's coverage page to this folder instead")
-    ap.add_argument("--run", type=Path, default=None,
-                    help="with --coverage: the spec's results folder, whose subsets are read instead of made again")
+    ap.add_argument("--run", type=Path, action="append", default=None,
+                    help="with --coverage (repeatable): a spec's results folder, whose subsets are read instead of made again")
     args = ap.parse_args(argv)
-    if args.run is not None and args.coverage is None:
+    if args.run and args.coverage is None:
         ap.error("--run goes with --coverage")
     if args.coverage:
         coverage_page(args.coverage, args.workers, args.run)

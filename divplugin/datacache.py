@@ -44,10 +44,10 @@ def ensure_selected(root: str | os.PathLike, source: Path, subset: dict) -> tupl
     from divplugin.selection import SelectSettings
     from divplugin.subsets import select_dataset
 
-    settings = SelectSettings(**{k: v for k, v in subset.items() if k not in ("budget", "fields", "dedup")})
+    settings = SelectSettings.of(subset)
     return _ensure(Path(root) / f"{source.name}-{subset_key(subset)}",
                    lambda f: select_dataset(str(source), f, subset["budget"], settings, fields=subset["fields"],
-                                            dedup=subset["dedup"], overwrite=True))
+                                            by=subset.get("by"), dedup=subset["dedup"], overwrite=True))
 
 
 def generated_folder(root: str | os.PathLike, name: str, config: GeneratorConfig) -> Path:

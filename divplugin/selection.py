@@ -6,6 +6,10 @@ cent, and the cost of every step cut by d / dim):
 
 - ``random``: a seeded sample, stratified by a field when asked (shares kept by largest
   remainder).
+- ``balanced``: a seeded sample with as even a count per group of a field as the groups
+  allow (every group gets the same cap, a group smaller than it gives all its rows: a
+  per-task cap, as FLAN's mixtures use). It reads a label, so on the synthetic task it is the
+  label-aware reference the text-only methods are measured against.
 - ``kcenter``: greedy k-center (farthest point first) on cosine distance: each step takes
   the row farthest from everything chosen. With ``density`` > 0 a row's distance is scaled by
   (size of its k-means cluster / the mean size) ** density, so that it does not chase
@@ -32,7 +36,8 @@ import numpy as np
 
 from divplugin.errors import ConfigError, did_you_mean
 
-METHODS = ("random", "kcenter", "facility-location")
+METHODS = ("random", "balanced", "kcenter", "facility-location")
+GROUPED = ("random", "balanced")  # the methods that read a field (--by)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,12 @@ class SelectSettings:
     clusters: int = 64  # kcenter with density: k-means clusters that estimate it
     neighbours: int = 10  # facility-location: graph degree
     fold_size: int = 10_000  # facility-location: rows per fold
+
+    @classmethod
+    def of(cls, request: dict) -> "SelectSettings":
+        """The settings among a request's keys (a ``divplugin_select`` mapping also holds budget,
+        fields, dedup and by)."""
+        return cls(**{k: v for k, v in request.items() if k in cls.__dataclass_fields__})
 
     def validate(self) -> None:
         from divplugin.scores import EMBEDDERS
@@ -110,17 +121,45 @@ def largest_remainder(total: int, sizes: list[int]) -> list[int]:
     return out
 
 
+def _per_group(rng: np.random.Generator, groups: list[str], split: Callable[[list[int]], list[int]]) -> np.ndarray:
+    """Rows drawn at random within each group (groups in sorted order), as many as `split`
+    gives each group from the list of group sizes."""
+    members: dict[str, list[int]] = {g: [] for g in sorted(set(groups))}
+    for i, g in enumerate(groups):
+        members[g].append(i)
+    quota = split([len(m) for m in members.values()])
+    chosen = [rng.choice(m, q, replace=False) for m, q in zip(members.values(), quota) if q]
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=int)
+
+
 def random_rows(n: int, budget: int, seed: int, groups: Optional[list[str]] = None) -> np.ndarray:
     rng = np.random.default_rng([seed, 11])
     if groups is None:
         return np.sort(rng.choice(n, budget, replace=False))
-    names = sorted(set(groups))
-    members = {g: [] for g in names}
-    for i, g in enumerate(groups):
-        members[g].append(i)
-    quota = largest_remainder(budget, [len(members[g]) for g in names])
-    chosen = [rng.choice(members[g], q, replace=False) for g, q in zip(names, quota) if q]
-    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=int)
+    return _per_group(rng, groups, lambda sizes: largest_remainder(budget, sizes))
+
+
+def capped_quota(total: int, sizes: list[int]) -> list[int]:
+    """`total` split as evenly as `sizes` allow: each gets min(size, cap), the cap the largest
+    that fits, and the rows still missing go one each to the groups above the cap, earliest first."""
+    if total > sum(sizes):
+        raise ValueError(f"{total} > {sum(sizes)}")
+    lo, hi = 0, max(sizes, default=0)
+    while lo < hi:  # the largest cap whose quota does not exceed total
+        cap = (lo + hi + 1) // 2
+        if sum(min(s, cap) for s in sizes) <= total:
+            lo = cap
+        else:
+            hi = cap - 1
+    out = [min(s, lo) for s in sizes]
+    for i in [i for i, s in enumerate(sizes) if s > lo][: total - sum(out)]:
+        out[i] += 1
+    return out
+
+
+def balanced_rows(budget: int, seed: int, groups: list[str]) -> np.ndarray:
+    """`budget` rows with each group's count capped alike (:func:`capped_quota`), at random within a group."""
+    return _per_group(np.random.default_rng([seed, 13]), groups, lambda sizes: capped_quota(budget, sizes))
 
 
 def kcenter(x: np.ndarray, budget: int, seed: int, weights: Optional[np.ndarray] = None,
@@ -229,9 +268,13 @@ def choose(texts: list[str], budget: int, settings: SelectSettings, *, groups: O
     n = len(texts)
     if not 1 <= budget <= n:
         raise ConfigError(f"must be between 1 and the {n:,} rows of the data, got {budget:,}", "budget")
-    if groups is not None and settings.method != "random":
-        raise ConfigError("stratifying by a field (--by) is for the random method; the others choose by text",
-                          "by")
+    if groups is not None and settings.method not in GROUPED:
+        raise ConfigError("grouping by a field (--by) is for the random and balanced methods; the others choose "
+                          "by text", "by")
+    if settings.method == "balanced":
+        if groups is None:
+            raise ConfigError("the balanced method evens out the groups of a field: name it (--by FIELD)", "by")
+        return balanced_rows(budget, settings.seed, groups)
     if settings.method == "random":
         return random_rows(n, budget, settings.seed, groups)
     with _blas_one_thread():

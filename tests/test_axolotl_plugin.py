@@ -1,5 +1,6 @@
 """The axolotl plugin and recipes, with the real axolotl on CPU and tiny local models."""
 
+import collections
 import json
 import os
 import re
@@ -167,9 +168,32 @@ def test_select_trains_on_the_chosen_rows(tiny_model, tmp_path):
     assert Path(_load_cfg(cfg, tmp_path).datasets[0]["path"]) == path  # reused
     for bad, named in (({"budget": 150, "methd": "kcenter"}, "divplugin_select.methd: unknown setting; did you mean 'method'"),
                        ({"method": "kcenter"}, "divplugin_select.budget"),
-                       ({"budget": 10, "method": "kcentre"}, "divplugin_select.method: unknown method 'kcentre'")):
+                       ({"budget": 10, "method": "kcentre"}, "divplugin_select.method: unknown method 'kcentre'"),
+                       ({"budget": 10, "method": "balanced"}, "divplugin_select.by: the balanced method evens out"),
+                       ({"budget": 10, "method": "kcenter", "by": "metadata.rule_id"},
+                        "divplugin_select.by: grouping by a field is for the random and balanced methods"),
+                       ({"budget": 10, "method": "random", "by": 3}, "divplugin_select.by: a field name")):
         with pytest.raises(Exception, match=named):
             _load_cfg(_base(tiny_model, tmp_path, divplugin_select=bad), tmp_path)
+
+
+def test_select_by_a_field_balances_its_groups(tiny_model, tmp_path):
+    """divplugin_select {method: balanced, by: FIELD}: the rows axolotl gets hold every group
+    with one cap; a request without `by` keeps the folder name it had before `by` existed."""
+    from divplugin.axolotl.args import subset_request
+    from divplugin.datacache import subset_key
+    from divplugin.selection import capped_quota
+
+    cfg = _base(tiny_model, tmp_path, divplugin_select={"budget": 150, "method": "balanced", "by": "metadata.rule_id"})
+    path = Path(_load_cfg(cfg, tmp_path).datasets[0]["path"])
+    rows = [json.loads(line) for line in path.open()]
+    pool = [json.loads(line) for line in next((tmp_path / "gen").glob("markov_rewrite-*/train.jsonl")).open()]
+    counts = collections.Counter(r["metadata"]["rule_id"] for r in rows)
+    sizes = collections.Counter(r["metadata"]["rule_id"] for r in pool)
+    names = sorted(sizes)
+    assert len(rows) == 150 and [counts[g] for g in names] == capped_quota(150, [sizes[g] for g in names])
+    assert json.loads((path.parent / "manifest.json").read_text())["selection"]["by"] == "metadata.rule_id"
+    assert subset_key(subset_request({"budget": 50000, "method": "kcenter"})) == "kcenter50000-105f4557d599"
 
 
 def test_markov_strategy_masks_the_prompt(tiny_model, tmp_path):

@@ -113,21 +113,24 @@ def test_select_coverage_reads_the_subsets_a_run_trained_on(tmp_path):
     spec = importlib.util.spec_from_file_location("bench_select", ROOT / "benchmarks" / "bench_select.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    run = tmp_path / "run"
+    run, balanced = tmp_path / "run", tmp_path / "balanced"  # two specs' folders, each with its own pools
     for seed in (0, 1):
-        pool = run / "data" / f"pool-{seed}"
-        rows = mod._pool(pool, 1200, 40, 0.05, seed)
-        for method in ("random", "kcenter"):
-            select_dataset(str(pool), run / "data" / "selected" / f"pool-{seed}-{method}", 300,
-                           SelectSettings(method=method, seed=seed), fields=["instruction", "input"])
-    mod.main(["--coverage", str(tmp_path / "page"), "--run", str(run)])
+        for folder, methods in ((run, ("random", "kcenter")), (balanced, ("balanced",))):
+            pool = folder / "data" / f"pool-{seed}"
+            rows = mod._pool(pool, 1200, 40, 0.05, seed)
+            for method in methods:
+                select_dataset(str(pool), folder / "data" / "selected" / f"pool-{seed}-{method}", 300,
+                               SelectSettings(method=method, seed=seed), fields=["instruction", "input"],
+                               by="metadata.rule_id" if method == "balanced" else None)
+    mod.main(["--coverage", str(tmp_path / "page"), "--run", str(run), "--run", str(balanced)])
     table = json.loads((tmp_path / "page" / "coverage.json").read_text())
-    assert table["seeds"] == [0, 1] and list(table) == ["seeds", "pool", "random", "kcenter"]
+    assert table["seeds"] == [0, 1] and list(table) == ["seeds", "pool", "random", "kcenter", "balanced"]
+    assert table["balanced"][0][0] == 40 and table["balanced"][0][1] > table["random"][0][1]  # the most even subset
     assert table["pool"][1][0] == mod.coverage([r["metadata"]["rule_id"] for r in rows])[0] == 40
     chosen = mod._rule_ids(run / "data" / "selected" / "pool-1-kcenter" / "train.jsonl")
     assert len(chosen) == 300 and table["kcenter"][1][:2] == list(mod.coverage(chosen))
-    assert "read from its folder" in (tmp_path / "page" / "README.md").read_text()
-    with pytest.raises(SystemExit, match="holds no subsets"):
+    assert "read from their folders" in (tmp_path / "page" / "README.md").read_text()
+    with pytest.raises(SystemExit, match="no subsets"):
         mod.main(["--coverage", str(tmp_path / "page2"), "--run", str(tmp_path)])
     with pytest.raises(SystemExit):
         mod.main(["--run", str(run)])  # --run without --coverage

@@ -444,7 +444,9 @@ VARIANT_SPECS = {"noop-cpu-steps": "noop-cpu", "long-tail-cpu-seeds": "long-tail
                  "dilution-cpu-programs-seeds": "dilution-cpu-programs",
                  "pretrained-lora-cpu-letters": "pretrained-lora-cpu", "pretrained-lora-cpu-seeds": "pretrained-lora-cpu",
                  "pretrained-lora-cpu-long-tail": "pretrained-lora-cpu", "pretrained-lora-cpu-cipher": "pretrained-lora-cpu",
-                 "pretrained-lora-cpu-cipher-steps": "pretrained-lora-cpu"}
+                 "pretrained-lora-cpu-cipher-steps": "pretrained-lora-cpu",
+                 # its balanced method's path through the plugin: test_select_by_a_field_balances_its_groups
+                 "select-long-tail-cpu-balanced": "select-long-tail-cpu"}
 
 
 def _flow_keys(spec) -> dict:

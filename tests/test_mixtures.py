@@ -193,6 +193,8 @@ def test_a_source_can_be_chosen_for_diversity(tmp_path):
     assert "select" not in load_mixture_dict(plain, "p").model_dump()["sources"][0]
     with pytest.raises(ConfigError, match="select.method: unknown method 'kcentre'"):
         load_mixture_dict({**plain, "sources": [{"name": "rules", **gen, "count": 3, "select": {"method": "kcentre"}}]}, "x")
+    with pytest.raises(ConfigError, match="select.method: balanced evens out the groups of a field"):
+        load_mixture_dict({**plain, "sources": [{"name": "rules", **gen, "count": 3, "select": {"method": "balanced"}}]}, "x")
 
 
 @pytest.mark.parametrize("changes, named", [

@@ -13,6 +13,7 @@ from divplugin.errors import ConfigError
 from divplugin.selection import (
     METHODS,
     SelectSettings,
+    capped_quota,
     choose,
     facility_location,
     kcenter,
@@ -42,11 +43,12 @@ def _texts(rows):
 def test_exactly_n_distinct_rows_deterministic_on_any_worker_count(method, pool):
     _, rows = pool
     texts = _texts(rows)
+    groups = [r["metadata"]["rule_id"] for r in rows] if method == "balanced" else None  # it needs a field
     settings = SelectSettings(method=method, seed=3, fold_size=1500)
-    one = choose(texts, 700, settings, workers=1)
+    one = choose(texts, 700, settings, groups=groups, workers=1)
     assert len(one) == 700 and len(set(one.tolist())) == 700 and np.all(np.diff(one) > 0)
-    assert np.array_equal(one, choose(texts, 700, settings, workers=3))
-    other = choose(texts, 700, SelectSettings(method=method, seed=4, fold_size=1500), workers=1)
+    assert np.array_equal(one, choose(texts, 700, settings, groups=groups, workers=3))
+    other = choose(texts, 700, SelectSettings(method=method, seed=4, fold_size=1500), groups=groups, workers=1)
     assert not np.array_equal(one, other)  # the seed matters
 
 
@@ -94,6 +96,24 @@ def test_random_is_stratified_exactly():
     assert largest_remainder(10, [1, 1, 1]) == [4, 3, 3] and sum(largest_remainder(7, [5, 3, 2])) == 7
 
 
+def test_balanced_caps_every_group_alike(pool):
+    """Each group gives min(its size, one cap), the cap as large as the budget allows; the
+    rows still missing go one each to the groups above the cap, in sorted group order."""
+    groups = ["a"] * 700 + ["b"] * 200 + ["c"] * 100 + ["d"] * 5
+    idx = choose(["x"] * len(groups), 300, SelectSettings(method="balanced"), groups=groups)
+    assert collections.Counter(groups[i] for i in idx) == {"a": 99, "b": 98, "c": 98, "d": 5}
+    assert capped_quota(9, [3, 3, 3]) == [3, 3, 3] and capped_quota(4, [1, 10, 10]) == [1, 2, 1]
+    with pytest.raises(ValueError):
+        capped_quota(10, [3, 3, 3])
+    _, rows = pool  # on the long tail: every rule, and a flatter count than a random draw's
+    rules = [r["metadata"]["rule_id"] for r in rows]
+    counts = {m: collections.Counter(rules[i] for i in choose(_texts(rows), 600, SelectSettings(method=m, seed=1),
+                                                               groups=rules if m == "balanced" else None))
+              for m in ("random", "balanced")}
+    assert len(counts["balanced"]) == len(set(rules)) > len(counts["random"])
+    assert max(counts["balanced"].values()) < max(counts["random"].values())
+
+
 def test_bad_input_is_named(pool, tmp_path):
     folder, rows = pool
     texts = _texts(rows)
@@ -105,8 +125,13 @@ def test_bad_input_is_named(pool, tmp_path):
         choose(texts, 10, SelectSettings(embedder="char"))
     with pytest.raises(ConfigError, match=r"row 0 has no field 'instrution'"):
         select_dataset(str(folder), tmp_path / "x", 10, SelectSettings(), fields=["instrution"])
-    with pytest.raises(ConfigError, match=r"by: stratifying by a field"):
+    with pytest.raises(ConfigError, match=r"by: grouping by a field \(--by\) is for the random and balanced"):
         choose(texts, 10, SelectSettings(method="kcenter"), groups=["a"] * len(texts))
+    with pytest.raises(ConfigError, match=r"by: the balanced method evens out the groups of a field: name it"):
+        choose(texts, 10, SelectSettings(method="balanced"))
+    with pytest.raises(ConfigError, match=r"row 0 has no field 'metadata.rule'"):
+        select_dataset(str(folder), tmp_path / "x", 10, SelectSettings(method="balanced"), fields=["instruction"],
+                       by="metadata.rule")
     assert not (tmp_path / "x").exists()
 
 

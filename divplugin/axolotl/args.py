@@ -41,9 +41,9 @@ class DivpluginArgs(BaseModel):
         None, description="Local copies of mixture sources: {source name: JSONL/Parquet/Arrow file or folder} (offline).")
     divplugin_select: Optional[dict[str, Any]] = Field(
         None, description="Train on the most diverse part of the data instead of all of it: {budget: N, method: "
-        "kcenter | facility-location | random, embedder: chars | minilm, seed, fields: [instruction, input], "
-        "dedup: none | exact | near, dim, density, neighbours, fold_size} (see 'divplugin select'). Made once per "
-        "settings hash, like the data.")
+        "kcenter | facility-location | random | balanced, embedder: chars | minilm, seed, fields: [instruction, "
+        "input], dedup: none | exact | near, by: FIELD (random: stratify; balanced: even out its groups), dim, "
+        "density, neighbours, fold_size} (see 'divplugin select'). Made once per settings hash, like the data.")
     divplugin_cache_dir: Optional[str] = Field(
         None, description="Where generated data is kept, one folder per settings hash "
         "(default: $DIVPLUGIN_CACHE/generated, i.e. ~/.cache/divplugin/generated).")
@@ -88,7 +88,7 @@ class Selection:
 
 
 SUBSET_KEYS = ("budget", "method", "embedder", "seed", "dim", "density", "clusters", "neighbours", "fold_size",
-               "fields", "dedup")
+               "fields", "dedup", "by")
 
 
 def subset_request(value: Any) -> Optional[dict[str, Any]]:
@@ -96,7 +96,7 @@ def subset_request(value: Any) -> Optional[dict[str, Any]]:
     from dataclasses import asdict
 
     from divplugin.errors import did_you_mean
-    from divplugin.selection import SelectSettings
+    from divplugin.selection import GROUPED, SelectSettings
     from divplugin.subsets import DEDUP
 
     if value is None:
@@ -118,14 +118,24 @@ def subset_request(value: Any) -> Optional[dict[str, Any]]:
     if dedup not in DEDUP:
         raise ValueError(f"divplugin_select.dedup: unknown dedup {dedup!r}{did_you_mean(str(dedup), DEDUP)} "
                          f"Choose from: {', '.join(DEDUP)}")
+    by = value.get("by")
+    if by is not None and (not isinstance(by, str) or not by):
+        raise ValueError(f"divplugin_select.by: a field name (e.g. metadata.rule_id), got {by!r}")
     try:
-        settings = SelectSettings(**{k: v for k, v in value.items() if k not in ("budget", "fields", "dedup")})
+        settings = SelectSettings.of(value)
         settings.validate()
     except ConfigError as exc:
         raise ValueError(f"divplugin_select.{exc.field}: {exc.message}") from None
     except TypeError as exc:
         raise ValueError(f"divplugin_select: {exc}") from None
-    return {"budget": budget, "fields": fields, "dedup": dedup, **asdict(settings)}
+    if settings.method == "balanced" and by is None:
+        raise ValueError("divplugin_select.by: the balanced method evens out the groups of a field: name it "
+                         "(e.g. by: metadata.rule_id)")
+    if by is not None and settings.method not in GROUPED:
+        raise ValueError(f"divplugin_select.by: grouping by a field is for the {' and '.join(GROUPED)} methods; "
+                         f"{settings.method} chooses by text")
+    # `by` only when given, so that the settings hash of a request without it stays as it was
+    return {"budget": budget, "fields": fields, "dedup": dedup, **asdict(settings), **({"by": by} if by else {})}
 
 
 def resolve(data: dict[str, Any]) -> Selection | None:

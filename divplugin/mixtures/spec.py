@@ -37,7 +37,8 @@ class GeneratorSource(_Strict):
 class SourceSelect(_Strict):
     """Choose a source's rows for diversity (``divplugin select``) instead of at random."""
 
-    method: str = Field("kcenter", description="kcenter, facility-location or random.")
+    method: str = Field("kcenter", description="kcenter, facility-location or random (a source's rows carry no "
+                        "field to balance by: the ratios balance the sources).")
     embedder: str = Field("chars", description="chars (hashed character 3-grams) or minilm.")
     dim: int = Field(64, ge=0)
     density: float = Field(0.0, ge=0, le=4)
@@ -52,6 +53,10 @@ class SourceSelect(_Strict):
             SelectSettings(method=self.method, embedder=self.embedder).validate()
         except ConfigError as exc:
             raise ValueError(f"select.{exc.field}: {exc.message}") from None
+        if self.method == "balanced":
+            raise ValueError("select.method: balanced evens out the groups of a field, and a source's rows carry "
+                             "none; the ratios already balance the sources. Use random, kcenter or "
+                             "facility-location")
         return self
 
 
