@@ -15,13 +15,15 @@ greedy, on HumanEval+ (164) and MBPP+ (378):
    test corpus) to ``--results``.
 
 Generation steps resume: lm-eval through ``--use_cache``, EvalPlus through its own resume.
+On a fresh machine, ``--resume-from RESULTS`` starts the request caches from the answers a
+report committed, and the report carries EvalPlus's side over from it when its runs are absent.
 The report works on whatever problems every run has finished, so a long run is committed as
 it goes. Run ``ours`` and ``evalplus`` as two processes, one thread each, on two cores, or
 one benchmark per process (``--benches humaneval`` beside ``--benches mbpp``).
 
     python benchmarks/bench_code_instruct.py --data DIR [--out WORK] [--limit N]
         [--steps ours,evalplus,completion,report] [--benches humaneval,mbpp]
-        [--results docs/results/code-instruct-smollm2]
+        [--results docs/results/code-instruct-smollm2] [--resume-from docs/results/code-instruct-smollm2]
 """
 
 from __future__ import annotations
@@ -193,28 +195,64 @@ def _lm_eval_samples(folder: Path, task: str) -> dict:
     return out
 
 
-def _cached_answers(run: Path, bench: str, mode: str, model: Path, data: Path) -> dict:
-    """The answers a run has generated so far, from lm-eval's request cache (``--use_cache``):
-    lm-eval writes its sample logs only at the end, the cache after every request."""
+def _requests(bench: str, mode: str, model: Path, data: Path) -> list[tuple[str, str, str]]:
+    """(task id, prompt, lm-eval request-cache key) of every problem of `bench` in `mode`."""
     from lm_eval.api.model import hash_args
-    from sqlitedict import SqliteDict
 
     from divplugin.codeeval.prompts import stop_strings
     from divplugin.lmeval.code import load_code
 
+    docs = load_code(bench, mode, str(data), pretrained=str(model))["test"]
+    kwargs = {"until": stop_strings(bench.removesuffix("_plus"), mode), "max_gen_toks": 768, "do_sample": False}
+    return [(d["task_id"], d["prompt"], hash_args("generate_until", (d["prompt"], kwargs))) for d in docs]
+
+
+def _cached_answers(run: Path, bench: str, mode: str, model: Path, data: Path) -> dict:
+    """The answers a run has generated so far, from lm-eval's request cache (``--use_cache``):
+    lm-eval writes its sample logs only at the end, the cache after every request."""
+    from sqlitedict import SqliteDict
+
     dbs = sorted(run.glob("cache*_rank0.db"))  # a run of both benchmarks, or of one (--benches)
     if not dbs:
         return {}
-    docs = load_code(bench, mode, str(data), pretrained=str(model))["test"]
-    kwargs = {"until": stop_strings(bench.removesuffix("_plus"), mode), "max_gen_toks": 768, "do_sample": False}
+    requests = _requests(bench, mode, model, data)
     out = {}
     for db in dbs:
         with SqliteDict(str(db), flag="r") as cache:
-            for doc in docs:
-                key = hash_args("generate_until", (doc["prompt"], kwargs))
+            for tid, prompt, key in requests:
                 if key in cache:
-                    out[doc["task_id"]] = {"prompt": doc["prompt"], "answer": cache[key]}
+                    out[tid] = {"prompt": prompt, "answer": cache[key]}
     return out
+
+
+def resume_from(results: Path, work: Path, model: Path, data: Path) -> dict:
+    """Seed the work folder's request caches with the answers a report committed
+    (``answers.jsonl``), so that a run on a fresh machine generates only what is missing.
+    Returns {mode: answers seeded}."""
+    from sqlitedict import SqliteDict
+
+    path = results / "answers.jsonl"
+    if not path.is_file():
+        sys.exit(f"--resume-from: {path} not found (a folder the report wrote)")
+    given: dict = {}
+    for i, row in enumerate(_rows(path), 1):
+        if not {"task_id", "mode", "answer"} <= row.keys() or row["mode"] not in ("instruct", "completion"):
+            sys.exit(f"--resume-from: {path} line {i}: expected task_id, mode (instruct or completion) and answer")
+        given.setdefault(row["mode"], {})[row["task_id"]] = row["answer"]
+    seeded = {}
+    for mode, answers in given.items():
+        folder = work / f"divplugin-{mode}"
+        folder.mkdir(parents=True, exist_ok=True)
+        seeded[mode] = 0
+        with SqliteDict(str(folder / "cache_rank0.db"), autocommit=False) as cache:
+            for bench in BENCHES.values():
+                for tid, _, key in _requests(bench, mode, model, data):
+                    if tid in answers and key not in cache:
+                        cache[key] = answers[tid]
+                        seeded[mode] += 1
+            cache.commit()
+    print("resumed from", results, "::", ", ".join(f"{n} {m} answers" for m, n in seeded.items()))
+    return seeded
 
 
 def _score_missing(folder: Path, bench: str, mode: str, problems: dict, answers: dict) -> dict:
@@ -289,6 +327,10 @@ def report(model: Path, data: Path, work: Path, results: Path | None) -> dict:
     out["command"] = ("python benchmarks/bench_code_instruct.py --data DIR"
                       + (f" --out {work} --limit {out['limit']}" if out["limit"] else "")
                       + f" --results {results if results else 'DIR'}")
+    # EvalPlus's side of a benchmark whose runs are not in this work folder (a run resumed on
+    # another machine with --resume-from) is carried from the report in --results, and says so
+    prev = json.loads((results / "results.json").read_text()) if results and (results / "results.json").is_file() else {}
+    out["carried"] = []
     answers = []
     for dataset, bench in BENCHES.items():
         problems = {p.task_id: p for p in load_problems(bench, data)}
@@ -301,9 +343,15 @@ def report(model: Path, data: Path, work: Path, results: Path | None) -> dict:
         v_ours = _score_missing(work / "divplugin-instruct" / "verdicts", bench, "instruct", problems, ours)
         v_comp = _score_missing(work / "divplugin-completion" / "verdicts", bench, "completion", problems, comp)
         raw, san, v_theirs = _evalplus(work, dataset)
-        both = [t for t in problems if t in ours and t in raw]
+        before = prev.get("benchmarks", {}).get(bench, {})
+        carry = not raw and bool(before.get("checks", {}).get("problems"))
+        both = [] if carry else [t for t in problems if t in ours and t in raw]
         checks = {"problems": len(both), "prompts_equal": 0, "generations_equal": 0, "programs_equal": 0,
                   "verdicts_compared": 0, "verdicts_equal": 0}
+        if carry:
+            out["carried"].append(bench)
+            checks = before["checks"]
+            out["differences"] += [d for d in prev.get("differences", []) if d["task_id"] in problems]
         for tid in both:
             p = problems[tid]
             theirs_prompt = make_raw_chat_prompt(task_prompt(p), INSTRUCTION_PREFIX, RESPONSE_PREFIX, slow)
@@ -342,7 +390,9 @@ def report(model: Path, data: Path, work: Path, results: Path | None) -> dict:
         raw_shipped, _, v_shipped = _evalplus(work, dataset, "evalplus-shipped")
         for label, verdicts in (("instruct (EvalPlus, fixed stop criteria)", v_theirs),
                                 ("instruct (EvalPlus as released)", v_shipped)):
-            if verdicts:
+            if carry and label in before.get("pass@1", {}):
+                scored[label] = before["pass@1"][label]
+            elif verdicts:
                 vals = list(verdicts.values())
                 scored[label] = {"problems": len(vals), "base": sum(v["base"] == "pass" for v in vals) / len(vals),
                                  "plus": sum(v["base"] == "pass" and v["plus"] == "pass" for v in vals) / len(vals)}
@@ -358,6 +408,11 @@ def report(model: Path, data: Path, work: Path, results: Path | None) -> dict:
                             (f"evalplus-codegen/{bench}", list(raw.values())),
                             (f"evalplus-shipped-codegen/{bench}", list(raw_shipped.values()))):
             out["runs"][name] = {"problems": len(texts), "tokens": _tokens(tok, texts)}
+            if carry and name.startswith("evalplus") and name in prev.get("runs", {}):
+                out["runs"][name] = prev["runs"][name]
+        if carry:  # the carried runs' recorded times
+            times = {**{k: v for k, v in prev.get("wall_s", {}).items() if k.startswith("evalplus") and k.endswith(dataset)},
+                     **times}
     out["wall_s"] = times
     for run in ("divplugin-instruct", "divplugin-completion"):
         tokens = sum(v["tokens"] for k, v in out["runs"].items() if k.startswith(run + "/"))
@@ -463,6 +518,10 @@ def _page(out: dict) -> str:
         "problems (MBPP+: v0.2.0's 378, each with its docstring and first assertion).",
         "",
         *_partial(out),
+        *([f"EvalPlus's side of {', '.join(out['carried'])} (its prompts, generations, programs and verdicts, "
+           "compared above) is carried from the previous report: its runs are not in the work folder this page "
+           "was remade in (resumed with --resume-from). divplugin's answers are the committed ones; their "
+           "verdicts were computed again.", ""] if out.get("carried") else []),
         *_tables(out),
         "",
         "## Where the two differ",
@@ -492,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--benches", default=",".join(BENCHES),
                     help="humaneval, mbpp or both (default): one benchmark per process, one process per core")
     ap.add_argument("--results", type=Path, default=None, help="where report writes results.json, README.md, answers.jsonl")
+    ap.add_argument("--resume-from", type=Path, default=None,
+                    help="a results folder: seed the request caches with its answers.jsonl first, so a fresh "
+                         "work folder generates only what is missing (its EvalPlus comparison is carried over)")
     args = ap.parse_args(argv)
     from divplugin.models.pretrained import convert
 
@@ -504,6 +566,8 @@ def main(argv: list[str] | None = None) -> int:
     benches = [b.strip() for b in args.benches.split(",") if b.strip()]
     if not benches or set(benches) - set(BENCHES):
         ap.error(f"--benches: expected some of {sorted(BENCHES)}, got {args.benches!r}")
+    if args.resume_from:
+        resume_from(args.resume_from, args.out, model, args.data)
     paths = prepare(args.data, args.out, args.limit) if {"evalplus", "evalplus-shipped"} & set(steps) else {}
     paths = {d: p for d, p in paths.items() if d in benches}
     if "ours" in steps:

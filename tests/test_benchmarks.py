@@ -68,8 +68,30 @@ def test_code_instruct_benchmark_runs(capsys, tmp_path, smollm2, benchmarks_dir)
                      "--steps", "ours,evalplus,report", "--results", str(tmp_path / "results")]) == 0
     out = capsys.readouterr().out
     assert "prompts equal" in out and "tokens/s" in out
-    checks = json.loads((tmp_path / "results" / "results.json").read_text())["benchmarks"]
+    first = json.loads((tmp_path / "results" / "results.json").read_text())
+    checks = first["benchmarks"]
     assert all(b["checks"]["problems"] == 1 and b["checks"]["prompts_equal"] == 1 for b in checks.values())
+
+    # on a fresh machine: a new work folder resumes from the committed answers; the report
+    # carries EvalPlus's side over, scores the answers again, and says so
+    import shutil
+
+    shutil.copytree(tmp_path / "results", tmp_path / "again")
+    assert mod.main(["--data", str(benchmarks_dir), "--out", str(tmp_path / "work2"), "--model", str(smollm2),
+                     "--steps", "report", "--resume-from", str(tmp_path / "again"),
+                     "--results", str(tmp_path / "again")]) == 0
+    cached = mod._cached_answers(tmp_path / "work2" / "divplugin-instruct", "humaneval_plus", "instruct", smollm2,
+                                 benchmarks_dir)
+    assert list(cached) == ["HumanEval/0"]
+    again = json.loads((tmp_path / "again" / "results.json").read_text())
+    assert again["carried"] == list(checks) and again["benchmarks"] == first["benchmarks"]
+    assert (tmp_path / "again" / "answers.jsonl").read_text() == (tmp_path / "results" / "answers.jsonl").read_text()
+    assert "carried from the previous report" in (tmp_path / "again" / "README.md").read_text()
+
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "answers.jsonl").write_text('{"task_id": "HumanEval/0", "mode": "chat"}\n')
+    with pytest.raises(SystemExit, match="line 1: expected task_id, mode"):
+        mod.resume_from(tmp_path / "bad", tmp_path / "work3", smollm2, benchmarks_dir)
 
 
 def test_code_instruct_benchmark_times_only_runs_made_in_one_go(tmp_path):
