@@ -137,8 +137,8 @@ def _from_run(runs: list[Path], methods: list[str]) -> dict:
         sys.exit(f"{', '.join(map(str, runs))}: no subsets (data/selected/*/manifest.json): run the spec into it first")
     table: dict = {"pool": [pools[s] for s in sorted(pools)]}
     for method in methods:
-        if runs := [found[(s, method)] for s in sorted(pools) if (s, method) in found]:
-            table[method] = runs
+        if any((s, method) in found for s in pools):  # a seed not run yet shows as "-"
+            table[method] = [found.get((s, method)) for s in sorted(pools)]
     table["seeds"] = sorted(pools)
     return table
 
@@ -188,9 +188,9 @@ def coverage_page(out: Path, workers: int, runs: list[Path] | None = None) -> No
              "", "| set | rules covered (per seed) | effective rules (per seed) | seconds to choose |",
              "|---|---|---|---|"]
     for name, runs in table.items():
-        secs = " / ".join(f"{r[2]:.0f}" for r in runs) if name != "pool" else "-"
-        lines.append(f"| {name} | {' / '.join(str(r[0]) for r in runs)} | {' / '.join(f'{r[1]:.1f}' for r in runs)} "
-                     f"| {secs} |")
+        cells = [" / ".join("-" if r is None or i >= len(r) else fmt(r[i]) for r in runs) for i, fmt in
+                 enumerate((str, "{:.1f}".format, "{:.0f}".format))]
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {cells[2] if name != 'pool' else '-'} |")
     lines += ["", "Effective rules: exp of the entropy of the per-rule counts (500 for a uniform allocation).", ""]
     (out / "README.md").write_text("\n".join(lines))
     print(f"wrote {out}")
