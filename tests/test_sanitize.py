@@ -6,6 +6,7 @@ committed benchmark run, and answers assembled at random from pieces of code and
 """
 
 import json
+import os
 import random
 
 import pytest
@@ -68,7 +69,8 @@ def test_hard_cases_match_evalplus(name):
 
 def test_real_model_answers_match_evalplus(benchmarks_dir):
     """The answers of SmolLM2-135M-Instruct in the committed benchmark run, both modes, as
-    EvalPlus's codegen hands them to its sanitiser (completion: prompt + answer)."""
+    EvalPlus's codegen hands them to its sanitiser (completion: prompt + answer): a sample,
+    or all of them with DIVPLUGIN_TEST_FULL=1."""
     from divplugin.codeeval import load_problems
     from divplugin.codeeval.prompts import task_prompt
 
@@ -76,6 +78,8 @@ def test_real_model_answers_match_evalplus(benchmarks_dir):
     path = ROOT / "docs" / "results" / "code-instruct-smollm2" / "answers.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(rows) >= 50
+    if os.environ.get("DIVPLUGIN_TEST_FULL") != "1":  # a seeded 200 (EvalPlus's extractor is slow on long answers)
+        rows = random.Random(0).sample(rows, min(200, len(rows)))
     for row in rows:
         p = problems[row["task_id"]]
         answer = row["answer"].replace("\t", "    ")
