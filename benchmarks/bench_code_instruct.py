@@ -19,10 +19,11 @@ On a fresh machine, ``--resume-from RESULTS`` starts the request caches from the
 report committed, and the report carries EvalPlus's side over from it when its runs are absent.
 The report works on whatever problems every run has finished, so a long run is committed as
 it goes. Run ``ours`` and ``evalplus`` as two processes, one thread each, on two cores, or
-one benchmark per process (``--benches humaneval`` beside ``--benches mbpp``).
+one benchmark per process (``--benches humaneval`` beside ``--benches mbpp``), or one
+benchmark's unanswered problems split between processes (``--shard 0/2`` beside ``--shard 1/2``).
 
     python benchmarks/bench_code_instruct.py --data DIR [--out WORK] [--limit N]
-        [--steps ours,evalplus,completion,report] [--benches humaneval,mbpp]
+        [--steps ours,evalplus,completion,report] [--benches humaneval,mbpp] [--shard K/N]
         [--results docs/results/code-instruct-smollm2] [--resume-from docs/results/code-instruct-smollm2]
 """
 
@@ -88,16 +89,32 @@ def _timed(cmd: list[str], env: dict, log: Path) -> float:
     return time.perf_counter() - t0
 
 
-def _record_time(work: Path, name: str, seconds: float, fresh: bool) -> None:
+def _record_time(work: Path, name: str, seconds: float, fresh: bool, made: tuple[int, int] | None = None) -> None:
     """Add a run's seconds to ``timings.json``. A run that resumed (``fresh`` False: it found
-    answers already made) has no whole wall time: it is marked so, and the report leaves
-    its speed out (a timing from an interrupted run would mix its parts' loads)."""
+    answers already made) has no whole wall time: it is marked so, and the report gives it
+    no wall time of its own. `made`: (answers, tokens) this segment generated, summed over
+    segments, so that a resumed run still has a speed (its segments' tokens over their seconds)."""
     path = work / "timings.json"
     times = json.loads(path.read_text()) if path.is_file() else {}
     old = times.get(name)
     whole = fresh and old is None
-    times[name] = {"seconds": seconds + (old["seconds"] if isinstance(old, dict) else old or 0.0), "whole": whole}
+    rec = {"seconds": seconds + (old["seconds"] if isinstance(old, dict) else old or 0.0), "whole": whole}
+    if made is not None:
+        seg = old.get("segments", {}) if isinstance(old, dict) else {}
+        rec["segments"] = {"seconds": seconds + seg.get("seconds", 0.0), "answers": made[0] + seg.get("answers", 0),
+                           "tokens": made[1] + seg.get("tokens", 0)}
+    times[name] = rec
     path.write_text(json.dumps(times, indent=2) + "\n")
+
+
+def _segments(times: dict, run: str) -> dict | None:
+    """Seconds, answers and tokens of every timed segment of `run` and its lanes
+    (``run-humaneval``, ``run-mbpp-0of2``...), summed: each lane one process on one core."""
+    segs = [t["segments"] for k, t in times.items()
+            if (k == run or k.startswith(run + "-")) and isinstance(t, dict) and t.get("segments", {}).get("answers")]
+    if not segs:
+        return None
+    return {key: sum(s[key] for s in segs) for key in ("seconds", "answers", "tokens")}
 
 
 def _whole(times: dict, name: str) -> float | None:
@@ -107,29 +124,55 @@ def _whole(times: dict, name: str) -> float | None:
 
 
 def run_divplugin(model: Path, data: Path, work: Path, mode: str, limit: int | None, threads: int,
-                  benches: list[str] = list(BENCHES)) -> None:
+                  benches: list[str] = list(BENCHES), shard: tuple[int, int] | None = None) -> None:
     """``divplugin eval`` on `benches` (EvalPlus dataset names). A run of one benchmark keeps
-    its own request cache, log and timing, so that two can run at once, one per core; it
-    starts from the answers a run of both made (the cache is keyed by request)."""
-    import shutil
+    its own request cache, log and timing, so that two can run at once, one per core; each
+    starts from the answers every other run of the folder made (the cache is keyed by
+    request). `shard` (k, n), with one benchmark: only the k-th of n slices of the problems
+    no run has answered yet, so that n processes share what is left."""
+    from sqlitedict import SqliteDict
 
     out = work / f"divplugin-{mode}"
     out.mkdir(parents=True, exist_ok=True)
     suffix = "_instruct" if mode == "instruct" else ""
     part = "" if sorted(benches) == sorted(BENCHES) else "-" + "-".join(benches)
+    part += f"-{shard[0]}of{shard[1]}" if shard else ""
     cache = out / f"cache{part}"
-    if part and not any(out.glob(f"cache{part}_rank*.db")) and (out / "cache_rank0.db").is_file():
-        shutil.copyfile(out / "cache_rank0.db", out / f"cache{part}_rank0.db")
+    fresh = not any(out.glob("cache*"))  # lm-eval's request cache: answers made earlier
+    db = out / f"cache{part}_rank0.db"
+    requests = [r for b in benches for r in _requests(BENCHES[b], mode, model, data)[:limit]]
+    keys = {key for _, _, key in requests}
+    with SqliteDict(str(db), autocommit=False) as mine:  # what the other runs made, kept in this run's cache
+        for other in sorted(out.glob("cache*_rank0.db")):
+            if other != db:
+                with SqliteDict(str(other), flag="r") as theirs:
+                    for key in keys & set(theirs.keys()):
+                        if key not in mine:
+                            mine[key] = theirs[key]
+        mine.commit()
+        before = keys & set(mine.keys())
+    tasks = [f"divplugin_{BENCHES[b]}{suffix}" for b in benches]
     cmd = [sys.executable, "-m", "divplugin", "eval", "--model", "hf",
            "--model_args", f"pretrained={model},dtype=float32", "--device", "cpu", "--batch_size", "1",
-           "--tasks", ",".join(f"divplugin_{BENCHES[b]}{suffix}" for b in benches),
+           "--tasks", ",".join(tasks),
            "--confirm_run_unsafe_code", "--log_samples", "--output_path", str(out / "lm_eval"),
            "--use_cache", str(cache),
            "--metadata", json.dumps({"data": str(data), "results_dir": str(out / "verdicts"), "workers": threads})]
-    if limit:
+    if shard:
+        todo = [i for i, (_, _, key) in enumerate(requests) if key not in before][shard[0]::shard[1]]
+        if not todo:
+            print(f"divplugin-{mode}{part}: nothing left to generate", flush=True)
+            return
+        cmd += ["--samples", json.dumps({tasks[0]: todo})]
+    elif limit:
         cmd += ["--limit", str(limit)]
-    fresh = not any(out.glob("cache*"))  # lm-eval's request cache: answers made earlier
-    _record_time(work, f"divplugin-{mode}{part}", _timed(cmd, _env(threads), out / f"log{part}.txt"), fresh)
+    seconds = _timed(cmd, _env(threads), out / f"log{part}.txt")
+    with SqliteDict(str(db), flag="r") as mine:
+        new = [mine[key] for key in keys - before if key in mine]
+    from transformers import AutoTokenizer
+
+    made = (len(new), _tokens(AutoTokenizer.from_pretrained(model), new))
+    _record_time(work, f"divplugin-{mode}{part}", seconds, fresh, made)
 
 
 def fresh_stop_criteria() -> None:
@@ -413,11 +456,16 @@ def report(model: Path, data: Path, work: Path, results: Path | None) -> dict:
         if carry:  # the carried runs' recorded times
             times = {**{k: v for k, v in prev.get("wall_s", {}).items() if k.startswith("evalplus") and k.endswith(dataset)},
                      **times}
+    # divplugin's runs recorded by the previous report (their answers came with --resume-from)
+    times = {**{k: v for k, v in prev.get("wall_s", {}).items() if k.startswith("divplugin")}, **times}
     out["wall_s"] = times
     for run in ("divplugin-instruct", "divplugin-completion"):
         tokens = sum(v["tokens"] for k, v in out["runs"].items() if k.startswith(run + "/"))
         if wall := _whole(times, run):
             out["runs"][run] = {"wall_s": wall, "tokens": tokens, "tokens_per_s": tokens / wall}
+        elif segs := _segments(times, run):  # resumed: the speed of the segments timed
+            out["runs"][run] = {"wall_s": segs["seconds"], "tokens": segs["tokens"],
+                                "tokens_per_s": segs["tokens"] / segs["seconds"], "segments_answers": segs["answers"]}
     for run in ("evalplus-codegen", "evalplus-shipped-codegen"):
         walls = {d: _whole(times, f"{run}-{d}") for d in BENCHES}
         timed = [d for d, w in walls.items() if w]  # datasets generated in one go
@@ -463,9 +511,12 @@ def _tables(out: dict) -> list[str]:
         lines += ["", "| run | wall s | tokens generated | tokens/s |", "|---|---:|---:|---:|"]
         for run, r in timed:
             on = f" ({', '.join(r['benchmarks'])})" if "benchmarks" in r else ""
+            on += (f" (resumed: the {r['segments_answers']} answers its timed segments made, summed over "
+                   "processes of one thread each)") if "segments_answers" in r else ""
             lines.append(f"| {run}{on} | {r['wall_s']:,.0f} | {r['tokens']:,} | {r['tokens_per_s']:.1f} |")
     resumed = sorted(k for k in out["wall_s"] if ("codegen" in k or k.startswith("divplugin"))
-                     and _whole(out["wall_s"], k) is None)
+                     and _whole(out["wall_s"], k) is None
+                     and not (isinstance(out["wall_s"][k], dict) and out["wall_s"][k].get("segments")))
     if resumed:
         lines += ["", f"Not timed: {', '.join(resumed)}: no recorded time covers one uninterrupted run (they were "
                   "stopped and resumed, whose parts ran beside different loads, or timed before the benchmark kept "
@@ -550,11 +601,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--benches", default=",".join(BENCHES),
                     help="humaneval, mbpp or both (default): one benchmark per process, one process per core")
+    ap.add_argument("--shard", default=None, metavar="K/N",
+                    help="with one benchmark: the K-th of N slices of the problems not answered yet (N processes, "
+                         "one per core, share what is left)")
     ap.add_argument("--results", type=Path, default=None, help="where report writes results.json, README.md, answers.jsonl")
     ap.add_argument("--resume-from", type=Path, default=None,
                     help="a results folder: seed the request caches with its answers.jsonl first, so a fresh "
                          "work folder generates only what is missing (its EvalPlus comparison is carried over)")
     args = ap.parse_args(argv)
+    benches = [b.strip() for b in args.benches.split(",") if b.strip()]
+    if not benches or set(benches) - set(BENCHES):
+        ap.error(f"--benches: expected some of {sorted(BENCHES)}, got {args.benches!r}")
+    shard = None
+    if args.shard:
+        k, _, n = args.shard.partition("/")
+        if not (k.isdigit() and n.isdigit() and int(k) < int(n)):
+            ap.error(f"--shard: expected K/N with 0 <= K < N, got {args.shard!r}")
+        shard = (int(k), int(n))
+        if len(benches) != 1:
+            ap.error("--shard: needs one benchmark (--benches humaneval or --benches mbpp)")
     from divplugin.models.pretrained import convert
 
     model = args.model or convert()
@@ -563,21 +628,18 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(steps) - {"ours", "evalplus", "evalplus-shipped", "completion", "report"}
     if unknown:
         ap.error(f"--steps: unknown step(s) {sorted(unknown)}")
-    benches = [b.strip() for b in args.benches.split(",") if b.strip()]
-    if not benches or set(benches) - set(BENCHES):
-        ap.error(f"--benches: expected some of {sorted(BENCHES)}, got {args.benches!r}")
     if args.resume_from:
         resume_from(args.resume_from, args.out, model, args.data)
     paths = prepare(args.data, args.out, args.limit) if {"evalplus", "evalplus-shipped"} & set(steps) else {}
     paths = {d: p for d, p in paths.items() if d in benches}
     if "ours" in steps:
-        run_divplugin(model, args.data, args.out, "instruct", args.limit, args.threads, benches)
+        run_divplugin(model, args.data, args.out, "instruct", args.limit, args.threads, benches, shard)
     if "evalplus" in steps:
         run_evalplus(model, args.out, paths, args.threads)
     if "evalplus-shipped" in steps:
         run_evalplus(model, args.out, paths, args.threads, shipped=True)
     if "completion" in steps:
-        run_divplugin(model, args.data, args.out, "completion", args.limit, args.threads, benches)
+        run_divplugin(model, args.data, args.out, "completion", args.limit, args.threads, benches, shard)
     if "report" in steps:
         report(model, args.data, args.out, args.results)
     return 0

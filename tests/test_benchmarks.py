@@ -88,6 +88,25 @@ def test_code_instruct_benchmark_runs(capsys, tmp_path, smollm2, benchmarks_dir)
     assert (tmp_path / "again" / "answers.jsonl").read_text() == (tmp_path / "results" / "answers.jsonl").read_text()
     assert "carried from the previous report" in (tmp_path / "again" / "README.md").read_text()
 
+    # --shard: a process takes its slice of what no run has answered yet (HumanEval/1 of the
+    # first two: a 20-character completion), counts what it made, and finds nothing left after
+    assert mod.main(["--data", str(benchmarks_dir), "--out", str(tmp_path / "work2"), "--model", str(smollm2),
+                     "--limit", "2", "--steps", "completion", "--benches", "humaneval", "--shard", "1/2"]) == 0
+    done = mod._cached_answers(tmp_path / "work2" / "divplugin-completion", "humaneval_plus", "completion", smollm2,
+                               benchmarks_dir)
+    assert list(done) == ["HumanEval/1"]
+    times = json.loads((tmp_path / "work2" / "timings.json").read_text())
+    assert times["divplugin-completion-humaneval-1of2"]["segments"]["answers"] == 1
+    assert mod._segments(times, "divplugin-completion")["tokens"] > 0
+    capsys.readouterr()
+    assert mod.main(["--data", str(benchmarks_dir), "--out", str(tmp_path / "work2"), "--model", str(smollm2),
+                     "--limit", "2", "--steps", "completion", "--benches", "humaneval", "--shard", "1/2"]) == 0
+    assert "nothing left to generate" in capsys.readouterr().out
+    for bad, why in ((["--shard", "2/2", "--benches", "mbpp"], "0 <= K < N"), (["--shard", "0/2"], "one benchmark")):
+        with pytest.raises(SystemExit):
+            mod.main(["--data", str(benchmarks_dir), "--steps", "report", *bad])
+        assert why in capsys.readouterr().err
+
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "answers.jsonl").write_text('{"task_id": "HumanEval/0", "mode": "chat"}\n')
     with pytest.raises(SystemExit, match="line 1: expected task_id, mode"):

@@ -85,6 +85,23 @@ def test_bad_inputs_name_the_problem(tmp_path):
             evaluate("humaneval", problems[:2], [{"task_id": "HumanEval/0", "solution": ""}], e)
 
 
+def test_a_failing_canonical_solution_names_its_input(ex, monkeypatch):
+    """Expected outputs come from the canonical solution; where it cannot give one, the error
+    names the problem, the input and why (not just the run's status)."""
+    from divplugin.codeeval import checking
+    from divplugin.codeeval.problems import Problem
+
+    def problem(body):
+        return Problem(task_id="Mbpp/9001", family="mbpp", prompt="", entry_point="f",
+                       canonical_solution=f"def f(x):\n{body}\n", base_input=[[1], [2], [3]])
+
+    monkeypatch.setattr(checking, "REFERENCE_CPU_S", 0.5)
+    with pytest.raises(RuntimeError, match=r"Mbpp/9001: .* base inputs: input 1 of 3 raised .*ValueError"):
+        checking.expected_outputs([problem("    if x == 2: raise ValueError('two')\n    return x")], ex, cache=False)
+    with pytest.raises(RuntimeError, match=r"Mbpp/9001: .* base inputs: input 2 of 3 ran past its 0.5 CPU seconds"):
+        checking.expected_outputs([problem("    while x == 3: pass\n    return x")], ex, cache=False)
+
+
 def test_offline_hub_failure_suggests_a_local_path(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")

@@ -132,6 +132,9 @@ def judge_io(problem: Problem, inputs: list, expected: list, result: ExecResult)
     return "pass", details
 
 
+REFERENCE_CPU_S = 600.0  # a canonical solution's CPU seconds per input (a ceiling: it is trusted)
+
+
 def expected_outputs(problems: list[Problem], executor: Executor, *, cache: bool = True,
                      progress=None) -> dict[str, dict[str, Expected]]:
     """{task_id: {"base": Expected, "plus": Expected}} from the canonical solutions; cached on
@@ -141,15 +144,16 @@ def expected_outputs(problems: list[Problem], executor: Executor, *, cache: bool
         raw = json.loads(path.read_text())
         return {tid: {k: Expected(decode_obj(v["outputs"]), v["seconds"]) for k, v in d.items()}
                 for tid, d in raw.items()}
-    # the reference is trusted: generous limits, so that a huge output on a busy machine
-    # (Mbpp/255's plus inputs, say) is measured rather than cut off
+    # the reference is trusted: generous limits, so that a huge output on a busy machine is
+    # measured rather than cut off (Mbpp/255's plus input 85, 1.66 million tuples of 77, spends
+    # about a minute of CPU sending its output back; more when another process shares the core)
     limits = Limits(wall_factor=10.0)
     jobs = {}
     for p in problems:
         for kind, inputs in (("base", p.base_input), ("plus", p.plus_input)):
             if inputs:
                 jobs[(p.task_id, kind)] = executor.submit(
-                    "run_io", p.reference_code, p.entry_point, inputs, [60.0] * len(inputs), limits=limits)
+                    "run_io", p.reference_code, p.entry_point, inputs, [REFERENCE_CPU_S] * len(inputs), limits=limits)
     out: dict[str, dict[str, Expected]] = {p.task_id: {} for p in problems}
     raw: dict[str, dict] = {p.task_id: {} for p in problems}
     by_id = {p.task_id: p for p in problems}
@@ -158,8 +162,14 @@ def expected_outputs(problems: list[Problem], executor: Executor, *, cache: bool
         n = len(by_id[tid].base_input if kind == "base" else by_id[tid].plus_input)
         ok = res.status == "completed" and len(res.calls) == n and all(c[0] == "ok" for c in res.calls)
         if not ok:
-            bad = next((c for c in res.calls if c[0] != "ok"), None)
-            why = res.error or (bad and " ".join(map(str, bad[1:]))) or res.status
+            at = next((i for i, c in enumerate(res.calls) if c[0] != "ok"), len(res.calls))
+            bad = res.calls[at] if at < len(res.calls) else None
+            if bad and bad[0] == "timeout":
+                why = f"input {at} of {n} ran past its {REFERENCE_CPU_S:g} CPU seconds"
+            elif bad:
+                why = f"input {at} of {n} raised {bad[1]}"
+            else:
+                why = f"{res.status} after {len(res.calls)} of {n} inputs" + (f": {res.error}" if res.error else "")
             raise RuntimeError(f"{tid}: the canonical solution failed on its {kind} inputs: {why}")
         outputs = [c[1] for c in res.calls]
         if by_id[tid].family == "mbpp" and by_id[tid].entry_point in MBPP_NOT_NONE:
