@@ -93,28 +93,50 @@ def _record_time(work: Path, name: str, seconds: float, fresh: bool, made: tuple
     """Add a run's seconds to ``timings.json``. A run that resumed (``fresh`` False: it found
     answers already made) has no whole wall time: it is marked so, and the report gives it
     no wall time of its own. `made`: (answers, tokens) this segment generated, summed over
-    segments, so that a resumed run still has a speed (its segments' tokens over their seconds)."""
+    the segments made on the same CPU, so that a resumed run still has a speed on each CPU it
+    ran on (its segments' tokens over their seconds)."""
+    from divplugin.experiments.platform import cpu_model
+
     path = work / "timings.json"
     times = json.loads(path.read_text()) if path.is_file() else {}
     old = times.get(name)
     whole = fresh and old is None
     rec = {"seconds": seconds + (old["seconds"] if isinstance(old, dict) else old or 0.0), "whole": whole}
+    segs = _segment_list(old)
     if made is not None:
-        seg = old.get("segments", {}) if isinstance(old, dict) else {}
-        rec["segments"] = {"seconds": seconds + seg.get("seconds", 0.0), "answers": made[0] + seg.get("answers", 0),
-                           "tokens": made[1] + seg.get("tokens", 0)}
+        cpu = cpu_model()
+        seg = next((s for s in segs if s["cpu"] == cpu), None)
+        if seg is None:
+            seg = {"cpu": cpu, "seconds": 0.0, "answers": 0, "tokens": 0}
+            segs.append(seg)
+        seg.update(seconds=seg["seconds"] + seconds, answers=seg["answers"] + made[0], tokens=seg["tokens"] + made[1])
+    if segs:
+        rec["segments"] = segs
     times[name] = rec
     path.write_text(json.dumps(times, indent=2) + "\n")
 
 
-def _segments(times: dict, run: str) -> dict | None:
+def _segment_list(rec) -> list[dict]:
+    """A timing record's segments, one entry per CPU (a record made before the CPU was kept:
+    one entry whose CPU is "not recorded")."""
+    segs = rec.get("segments") if isinstance(rec, dict) else None
+    if isinstance(segs, dict):
+        return [{"cpu": "not recorded", **segs}]
+    return [dict(s) for s in segs or []]
+
+
+def _segments(times: dict, run: str) -> list[dict]:
     """Seconds, answers and tokens of every timed segment of `run` and its lanes
-    (``run-humaneval``, ``run-mbpp-0of2``...), summed: each lane one process on one core."""
-    segs = [t["segments"] for k, t in times.items()
-            if (k == run or k.startswith(run + "-")) and isinstance(t, dict) and t.get("segments", {}).get("answers")]
-    if not segs:
-        return None
-    return {key: sum(s[key] for s in segs) for key in ("seconds", "answers", "tokens")}
+    (``run-humaneval``, ``run-mbpp-0of2``...), summed per CPU: each lane one process on one core."""
+    by_cpu: dict[str, dict] = {}
+    for k, t in times.items():
+        if k == run or k.startswith(run + "-"):
+            for s in _segment_list(t):
+                if s.get("answers"):
+                    acc = by_cpu.setdefault(s["cpu"], {"cpu": s["cpu"], "seconds": 0.0, "answers": 0, "tokens": 0})
+                    for key in ("seconds", "answers", "tokens"):
+                        acc[key] += s[key]
+    return list(by_cpu.values())
 
 
 def _whole(times: dict, name: str) -> float | None:
@@ -463,9 +485,10 @@ def report(model: Path, data: Path, work: Path, results: Path | None) -> dict:
         tokens = sum(v["tokens"] for k, v in out["runs"].items() if k.startswith(run + "/"))
         if wall := _whole(times, run):
             out["runs"][run] = {"wall_s": wall, "tokens": tokens, "tokens_per_s": tokens / wall}
-        elif segs := _segments(times, run):  # resumed: the speed of the segments timed
-            out["runs"][run] = {"wall_s": segs["seconds"], "tokens": segs["tokens"],
-                                "tokens_per_s": segs["tokens"] / segs["seconds"], "segments_answers": segs["answers"]}
+        elif segs := _segments(times, run):  # resumed: the speed of the segments timed, per CPU
+            out["runs"][run] = {"segments": [{"cpu": s["cpu"], "wall_s": s["seconds"], "tokens": s["tokens"],
+                                              "tokens_per_s": s["tokens"] / s["seconds"], "answers": s["answers"]}
+                                             for s in segs]}
     for run in ("evalplus-codegen", "evalplus-shipped-codegen"):
         walls = {d: _whole(times, f"{run}-{d}") for d in BENCHES}
         timed = [d for d, w in walls.items() if w]  # datasets generated in one go
@@ -506,14 +529,16 @@ def _tables(out: dict) -> list[str]:
         for mode, s in b["pass@1"].items():
             name = bench.replace("_plus", "")
             lines.append(f"| {name} / {name}+ | {mode} | {s['problems']} | {_pct(s['base'])} | {_pct(s['plus'])} |")
-    timed = [(run, r) for run, r in out["runs"].items() if "wall_s" in r]
+    timed = [(run, r) for run, r in out["runs"].items() if "wall_s" in r or "segments" in r]
     if timed:
         lines += ["", "| run | wall s | tokens generated | tokens/s |", "|---|---:|---:|---:|"]
         for run, r in timed:
-            on = f" ({', '.join(r['benchmarks'])})" if "benchmarks" in r else ""
-            on += (f" (resumed: the {r['segments_answers']} answers its timed segments made, summed over "
-                   "processes of one thread each)") if "segments_answers" in r else ""
-            lines.append(f"| {run}{on} | {r['wall_s']:,.0f} | {r['tokens']:,} | {r['tokens_per_s']:.1f} |")
+            for s in r.get("segments", [r]):
+                on = f" ({', '.join(r['benchmarks'])})" if "benchmarks" in r else ""
+                cpu = "a CPU not recorded" if s.get("cpu") == "not recorded" else s.get("cpu")
+                on += (f" (resumed: the {s['answers']} answers its timed segments made on {cpu}, "
+                       "summed over processes of one thread each)") if "segments" in r else ""
+                lines.append(f"| {run}{on} | {s['wall_s']:,.0f} | {s['tokens']:,} | {s['tokens_per_s']:.1f} |")
     resumed = sorted(k for k in out["wall_s"] if ("codegen" in k or k.startswith("divplugin"))
                      and _whole(out["wall_s"], k) is None
                      and not (isinstance(out["wall_s"][k], dict) and out["wall_s"][k].get("segments")))

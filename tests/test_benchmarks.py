@@ -96,8 +96,10 @@ def test_code_instruct_benchmark_runs(capsys, tmp_path, smollm2, benchmarks_dir)
                                benchmarks_dir)
     assert list(done) == ["HumanEval/1"]
     times = json.loads((tmp_path / "work2" / "timings.json").read_text())
-    assert times["divplugin-completion-humaneval-1of2"]["segments"]["answers"] == 1
-    assert mod._segments(times, "divplugin-completion")["tokens"] > 0
+    [seg] = times["divplugin-completion-humaneval-1of2"]["segments"]
+    assert seg["answers"] == 1 and seg["cpu"]
+    [total] = mod._segments(times, "divplugin-completion")
+    assert total["tokens"] > 0 and total["cpu"] == seg["cpu"]
     capsys.readouterr()
     assert mod.main(["--data", str(benchmarks_dir), "--out", str(tmp_path / "work2"), "--model", str(smollm2),
                      "--limit", "2", "--steps", "completion", "--benches", "humaneval", "--shard", "1/2"]) == 0
@@ -128,6 +130,39 @@ def test_code_instruct_benchmark_times_only_runs_made_in_one_go(tmp_path):
     assert mod._whole(times, "whole") == 10.0 and times["stopped"]["seconds"] == 15.0
     assert mod._whole(times, "stopped") is None and mod._whole(times, "found-answers") is None
     assert mod._whole({"old-format": 12.5}, "old-format") is None
+
+
+def test_code_instruct_benchmark_gives_resumed_runs_a_speed_per_cpu(tmp_path, monkeypatch):
+    """A resumed run's timed segments are summed per CPU (its lanes may have run on other
+    machines): one row each, a record from before the CPU was kept under "not recorded"."""
+    import json
+
+    from divplugin.experiments import platform
+
+    spec = importlib.util.spec_from_file_location("bench_code_instruct", ROOT / "benchmarks" / "bench_code_instruct.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    (tmp_path / "timings.json").write_text(json.dumps(
+        {"run-humaneval": {"seconds": 9.0, "whole": False, "segments": {"seconds": 9.0, "answers": 3, "tokens": 90}}}))
+    monkeypatch.setattr(platform, "cpu_model", lambda: "CPU A")
+    mod._record_time(tmp_path, "run-mbpp-0of2", 10.0, fresh=False, made=(2, 100))
+    mod._record_time(tmp_path, "run-mbpp-0of2", 5.0, fresh=False, made=(1, 20))
+    mod._record_time(tmp_path, "run-mbpp-1of2", 4.0, fresh=False, made=(1, 40))
+    monkeypatch.setattr(platform, "cpu_model", lambda: "CPU B")
+    mod._record_time(tmp_path, "run-mbpp-1of2", 6.0, fresh=False, made=(2, 30))
+    mod._record_time(tmp_path, "other-mbpp", 6.0, fresh=False, made=(2, 30))
+    times = json.loads((tmp_path / "timings.json").read_text())
+    assert times["run-mbpp-0of2"]["segments"] == [{"cpu": "CPU A", "seconds": 15.0, "answers": 3, "tokens": 120}]
+    assert sorted(mod._segments(times, "run"), key=lambda s: s["cpu"]) == [
+        {"cpu": "CPU A", "seconds": 19.0, "answers": 4, "tokens": 160},
+        {"cpu": "CPU B", "seconds": 6.0, "answers": 2, "tokens": 30},
+        {"cpu": "not recorded", "seconds": 9.0, "answers": 3, "tokens": 90}]
+    rows = mod._tables({"benchmarks": {}, "wall_s": times, "runs": {"run": {"segments": [
+        {"cpu": "CPU A", "wall_s": 19.0, "tokens": 160, "tokens_per_s": 160 / 19.0, "answers": 4},
+        {"cpu": "not recorded", "wall_s": 9.0, "tokens": 90, "tokens_per_s": 10.0, "answers": 3}]}}})
+    assert "| run (resumed: the 4 answers its timed segments made on CPU A, summed over processes of one thread " \
+           "each) | 19 | 160 | 8.4 |" in rows
+    assert any("the 3 answers its timed segments made on a CPU not recorded" in r for r in rows)
 
 
 def test_select_benchmark_runs(capsys):
