@@ -17,6 +17,13 @@ for key, value in {
 }.items():
     os.environ.setdefault(key, value)
 
+# Under pytest-xdist (`pytest -n N`) the workers share the cores: each worker's trainings and
+# evaluations get their share of them, not all (threads that spin on a shared core crawl).
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(key, _share)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
