@@ -104,12 +104,7 @@ def _record_time(work: Path, name: str, seconds: float, fresh: bool, made: tuple
     rec = {"seconds": seconds + (old["seconds"] if isinstance(old, dict) else old or 0.0), "whole": whole}
     segs = _segment_list(old)
     if made is not None:
-        cpu = cpu_model()
-        seg = next((s for s in segs if s["cpu"] == cpu), None)
-        if seg is None:
-            seg = {"cpu": cpu, "seconds": 0.0, "answers": 0, "tokens": 0}
-            segs.append(seg)
-        seg.update(seconds=seg["seconds"] + seconds, answers=seg["answers"] + made[0], tokens=seg["tokens"] + made[1])
+        segs = _per_cpu([*segs, {"cpu": cpu_model(), "seconds": seconds, "answers": made[0], "tokens": made[1]}])
     if segs:
         rec["segments"] = segs
     times[name] = rec
@@ -125,18 +120,21 @@ def _segment_list(rec) -> list[dict]:
     return [dict(s) for s in segs or []]
 
 
+def _per_cpu(segments) -> list[dict]:
+    """Segments summed per CPU (seconds, answers, tokens), in the order the CPUs first appear."""
+    by_cpu: dict[str, dict] = {}
+    for s in segments:
+        acc = by_cpu.setdefault(s["cpu"], {"cpu": s["cpu"], "seconds": 0.0, "answers": 0, "tokens": 0})
+        for key in ("seconds", "answers", "tokens"):
+            acc[key] += s[key]
+    return list(by_cpu.values())
+
+
 def _segments(times: dict, run: str) -> list[dict]:
     """Seconds, answers and tokens of every timed segment of `run` and its lanes
     (``run-humaneval``, ``run-mbpp-0of2``...), summed per CPU: each lane one process on one core."""
-    by_cpu: dict[str, dict] = {}
-    for k, t in times.items():
-        if k == run or k.startswith(run + "-"):
-            for s in _segment_list(t):
-                if s.get("answers"):
-                    acc = by_cpu.setdefault(s["cpu"], {"cpu": s["cpu"], "seconds": 0.0, "answers": 0, "tokens": 0})
-                    for key in ("seconds", "answers", "tokens"):
-                        acc[key] += s[key]
-    return list(by_cpu.values())
+    return _per_cpu(s for k, t in times.items() if k == run or k.startswith(run + "-")
+                    for s in _segment_list(t) if s.get("answers"))
 
 
 def _whole(times: dict, name: str) -> float | None:
@@ -480,6 +478,7 @@ def report(model: Path, data: Path, work: Path, results: Path | None) -> dict:
                      **times}
     # divplugin's runs recorded by the previous report (their answers came with --resume-from)
     times = {**{k: v for k, v in prev.get("wall_s", {}).items() if k.startswith("divplugin")}, **times}
+    times = dict(sorted(times.items()))  # the same report whatever order its sources gave
     out["wall_s"] = times
     for run in ("divplugin-instruct", "divplugin-completion"):
         tokens = sum(v["tokens"] for k, v in out["runs"].items() if k.startswith(run + "/"))
@@ -541,7 +540,7 @@ def _tables(out: dict) -> list[str]:
                 lines.append(f"| {run}{on} | {s['wall_s']:,.0f} | {s['tokens']:,} | {s['tokens_per_s']:.1f} |")
     resumed = sorted(k for k in out["wall_s"] if ("codegen" in k or k.startswith("divplugin"))
                      and _whole(out["wall_s"], k) is None
-                     and not (isinstance(out["wall_s"][k], dict) and out["wall_s"][k].get("segments")))
+                     and not _segment_list(out["wall_s"][k]))
     if resumed:
         lines += ["", f"Not timed: {', '.join(resumed)}: no recorded time covers one uninterrupted run (they were "
                   "stopped and resumed, whose parts ran beside different loads, or timed before the benchmark kept "
