@@ -38,6 +38,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import platform as where_made  # noqa: E402
+
 BENCHES = {"humaneval": "humaneval_plus", "mbpp": "mbpp_plus"}  # EvalPlus dataset -> divplugin benchmark
 RELEASE = {"humaneval": "HumanEvalPlus", "mbpp": "MbppPlus"}
 OVERRIDE = {"humaneval": "HUMANEVAL_OVERRIDE_PATH", "mbpp": "MBPP_OVERRIDE_PATH"}
@@ -387,6 +390,7 @@ def report(model: Path, data: Path, work: Path, results: Path | None) -> dict:
     # a run made with --limit N prepared its EvalPlus data as evalplus_data-firstN
     limits = sorted(int(p.name.removeprefix("evalplus_data-first")) for p in work.glob("evalplus_data-first*"))
     out["limit"] = limits[0] if limits else None
+    out["platform"] = {**where_made(), "evalplus": _version("evalplus")}  # where this report was made
     out["command"] = ("python benchmarks/bench_code_instruct.py --data DIR"
                       + (f" --out {work} --limit {out['limit']}" if out["limit"] else "")
                       + f" --results {results if results else 'DIR'}")
@@ -608,7 +612,29 @@ def _page(out: dict) -> str:
         "Wall time: the whole command (model load, generation and, for divplugin, the sandboxed tests). "
         "Tokens: those of the answers as kept after the stop strings.",
         "",
+        "## Where it was made",
+        "",
+        "The answers were generated on the CPUs the speed table names (\"a CPU not recorded\" for runs made "
+        "before that was kept). This page and its verdicts were made on: " + _where(out.get("platform")) + ".",
+        "",
     ])
+
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def _where(platform: dict | None) -> str:
+    if not platform:
+        return "not recorded"
+    keys = ("cpu", "python", "torch", "transformers", "lm_eval", "evalplus", "divplugin", "commit")
+    return ", ".join(f"{k.replace('_', '-')} {platform[k]}" if k != "cpu" else str(platform[k])
+                     for k in keys if platform.get(k))
 
 
 def main(argv: list[str] | None = None) -> int:

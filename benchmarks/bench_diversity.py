@@ -8,6 +8,10 @@ the number of rules. The table and plot put them beside the unseen-rule exact ma
 job's ``docs/results/phase-transition-cpu``, when one of them has every point.
 
     python benchmarks/bench_diversity.py [--out docs/results/diversity-vs-rules]
+    python benchmarks/bench_diversity.py --out docs/results/diversity-vs-rules --report
+
+``--report`` scores nothing: it takes the scores ``--out`` holds and puts them beside the
+accuracy the results files hold now.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ import json
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import command, platform as where_made  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = (20, 100, 400, 2000)
@@ -48,7 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sample", type=int, default=2000, help="Rows scored per set.")
     ap.add_argument("--out", type=Path, help="Write results.json, README.md and results.png here.")
+    ap.add_argument("--report", action="store_true",
+                    help="Score nothing: remake --out's page from its scores and the current accuracy.")
     args = ap.parse_args(argv)
+    if args.report:
+        if args.out is None or not (args.out / "results.json").is_file():
+            ap.error("--report needs --out DIR holding a results.json this benchmark wrote")
+        old = json.loads((args.out / "results.json").read_text())
+        acc, source = unseen_accuracy(PHASES)
+        rows = [{**r, "unseen_exact_match": acc.get(r["num_rules"])} for r in old["rows"]]
+        write(args.out, rows, old["sample"], source, old.get("vendi"), old.get("platform"))
+        return 0
     import numpy as np
 
     from divplugin.scores import score_texts, vendi_reference, vendi_score
@@ -66,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     t_ref = time.perf_counter() - t0
     print(f"Vendi of 2,000 x 384 embeddings: dual form {t_ours:.3f} s, n x n definition {t_ref:.3f} s "
           f"({t_ref / t_ours:.1f}x); |difference| = {abs(ours - ref):.2e}")
+    vendi = {"n": 2000, "dim": 384, "dual_s": round(t_ours, 4), "definition_s": round(t_ref, 4),
+             "speedup": round(t_ref / t_ours, 1), "difference": float(abs(ours - ref))}
 
     # 2. scores against the number of rules
     cfg = dict(load_preset("cpu-small"))
@@ -95,18 +114,34 @@ def main(argv: list[str] | None = None) -> int:
                  and b["compression_ratio"] < a["compression_ratio"] for a, b in zip(rows, rows[1:]))
     print(f"  every score more diverse with more rules: {'yes' if rising else 'NO'}")
     if args.out:
-        write(args.out, rows, args.sample, source)
+        write(args.out, rows, args.sample, source, vendi, where_made())
     return 0 if rising else 1
 
 
-def write(out: Path, rows: list[dict], sample: int, source: str) -> None:
+def _accuracy_note(source: str, rows: list[dict]) -> str:
+    """Where the accuracy column comes from, in words: the file, and a mean of how many seeds."""
+    if not source:
+        return "."
+    counts = sorted({r["unseen_exact_match"][3] for r in rows if r["unseen_exact_match"]})
+    spec = json.loads((ROOT / source).read_text())["spec"]
+    steps = spec["train"].get("max_steps")
+    runs = "one seed" if counts == [1] else "mean of " + "/".join(map(str, counts)) + " seeds"
+    return f"; unseen-rule exact match from `{source}` ({runs}, {steps:,} training steps)."
+
+
+def write(out: Path, rows: list[dict], sample: int, source: str, vendi: dict | None = None,
+          platform: dict | None = None) -> None:
+    """results.json, the page and the plot; ``platform``: where the scores were made (None: not
+    recorded)."""
     with_acc = bool(source)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"sample": sample, "accuracy_from": source, "rows": rows}, indent=2) + "\n")
+    payload = {"command": command(), "sample": sample, "accuracy_from": source, "rows": rows, "vendi": vendi,
+               "platform": platform}
+    (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
     lines = ["# Instruction diversity against the number of rules", "",
              f"Written by `python benchmarks/bench_diversity.py --out {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}`: "
              f"the instruction field of `cpu-small` training sets (50,000 examples, seed 0), a {sample:,}-row "
-             "sample each" + (f"; unseen-rule exact match from `{source}` (mean over seeds)." if source else "."), "",
+             "sample each" + _accuracy_note(source, rows), "",
              "| rules | distinct in sample | Vendi (char 3-grams) | Vendi (MiniLM) | n-gram diversity | compression ratio | unseen-rule exact match |",
              "|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
@@ -147,6 +182,9 @@ def write(out: Path, rows: list[dict], sample: int, source: str) -> None:
         fig.savefig(out / "results.png")
         plt.close(fig)
         lines += ["", "![diversity against rules](results.png)"]
+    where = ", ".join(f"{k} {platform[k]}" for k in ("cpu", "python", "torch", "divplugin", "commit") if platform.get(k)) \
+        if platform else "not recorded (the scores were made before this benchmark recorded it)"
+    lines += ["", "## Where it was made", "", where]
     (out / "README.md").write_text("\n".join(lines) + "\n")
 
 

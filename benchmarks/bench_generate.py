@@ -19,6 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import add_json_flag, write  # noqa: E402
+
 
 def bench_divplugin(examples: int, rules: int, workers: int | None, tmp: Path) -> tuple[float, dict]:
     from divplugin.generators import create
@@ -51,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rules", type=int, default=1000, help="distinct rules (paper's main setting: 1,000)")
     ap.add_argument("--rg-examples", type=int, default=20_000, help="reasoning-gym examples to time")
     ap.add_argument("--workers", type=int, default=None, help="divplugin workers (default: all cores)")
+    add_json_flag(ap, "bench-generate")
     args = ap.parse_args(argv)
 
     from divplugin.output import default_workers
@@ -85,6 +89,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"single-worker ratio: {(rows[1][1] / rows[1][2]) / (args.rg_examples / rg):.1f}x")
     else:
         print("reasoning-gym is not installed (pip install 'divplugin[bench]'): no ratio")
+    keys = ["divplugin", "divplugin_1_worker", "reasoning_gym"] if workers != 1 else ["divplugin", "reasoning_gym"]
+    runs = {key: {"name": name, "examples": n, "seconds": round(s, 3), "examples_per_s": round(n / s, 1)}
+            for key, (name, n, s) in zip(keys, rows)}
+    write(args.json, {"workers": workers, "rules": args.rules, "runs": runs,
+                      "ratio": round(div_rate / (args.rg_examples / rg), 2) if rg is not None else None,
+                      "ratio_1_worker": round((rows[1][1] / rows[1][2]) / (args.rg_examples / rg), 2)
+                      if rg is not None and workers != 1 else None}, argv)
     return 0
 
 

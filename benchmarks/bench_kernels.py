@@ -29,6 +29,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import add_json_flag, write  # noqa: E402
+
 WORKLOAD = r"""
 import hashlib, json, sys, time, torch
 from transformers import AutoModelForCausalLM
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=30, help="Training steps per setting.")
     ap.add_argument("--only", help="Comma-separated setting names to run (default: all; 'native' always runs).")
-    ap.add_argument("--json", type=Path, help="Also write the figures here.")
+    add_json_flag(ap, "bench-kernels")
     args = ap.parse_args(argv)
     if args.steps < 1:
         ap.error("--steps must be >= 1")
@@ -121,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     portable = [r["sha256"] for n, r in rows.items() if n.startswith("portable")]
     if len(portable) > 1:
         print(f"\nportable settings agree with each other: {'yes' if len(set(portable)) == 1 else 'no'}")
-    if args.json:
-        args.json.write_text(json.dumps({"cpu": describe()["cpu"], "steps": args.steps, "rows": rows}, indent=2) + "\n")
+    write(args.json, {"cpu": describe()["cpu"], "steps": args.steps, "rows": rows}, argv)
     return 0
 
 

@@ -34,6 +34,9 @@ import time
 import warnings
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import add_json_flag, write  # noqa: E402
+
 THRESHOLD = 0.8
 LEVELS = (0.95, 0.9, 0.8, 0.7, 0.5)
 
@@ -367,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--planted", type=int, default=200, help="Planted near-duplicate pairs per similarity level.")
     ap.add_argument("--sample", type=int, default=1500, help="Rows of the brute-force all-pairs sample.")
     ap.add_argument("--data", default=os.environ.get("DIVPLUGIN_BENCHMARKS"), help="Benchmark data folder (for MBPP).")
-    ap.add_argument("--json", type=Path, help="Also write the figures here.")
+    add_json_flag(ap, "bench-mix")
     args = ap.parse_args(argv)
     n = args.examples
     import datasets
@@ -407,9 +410,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'check':<62}" + "".join(f"{k[:14]:>15}" for k in kinds))
     for name, res in decon["checks"].items():
         print(f"  {name:<62}" + "".join(f"{res[k]:>15.3f}" if k != kinds[-1] else f"{res[k]:>15.5f}" for k in kinds))
-    if args.json:
-        args.json.write_text(json.dumps({"speed": rows, "near_speed": near, "near_quality": quality,
-                                         "decontamination": decon}, indent=2) + "\n")
+    write(args.json, {"examples": n,
+                      "speed": [{"step": label, "seconds": round(t, 3), "examples_per_s": round(count / t, 1)}
+                                for label, t, count in rows],
+                      "near_speed": {label: round(t, 3) for label, t in near.items()},
+                      "near_quality": quality, "decontamination": decon}, argv)
     return 0
 
 

@@ -24,6 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import add_json_flag, write  # noqa: E402
+
 import yaml
 
 SETTINGS = {"num_rules": 2000, "test_examples": 1000, "seen_test_examples": 1000, "seed": 0}
@@ -63,7 +66,7 @@ def _run_prepare(cfg: dict, tmp: Path, tag: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def bench_preprocess(model: Path, tmp: Path, examples: int) -> None:
+def bench_preprocess(model: Path, tmp: Path, examples: int) -> dict:
     from divplugin.generators.settings import resolve_generator
     from divplugin.generators import create
     from divplugin.output import write_dataset
@@ -84,6 +87,8 @@ def bench_preprocess(model: Path, tmp: Path, examples: int) -> None:
     for label, r in (("divplugin plugin (generation included)", plugin), ("plain JSONL, axolotl 'alpaca' type", plain)):
         print(f"  {label:<44} {r['seconds']:>8.1f} {r['rows']:>9,} {r['rows'] / r['seconds']:>11,.0f}")
     print(f"  plugin / plain time: {plugin['seconds'] / plain['seconds']:.2f}x (goal <= 1.1x)")
+    return {"examples": examples, "plugin": plugin, "plain": plain,
+            "ratio": round(plugin["seconds"] / plain["seconds"], 3)}
 
 
 def _train(cfg: dict, tmp: Path, tag: str) -> float:
@@ -99,7 +104,7 @@ def _train(cfg: dict, tmp: Path, tag: str) -> float:
     return float(found[-1])
 
 
-def bench_training(model: Path, tmp: Path, examples: int) -> None:
+def bench_training(model: Path, tmp: Path, examples: int) -> dict:
     from transformers import AutoTokenizer
 
     from divplugin.axolotl.markov import MarkovPromptStrategy
@@ -124,10 +129,14 @@ def bench_training(model: Path, tmp: Path, examples: int) -> None:
           f"{real / len(ids):.1f} per row; {os.cpu_count()} cores)")
     print(f"  {'batches':<36} {'seconds':>8} {'real tokens/s':>14}")
     first = None
-    for i, (label, extra) in enumerate(variants):
+    out = {"examples": examples, "real_tokens": real, "tokens_per_row": round(real / len(ids), 2), "runs": {}}
+    for i, ((label, extra), key) in enumerate(zip(variants, ("padded", "longest", "packed"))):
         seconds = _train({**base, **extra}, tmp, f"train-{i}")
         first = first or seconds
         print(f"  {label:<36} {seconds:>8.1f} {real / seconds:>14,.0f}   ({first / seconds:.2f}x the padded run)")
+        out["runs"][key] = {"batches": label, "seconds": round(seconds, 2), "tokens_per_s": round(real / seconds, 1),
+                            "speedup": round(first / seconds, 3)}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-examples", type=int, default=6400, help="examples in the training epoch")
     ap.add_argument("--skip-train", action="store_true", help="only the preprocessing comparison")
     ap.add_argument("--_prepare", help=argparse.SUPPRESS)
+    add_json_flag(ap, "bench-plugin")
     args = ap.parse_args(argv)
     if args._prepare:
         _prepare_once(args._prepare)
@@ -145,9 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         model = build_tiny_llama(tmp / "model", layers=3, hidden=128, heads=4, max_len=512)
-        bench_preprocess(model, tmp, args.examples)
+        figures = {"preprocess": bench_preprocess(model, tmp, args.examples)}
         if not args.skip_train:
-            bench_training(model, tmp, args.train_examples)
+            figures["training"] = bench_training(model, tmp, args.train_examples)
+    write(args.json, figures, argv)
     return 0
 
 

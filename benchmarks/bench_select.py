@@ -30,6 +30,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import add_json_flag, write  # noqa: E402
+
 
 def _pool(folder: Path, rows: int, rules: int, alpha: float | None, seed: int) -> list[dict]:
     from divplugin.generators import create
@@ -56,7 +59,7 @@ def coverage(rules: list[str]) -> tuple[int, float]:
     return len(counts), math.exp(-sum(c / n * math.log(c / n) for c in counts.values()))
 
 
-def speed(args) -> None:
+def speed(args) -> dict:
     from divplugin.selection import SelectSettings, choose
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,6 +71,8 @@ def speed(args) -> None:
     print("| method | embedder | seconds | rows/s | rules covered | effective rules |")
     print("|---|---|---:|---:|---:|---:|")
     runs = [("random", "chars")] + [(m, e) for e in args.embedders.split(",") for m in ("kcenter", "facility-location")]
+    figures: dict = {"rows": len(rows), "rules": args.rules, "budget": args.budget, "workers": args.workers,
+                     "pool": {"rules": pool_cov[0], "effective": round(pool_cov[1], 2)}, "methods": {}}
     for method, embedder in runs:
         t0 = time.perf_counter()
         try:
@@ -79,10 +84,13 @@ def speed(args) -> None:
         cov = coverage([rules[i] for i in idx])
         print(f"| {method} | {embedder if method != 'random' else '-'} | {dt:.1f} | {len(rows) / dt:,.0f} | {cov[0]} "
               f"| {cov[1]:.1f} |")
-    peer(texts[: args.peer_rows], rules[: args.peer_rows], max(1, args.peer_rows // 10), args.workers)
+        figures["methods"][method if method == "random" else f"{method}/{embedder}"] = {
+            "seconds": round(dt, 2), "rules": cov[0], "effective": round(cov[1], 2)}
+    figures["peer"] = peer(texts[: args.peer_rows], rules[: args.peer_rows], max(1, args.peer_rows // 10), args.workers)
+    return figures
 
 
-def peer(texts: list[str], rules: list[str], budget: int, workers: int) -> None:
+def peer(texts: list[str], rules: list[str], budget: int, workers: int) -> dict:
     import numpy as np
 
     from divplugin.selection import SelectSettings, choose, embed_rows
@@ -94,11 +102,13 @@ def peer(texts: list[str], rules: list[str], budget: int, workers: int) -> None:
     ours_s = time.perf_counter() - t0
     print(f"  divplugin (folds of {settings.fold_size:,}, {settings.neighbours} neighbours): {ours_s:.1f} s, "
           f"{coverage([rules[i] for i in ours])[0]} rules")
+    out: dict = {"rows": len(texts), "budget": budget, "divplugin_s": round(ours_s, 2),
+                 "divplugin_rules": coverage([rules[i] for i in ours])[0]}
     try:
         from apricot import FacilityLocationSelection
     except ImportError:
         print("  apricot-select: not installed (pip install apricot-select)")
-        return
+        return out
     x = embed_rows(texts, settings, workers)
     try:
         FacilityLocationSelection(budget, metric="cosine", n_neighbors=settings.neighbours, optimizer="lazy",
@@ -113,6 +123,8 @@ def peer(texts: list[str], rules: list[str], budget: int, workers: int) -> None:
     idx = np.asarray(sel.ranking)
     print(f"  apricot-select, dense (an n x n matrix): {dense_s:.1f} s, {coverage([rules[i] for i in idx])[0]} rules; "
           f"divplugin / apricot time: {ours_s / dense_s:.2f}x")
+    return {**out, "apricot_sparse": sparse, "apricot_dense_s": round(dense_s, 2),
+            "apricot_rules": coverage([rules[i] for i in idx])[0], "ratio": round(ours_s / dense_s, 3)}
 
 
 def _rule_ids(path: Path) -> list[str]:
@@ -207,13 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--coverage", type=Path, default=None, help="write the spec's coverage page to this folder instead")
     ap.add_argument("--run", type=Path, action="append", default=None,
                     help="with --coverage (repeatable): a spec's results folder, whose subsets are read instead of made again")
+    add_json_flag(ap, "bench-select")
     args = ap.parse_args(argv)
     if args.run and args.coverage is None:
         ap.error("--run goes with --coverage")
     if args.coverage:
         coverage_page(args.coverage, args.workers, args.run)
     else:
-        speed(args)
+        write(args.json, speed(args), argv)
     return 0
 
 

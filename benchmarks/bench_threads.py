@@ -25,6 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import add_json_flag, write  # noqa: E402
+
 WORKLOAD = r"""
 import json, sys, time, torch
 from transformers import AutoModelForCausalLM
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=12, help="Timed steps per setting (after 2 warm-up steps).")
     ap.add_argument("--neighbours", type=int, default=1, help="Processes that keep a core busy each, for the busy runs.")
     ap.add_argument("--loads", default="idle,busy", help="Which runs: idle, busy or both (idle,busy).")
-    ap.add_argument("--json", type=Path, help="Also write the figures here.")
+    add_json_flag(ap, "bench-threads")
     args = ap.parse_args(argv)
     if args.steps < 1 or args.neighbours < 1:
         ap.error("--steps and --neighbours must be >= 1")
@@ -124,9 +127,8 @@ def main(argv: list[str] | None = None) -> None:
         ratio = f" | {r['busy'] / r['idle']:.2f}" if len(loads) == 2 else ""
         print(f"| {name} | " + " | ".join(f"{r[load]:.2f}" for load in loads) + ratio + " | "
               + ", ".join(str(r[f"{load}_threads"]) for load in loads) + " |")
-    if args.json:
-        args.json.write_text(json.dumps({"cores": cores, "neighbours": args.neighbours, "steps": args.steps,
-                                         "rows": rows}, indent=2) + "\n")
+    write(args.json, {"cpu": describe()["cpu"], "cores": cores, "neighbours": args.neighbours, "steps": args.steps,
+                      "rows": rows}, argv)
     return 0
 
 

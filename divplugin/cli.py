@@ -421,8 +421,11 @@ def experiment(
                     console.print(f"[red]point {r.id} failed[/] (the sweep goes on):\n{r.error}", highlight=False)
 
             try:
+                import shlex
+
                 results, files = run_experiment(loaded, out, overrides, {**hooks, "result": on_result},
-                                                parallel=parallel, devices=device_list, threads=threads, only=only or None)
+                                                parallel=parallel, devices=device_list, threads=threads, only=only or None,
+                                                command=shlex.join(["divplugin", *sys.argv[1:]]))
             except DivpluginError as exc:
                 _fail(str(exc))
     table = Table(title=f"{loaded.name} ({(time.perf_counter() - started) / 60:.1f} min)")

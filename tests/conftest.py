@@ -2,6 +2,7 @@ import json
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,27 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
+# DIVPLUGIN_SUITE_RECORD=FILE.json: the run's outcome counts, wall time and machine go to FILE
+# (docs/results/test-suite/results.json is such a record; README's suite time reads it).
+_STARTED = time.time()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    target = os.environ.get("DIVPLUGIN_SUITE_RECORD")
+    if not target or os.environ.get("PYTEST_XDIST_WORKER"):  # under xdist: the controller alone
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    counts = {kind: len(reporter.stats.get(kind, [])) for kind in ("passed", "failed", "error", "skipped")}
+    from divplugin.experiments.platform import cpu_model
+
+    record = {"command": " ".join(["pytest", *session.config.invocation_params.args]), **counts,
+              "exit_status": int(exitstatus), "seconds": round(time.time() - _STARTED, 1),
+              "workers": int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0) or getattr(session.config.option, "numprocesses", None) or 1,
+              "cpu": cpu_model(), "cores": os.cpu_count(), "full": os.environ.get("DIVPLUGIN_TEST_FULL") == "1"}
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n")
+
 
 @pytest.fixture
 def small_rewrite():
@@ -46,7 +68,10 @@ FULL_BENCHMARKS = os.environ.get("DIVPLUGIN_TEST_FULL") == "1"
 @pytest.fixture(scope="session")
 def benchmarks_dir():
     if not (BENCHMARKS / "HumanEvalPlus.jsonl.gz").is_file():
-        pytest.skip("benchmark test data (../shared/data/benchmarks) is not present")
+        why = "benchmark test data (../shared/data/benchmarks) is not present"
+        if os.environ.get("DIVPLUGIN_REQUIRE_BENCHMARKS") == "1":  # CI: a missing copy fails, never skips
+            pytest.fail(why + " and DIVPLUGIN_REQUIRE_BENCHMARKS=1")
+        pytest.skip(why)
     return BENCHMARKS
 
 

