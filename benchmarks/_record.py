@@ -40,22 +40,24 @@ def platform() -> dict[str, Any]:
     return {**describe(), **blas()}
 
 
-def command(argv: list[str] | None = None) -> str:
-    """The command as run from the project folder."""
-    script = Path(sys.argv[0])
+def command(argv: list[str] | None, script: str) -> str:
+    """The command as run from the project folder: ``script`` (a benchmark's ``__file__``) with
+    ``argv`` (None: this process's arguments)."""
+    path = Path(script).resolve()
     try:
-        script = script.resolve().relative_to(ROOT)
+        path = path.relative_to(ROOT)
     except ValueError:
         pass
-    return " ".join(["python", str(script), *(sys.argv[1:] if argv is None else argv)])
+    return " ".join(["python", str(path), *(sys.argv[1:] if argv is None else argv)])
 
 
-def write(path: Path | None, figures: dict[str, Any], argv: list[str] | None = None) -> None:
-    """``figures`` with the command and platform, as JSON at ``path`` (nothing when None)."""
+def write(path: Path | None, figures: dict[str, Any], argv: list[str] | None, script: str) -> None:
+    """``figures`` with the command (``script`` run with ``argv``) and the platform, as JSON at
+    ``path`` (nothing when None)."""
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"command": command(argv), "platform": platform(), **figures}
+    record = {"command": command(argv, script), "platform": platform(), **figures}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
     tmp.replace(path)

@@ -135,7 +135,7 @@ def write(out: Path, rows: list[dict], sample: int, source: str, vendi: dict | N
     recorded)."""
     with_acc = bool(source)
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"command": command(), "sample": sample, "accuracy_from": source, "rows": rows, "vendi": vendi,
+    payload = {"command": command(None, __file__), "sample": sample, "accuracy_from": source, "rows": rows, "vendi": vendi,
                "platform": platform}
     (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
     lines = ["# Instruction diversity against the number of rules", "",

@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
                 "passed_idle": sum(idle), "passed_busy": sum(busy), "changed": len(changed),
                 "changed_ids": sorted(set(map(str, changed))), "idle_s": round(ld[f"{name}_idle_s"], 1),
                 "busy_s": round(ld[f"{name}_busy_s"], 1)}
-    write(args.json, figures, argv)
+    write(args.json, figures, argv, __file__)
     return 0
 
 

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     write(args.json, {"workers": workers, "rules": args.rules, "runs": runs,
                       "ratio": round(div_rate / (args.rg_examples / rg), 2) if rg is not None else None,
                       "ratio_1_worker": round((rows[1][1] / rows[1][2]) / (args.rg_examples / rg), 2)
-                      if rg is not None and workers != 1 else None}, argv)
+                      if rg is not None and workers != 1 else None}, argv, __file__)
     return 0
 
 

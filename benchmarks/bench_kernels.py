@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     portable = [r["sha256"] for n, r in rows.items() if n.startswith("portable")]
     if len(portable) > 1:
         print(f"\nportable settings agree with each other: {'yes' if len(set(portable)) == 1 else 'no'}")
-    write(args.json, {"cpu": describe()["cpu"], "steps": args.steps, "rows": rows}, argv)
+    write(args.json, {"cpu": describe()["cpu"], "steps": args.steps, "rows": rows}, argv, __file__)
     return 0
 
 

@@ -414,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
                       "speed": [{"step": label, "seconds": round(t, 3), "examples_per_s": round(count / t, 1)}
                                 for label, t, count in rows],
                       "near_speed": {label: round(t, 3) for label, t in near.items()},
-                      "near_quality": quality, "decontamination": decon}, argv)
+                      "near_quality": quality, "decontamination": decon}, argv, __file__)
     return 0
 
 

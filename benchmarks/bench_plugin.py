@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         figures = {"preprocess": bench_preprocess(model, tmp, args.examples)}
         if not args.skip_train:
             figures["training"] = bench_training(model, tmp, args.train_examples)
-    write(args.json, figures, argv)
+    write(args.json, figures, argv, __file__)
     return 0
 
 

@@ -185,25 +185,49 @@ def coverage_page(out: Path, workers: int, runs: list[Path] | None = None) -> No
                 table.setdefault(method, []).append((*coverage([rules[i] for i in idx]), time.perf_counter() - t0))
                 print(seed, method, table[method][-1], flush=True)
     seeds = table.pop("seeds")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "coverage.json").write_text(json.dumps({"seeds": seeds, **table}, indent=2) + "\n")
     source = ("the subsets the specs' runs trained on, read from their folders" if runs
               else "each subset made again here")
     command = ("python benchmarks/bench_select.py --coverage docs/results/select-long-tail-coverage"
                + (" --run results/select-long-tail-cpu --run results/select-long-tail-cpu-balanced" if runs else ""))
+    from _record import platform
+
+    write_coverage(out, {"seeds": seeds, **table, "source": source, "command": command, "platform": platform()})
+
+
+def write_coverage(out: Path, record: dict) -> None:
+    """coverage.json and the page, from a coverage record (the table, where its subsets came
+    from, the command and the platform, None where not recorded)."""
+    from divplugin.experiments import load_spec
+
+    spec = load_spec("select-long-tail-cpu")
+    reference = load_spec("select-long-tail-cpu-balanced")
+    settings = spec.train["divplugin_settings"]
+    subset = spec.train["divplugin_select"]
+    by = reference.train["divplugin_select"]["by"]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "coverage.json").write_text(json.dumps(record, indent=2) + "\n")
+    seeds = record["seeds"]
+    table = {k: v for k, v in record.items() if k not in ("seeds", "source", "command", "platform")}
     lines = ["# What each selection method covers of a long-tailed pool", "",
              f"The pools and subsets of `select-long-tail-cpu` ({settings['num_examples']:,} examples of "
              f"{settings['num_rules']} rules, Power({settings['alpha']}); {subset['budget']:,} chosen by each method "
              f"from the text alone, {subset['embedder']} embedder; seeds {seeds}) and of "
              f"`select-long-tail-cpu-balanced` (the same budget balanced by the `{by}` labels, the most even "
-             f"subset the pool holds), measured afterwards by their labels: {source}. Made by `{command}`.",
+             f"subset the pool holds), measured afterwards by their labels: {record.get('source')}.",
              "", "| set | rules covered (per seed) | effective rules (per seed) | seconds to choose |",
              "|---|---|---|---|"]
     for name, runs in table.items():
         cells = [" / ".join("-" if r is None or i >= len(r) else fmt(r[i]) for r in runs) for i, fmt in
                  enumerate((str, "{:.1f}".format, "{:.0f}".format))]
         lines.append(f"| {name} | {cells[0]} | {cells[1]} | {cells[2] if name != 'pool' else '-'} |")
-    lines += ["", "Effective rules: exp of the entropy of the per-rule counts (500 for a uniform allocation).", ""]
+    where = record.get("platform")
+    lines += ["", "Effective rules: exp of the entropy of the per-rule counts (500 for a uniform allocation). The "
+              "seconds to choose are those of the machine that chose (for subsets read from runs, the runs' own).",
+              "", "## How it was made", "", f"`{record.get('command')}`", "",
+              "## Where it was made", "",
+              ", ".join(f"{k} {where[k]}" for k in ("cpu", "python", "divplugin", "commit") if where.get(k)) if where
+              else "not recorded (the subsets were chosen by the runs of `select-long-tail-cpu` and "
+                   "`select-long-tail-cpu-balanced`: see their pages)", ""]
     (out / "README.md").write_text("\n".join(lines))
     print(f"wrote {out}")
 
@@ -217,16 +241,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer-rows", type=int, default=10_000)
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--coverage", type=Path, default=None, help="write the spec's coverage page to this folder instead")
+    ap.add_argument("--report", action="store_true",
+                    help="with --coverage: remake the page from the coverage.json the folder holds, measuring nothing")
     ap.add_argument("--run", type=Path, action="append", default=None,
                     help="with --coverage (repeatable): a spec's results folder, whose subsets are read instead of made again")
     add_json_flag(ap, "bench-select")
     args = ap.parse_args(argv)
     if args.run and args.coverage is None:
         ap.error("--run goes with --coverage")
-    if args.coverage:
+    if args.report and args.coverage is None:
+        ap.error("--report goes with --coverage")
+    if args.coverage and args.report:
+        record = json.loads((args.coverage / "coverage.json").read_text())
+        record.setdefault("source", "the subsets the specs' runs trained on, read from their folders")
+        record.setdefault("command", "python benchmarks/bench_select.py --coverage docs/results/select-long-tail-coverage"
+                                     " --run results/select-long-tail-cpu --run results/select-long-tail-cpu-balanced")
+        write_coverage(args.coverage, {**record, "platform": record.get("platform")})
+    elif args.coverage:
         coverage_page(args.coverage, args.workers, args.run)
     else:
-        write(args.json, speed(args), argv)
+        write(args.json, speed(args), argv, __file__)
     return 0
 
 

@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {name} | " + " | ".join(f"{r[load]:.2f}" for load in loads) + ratio + " | "
               + ", ".join(str(r[f"{load}_threads"]) for load in loads) + " |")
     write(args.json, {"cpu": describe()["cpu"], "cores": cores, "neighbours": args.neighbours, "steps": args.steps,
-                      "rows": rows}, argv)
+                      "rows": rows}, argv, __file__)
     return 0
 
 

@@ -8,6 +8,15 @@ rendered page does not show: a Python expression over the helpers below, each re
     spans 0.47-0.78<!--= rng("phase-transition-cpu-seeds", "num_rules=400", "unseen") -->
     took 79<!--= wall("phase-transition-cpu") --> min
 
+The helpers: ``r(name, point, metric)`` (the mean over the runs whose id holds every
+``+``-part of ``point``: "num_rules=400" is every seed of it), ``lo``, ``hi``, ``rng`` (lo,
+hi) and ``vals`` (the list) alike; ``wall(name)`` (minutes), ``threshold(name)``, ``j(name,
+"dotted.path")`` for any results.json (``name`` may be ``folder/file.json``), ``span(list)``,
+``pass1(name, bench, mode, split)``, and Python's arithmetic. Metrics are named by the end of
+their task name ("unseen" is ``divplugin_markov_unseen/exact_match``), or ``train_s``,
+``eval_s`` and ``steps_s``. A paragraph with three-decimal figures that are not results
+carries ``<!-- not from a run -->``.
+
 ``check`` evaluates every source, writes its value the way the text writes the figure (its
 decimals, thousands separators, "lo-hi" for a range) and reports each figure that differs, and
 each figure with three decimals, in a paragraph that links a results page, that names no
@@ -44,7 +53,8 @@ FIGURE_BEFORE_SOURCE = re.compile(rf"(?P<fig>(?P<lo>{NUMBER})(?:(?P<sep>\s?[-–
 SOURCE = re.compile(r"<!--=\s*(?P<expr>.*?)\s*-->", re.S)
 # figures that must name a source where a paragraph links a results page
 THREE_DECIMALS = re.compile(r"(?<![\w.,])\d\.\d{3}(?![\d])")
-LINKED_RESULTS = re.compile(r"results/(?P<name>[\w.-]+)/(?:README\.md|results\.\w+)")
+# a paragraph names results by a link to them or by the spec's name in backticks
+LINKED_RESULTS = re.compile(r"results/(?P<name>[\w.-]+)/(?:README\.md|results\.\w+)|`(?P<spec>[\w.-]+)`")
 NOT_A_RESULT = "<!-- not from a run -->"
 SPECIAL = {"train_s": "train_seconds", "eval_s": "eval_seconds", "steps_s": "steps_per_second"}
 
@@ -177,8 +187,9 @@ def mean(*xs: float) -> float:
     return statistics.fmean(xs)
 
 
-HELPERS = {"pass1": pass1, "vals": values, "sorted": sorted, "span": span, "r": r, "lo": lo, "hi": hi, "rng": rng, "wall": wall, "threshold": threshold, "j": j,
-           "mean": mean, "min": min, "max": max, "abs": abs, "round": round}
+HELPERS = {"r": r, "lo": lo, "hi": hi, "rng": rng, "vals": values, "wall": wall, "threshold": threshold, "j": j,
+           "span": span, "pass1": pass1, "mean": mean, "min": min, "max": max, "abs": abs, "round": round,
+           "sorted": sorted}
 
 
 def evaluate(expr: str) -> Any:
@@ -249,7 +260,8 @@ def paragraphs(text: str):
 
 
 def _linked(para: str) -> list[str]:
-    return [n for n in dict.fromkeys(LINKED_RESULTS.findall(para)) if (RESULTS / n / "results.json").is_file()]
+    names = [m["name"] or m["spec"] for m in LINKED_RESULTS.finditer(para)]
+    return [n for n in dict.fromkeys(names) if (RESULTS / n / "results.json").is_file()]
 
 
 def unsourced(path: str, text: str) -> list[tuple[int, int, str, list[str]]]:
@@ -390,8 +402,11 @@ def suggest(doc: str, root: Path = ROOT) -> tuple[int, list[str]]:
         before = text[max(0, offset - 80):offset]
         after = text[offset + len(fig):offset + len(fig) + 8]
         para_before = text[:offset]
-        near = [n for n in linked if f"results/{n}/" in para_before[-1500:]]
-        nearest = max(near, key=lambda n: para_before.rfind(f"results/{n}/")) if near else None
+        def named_at(n: str) -> int:
+            return max(para_before.rfind(f"results/{n}/"), para_before.rfind(f"`{n}`"))
+
+        near = [n for n in linked if named_at(n) >= max(0, len(para_before) - 1500)]
+        nearest = max(near, key=named_at) if near else None
         found = [(e, v) for n in linked for e, v in candidates(n) if f"{v:.3f}" == fig]
         if nearest and any(f'"{nearest}"' in e for e, _ in found):
             found = [(e, v) for e, v in found if f'"{nearest}"' in e]

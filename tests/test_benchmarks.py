@@ -211,7 +211,8 @@ def test_select_coverage_reads_the_subsets_a_run_trained_on(tmp_path):
                                by="metadata.rule_id" if method == "balanced" else None)
     mod.main(["--coverage", str(tmp_path / "page"), "--run", str(run), "--run", str(balanced)])
     table = json.loads((tmp_path / "page" / "coverage.json").read_text())
-    assert table["seeds"] == [0, 1] and list(table) == ["seeds", "pool", "random", "kcenter", "balanced"]
+    assert table["seeds"] == [0, 1] and list(table)[:5] == ["seeds", "pool", "random", "kcenter", "balanced"]
+    assert table["platform"]["cpu"] and "--coverage" in table["command"]
     assert table["balanced"][0][0] == 40 and table["balanced"][0][1] > table["random"][0][1]  # the most even subset
     assert table["pool"][1][0] == mod.coverage([r["metadata"]["rule_id"] for r in rows])[0] == 40
     chosen = mod._rule_ids(run / "data" / "selected" / "pool-1-kcenter" / "train.jsonl")
@@ -219,6 +220,11 @@ def test_select_coverage_reads_the_subsets_a_run_trained_on(tmp_path):
     page = (tmp_path / "page" / "README.md").read_text()
     assert "read from their folders" in page
     assert table["balanced"][1] is None and "| balanced | 40 / - |" in page  # a seed not run yet
+    assert "## How it was made" in page and "## Where it was made" in page
+    # --report remakes the page from coverage.json alone
+    (tmp_path / "page" / "README.md").unlink()
+    mod.main(["--coverage", str(tmp_path / "page"), "--report"])
+    assert (tmp_path / "page" / "README.md").read_text() == page
     with pytest.raises(SystemExit, match="no subsets"):
         mod.main(["--coverage", str(tmp_path / "page2"), "--run", str(tmp_path)])
     with pytest.raises(SystemExit):
