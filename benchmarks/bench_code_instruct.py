@@ -14,6 +14,9 @@ greedy, on HumanEval+ (164) and MBPP+ (378):
    ``results.json``, ``README.md`` and ``answers.jsonl`` (every answer, for the sanitiser's
    test corpus) to ``--results``.
 
+``--steps page`` alone runs nothing: it writes ``--results``' README.md again from its
+results.json, with the code of now.
+
 Generation steps resume: lm-eval through ``--use_cache``, EvalPlus through its own resume.
 On a fresh machine, ``--resume-from RESULTS`` starts the request caches from the answers a
 report committed, and the report carries EvalPlus's side over from it when its runs are absent.
@@ -25,6 +28,7 @@ benchmark's unanswered problems split between processes (``--shard 0/2`` beside 
     python benchmarks/bench_code_instruct.py --data DIR [--out WORK] [--limit N]
         [--steps ours,evalplus,completion,report] [--benches humaneval,mbpp] [--shard K/N]
         [--results docs/results/code-instruct-smollm2] [--resume-from docs/results/code-instruct-smollm2]
+    python benchmarks/bench_code_instruct.py --steps page --results docs/results/code-instruct-smollm2
 """
 
 from __future__ import annotations
@@ -643,11 +647,14 @@ def main(argv: list[str] | None = None) -> int:
         codegen_with_fresh_stop_criteria(argv[1:])
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, required=True, help="folder with HumanEvalPlus.jsonl.gz and MbppPlus.jsonl.gz")
+    ap.add_argument("--data", type=Path, default=None,
+                    help="folder with HumanEvalPlus.jsonl.gz and MbppPlus.jsonl.gz (every step but page)")
     ap.add_argument("--out", type=Path, default=Path("runs/bench-code-instruct"), help="work folder (resumable)")
     ap.add_argument("--model", type=Path, default=None, help="model folder (default: the converted SmolLM2)")
     ap.add_argument("--limit", type=int, default=None, help="first N problems of each benchmark")
-    ap.add_argument("--steps", default="ours,evalplus,completion,report")
+    ap.add_argument("--steps", default="ours,evalplus,completion,report",
+                    help="ours, evalplus, evalplus-shipped, completion, report; or page alone: remake --results' "
+                         "README.md from its results.json, running nothing")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--benches", default=",".join(BENCHES),
                     help="humaneval, mbpp or both (default): one benchmark per process, one process per core")
@@ -659,6 +666,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="a results folder: seed the request caches with its answers.jsonl first, so a fresh "
                          "work folder generates only what is missing (its EvalPlus comparison is carried over)")
     args = ap.parse_args(argv)
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+    if "page" in steps:
+        if steps != ["page"] or args.results is None or not (args.results / "results.json").is_file():
+            ap.error("--steps page: alone, with --results DIR holding a results.json this benchmark wrote")
+        (args.results / "README.md").write_text(_page(json.loads((args.results / "results.json").read_text())))
+        return 0
+    if args.data is None:
+        ap.error("--data is required (the folder with HumanEvalPlus.jsonl.gz and MbppPlus.jsonl.gz)")
     benches = [b.strip() for b in args.benches.split(",") if b.strip()]
     if not benches or set(benches) - set(BENCHES):
         ap.error(f"--benches: expected some of {sorted(BENCHES)}, got {args.benches!r}")
@@ -674,7 +689,6 @@ def main(argv: list[str] | None = None) -> int:
 
     model = args.model or convert()
     args.out.mkdir(parents=True, exist_ok=True)
-    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = set(steps) - {"ours", "evalplus", "evalplus-shipped", "completion", "report"}
     if unknown:
         ap.error(f"--steps: unknown step(s) {sorted(unknown)}")

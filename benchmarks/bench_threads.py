@@ -6,7 +6,7 @@ fresh process per setting. Each setting runs twice: on an otherwise idle machine
 ``--neighbours`` processes that each keep one core busy with a one-thread training loop of
 the same model (another point, or a test suite's training test). The driver's default
 (``divplugin experiment`` without ``--threads``) is the setting "driver": it counts the cores
-other work leaves free just before the point starts (``divplugin.experiments.platform.free_cores``).
+other work leaves free just before the point starts (``divplugin.host.free_cores``).
 
     python benchmarks/bench_threads.py            # about 3 minutes on 2 cores
     python benchmarks/bench_threads.py --steps 20 --neighbours 1
@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     loads = [x.strip() for x in args.loads.split(",") if x.strip()]
     if not loads or not set(loads) <= {"idle", "busy"}:
         ap.error(f"--loads: idle, busy or idle,busy; got {args.loads!r}")
-    from divplugin.experiments.platform import describe, free_cores
+    from divplugin.experiments.platform import describe
+    from divplugin.host import free_cores
     from divplugin.logs import quiet_dependencies
     from divplugin.models import build_tiny_model
 

@@ -89,10 +89,10 @@ def _encode_chunk(job: tuple[str, int, str]) -> tuple[bytes, dict[str, Any]]:
 
 
 def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    """Writer processes by default: the cores this process may use (divplugin.host)."""
+    from divplugin.host import usable_cores
+
+    return usable_cores()
 
 
 def encoded_chunks(

@@ -27,7 +27,6 @@ number of workers (folds are independent; BLAS runs one thread inside each).
 from __future__ import annotations
 
 import heapq
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -287,4 +286,7 @@ def choose(texts: list[str], budget: int, settings: SelectSettings, *, groups: O
 
 
 def default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+    """Selection workers by default: the usable cores (divplugin.host), at most 4."""
+    from divplugin.host import usable_cores
+
+    return min(4, usable_cores())

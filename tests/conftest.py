@@ -21,7 +21,9 @@ for key, value in {
 # Under pytest-xdist (`pytest -n N`) the workers share the cores: each worker's trainings and
 # evaluations get their share of them, not all (threads that spin on a shared core crawl).
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    _share = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    from divplugin.host import usable_cores
+
+    _share = str(max(1, usable_cores() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
     for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(key, _share)
 

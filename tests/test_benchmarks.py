@@ -291,3 +291,24 @@ def test_diversity_benchmark_report_puts_the_current_accuracy_beside_its_scores(
     assert record["accuracy_from"] in page and "training steps" in page and "## Where it was made" in page
     with pytest.raises(SystemExit):
         mod.main(["--out", str(tmp_path / "empty"), "--report"])
+
+
+def test_code_instruct_page_is_remade_from_its_results_alone(tmp_path, capsys):
+    """--steps page renders a results folder's README.md from its results.json (no model, no
+    data): the committed page is what the committed code writes from the committed file."""
+    import shutil
+
+    import pytest
+
+    mod = bench("bench_code_instruct")
+    committed = ROOT / "docs" / "results" / "code-instruct-smollm2"
+    shutil.copy(committed / "results.json", tmp_path / "results.json")
+    assert mod.main(["--steps", "page", "--results", str(tmp_path)]) == 0
+    page = (tmp_path / "README.md").read_text()
+    assert page == (committed / "README.md").read_text()
+    assert "## Where it was made" in page and "Made by `python benchmarks/bench_code_instruct.py" in page
+    for bad in (["--steps", "page,report", "--results", str(tmp_path)], ["--steps", "page"],
+                ["--steps", "report"]):  # report without --data
+        with pytest.raises(SystemExit):
+            mod.main(bad)
+    assert "--data is required" in capsys.readouterr().err

@@ -200,7 +200,7 @@ def test_points_left_fewer_than_slots_share_the_free_cores(tmp_path, monkeypatch
     monkeypatch.setattr(ex, "build_base_model", lambda *a: None)
     monkeypatch.setattr(ex, "run_point",
                         lambda s, p, o, ov, step, phase, env: (p == last and envs.append(env)) or _result(p.values, p.seed, 0.5))
-    monkeypatch.setattr(ex.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(ex, "usable_cores", lambda: 8)  # an 8-core machine
     monkeypatch.setattr(ex, "free_cores", lambda: 8)
     results, _ = ex.run_experiment(spec, tmp_path / "out", parallel=2)
     assert len(results) == 4 and envs == [{"OMP_NUM_THREADS": "8", "MKL_NUM_THREADS": "8", "AXOLOTL_DATASET_NUM_PROC": "8"}]
@@ -218,13 +218,13 @@ def test_points_left_fewer_than_slots_share_the_free_cores(tmp_path, monkeypatch
 
 def test_busy_cores_counts_other_work(tmp_path):
     """The driver sees a core another process keeps busy (a spinning neighbour), and leaves it."""
-    from divplugin.experiments.platform import busy_cores, free_cores
+    from divplugin.host import busy_cores, free_cores, usable_cores
 
     spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.5)
         assert busy_cores(1.0) >= 0.6
-        assert free_cores(1.0) <= max(1, (os.cpu_count() or 1) - 1)
+        assert free_cores(1.0) <= max(1, usable_cores() - 1)
     finally:
         spin.kill()
         spin.wait()
@@ -552,7 +552,9 @@ def test_cpu_spec_quick_flow(name, tmp_path):
     for p in data["points"]:
         assert all(0.0 <= p["metrics"][m] <= 1.0 for m in spec.plot.metrics)
         # where it was made; a lone point gets every free core (the driver's rule)
-        threads = max(1, (os.cpu_count() or 1) // min(2, len(data["points"])))
+        from divplugin.host import usable_cores
+
+        threads = max(1, usable_cores() // min(2, len(data["points"])))
         assert 1 <= p["platform"]["threads"] <= threads and p["platform"]["cpu"] and p["platform"]["torch"]
     page = (out / "README.md").read_text()
     assert (out / "results.png").stat().st_size > 1000 and "| point | runs |" in page and "## Where it was made" in page

@@ -177,7 +177,11 @@ class Executor:
                 "running model-generated code must be allowed explicitly: pass "
                 "allow_code_execution=True (CLI: --allow-code-execution; lm-eval: "
                 "--confirm_run_unsafe_code)")
-        self.workers = max(1, int(workers or os.cpu_count() or 1))
+        if not workers:
+            from divplugin.host import usable_cores
+
+            workers = usable_cores()
+        self.workers = max(1, int(workers))
         self.limits = limits or Limits()
         self._idle: queue.Queue = queue.Queue()
         self._all: list[_Slot] = []

@@ -18,7 +18,8 @@ from typing import Any, Callable, Optional
 
 from divplugin.errors import ConfigError
 from divplugin.experiments import runner
-from divplugin.experiments.platform import KERNEL_VARIABLES, free_cores
+from divplugin.experiments.platform import KERNEL_VARIABLES
+from divplugin.host import free_cores, usable_cores
 from divplugin.experiments.report import check_expectations, recorded_overrides, with_means, write_all
 from divplugin.experiments.runner import (
     PointResult,
@@ -42,7 +43,7 @@ def slot_env(slot: int, parallel: int, devices: Optional[list[str]], threads: Op
     if devices:
         share = len(devices) // parallel
         env["CUDA_VISIBLE_DEVICES"] = ",".join(devices[slot * share:(slot + 1) * share])
-    n = threads or max(1, (os.cpu_count() or 1) // parallel)
+    n = threads or max(1, usable_cores() // parallel)
     if threads or parallel > 1:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = env["AXOLOTL_DATASET_NUM_PROC"] = str(n)
     return env

@@ -82,41 +82,6 @@ def describe(env: dict[str, str] | None = None) -> dict[str, Any]:
     return info
 
 
-def _cpu_ticks() -> tuple[int, int] | None:
-    """(busy, total) jiffies of all CPUs since boot, from ``/proc/stat`` (None off Linux)."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return sum(fields) - idle, sum(fields)
-
-
-def busy_cores(window: float = 1.0) -> float:
-    """Cores kept busy by other work now: the CPU time used over ``window`` seconds (from
-    ``/proc/stat``), else the one-minute load average; 0 when neither can be read."""
-    cores = os.cpu_count() or 1
-    before = _cpu_ticks()
-    if before is not None:
-        import time
-
-        time.sleep(window)
-        after = _cpu_ticks()
-        if after is not None and after[1] > before[1]:
-            return cores * (after[0] - before[0]) / (after[1] - before[1])
-    try:
-        return min(float(cores), os.getloadavg()[0])
-    except (AttributeError, OSError):
-        return 0.0
-
-
-def free_cores(window: float = 1.0) -> int:
-    """Cores no other work is using now (at least 1): what a sweep's threads may take without
-    sharing a core, where threads that wait by spinning slow each other down many times over."""
-    cores = os.cpu_count() or 1
-    return max(1, min(cores, int(cores - busy_cores(window) + 0.5)))
-
-
 def differences(recorded: dict[str, Any], here: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """Fields that differ between two platforms: {field: (recorded, here)}."""
     keys = [k for k in {**recorded, **here} if k != "commit"]

@@ -161,7 +161,12 @@ def execute_all(resps, docs):
     by_id = {p.task_id: p for p in problems}
     samples = [{"task_id": d["task_id"], "completion": r} for d, rs in zip(docs, resps) for r in rs]
     asked = [by_id[d["task_id"]] for d in docs]
-    workers = int(state.get("workers") or os.cpu_count() or 1)
+    if state.get("workers"):
+        workers = int(state["workers"])
+    else:
+        from divplugin.host import usable_cores
+
+        workers = usable_cores()
     with Executor(workers=workers, allow_code_execution=True) as ex:
         report = evaluate(benchmark, asked, samples, ex, mode=mode,
                           results_path=_results_path(benchmark, mode, state))
