@@ -360,20 +360,24 @@ def _command_lines(spec: Spec, results: list[PointResult], out: Path, overrides:
     """How it was made: the commands the folder records, or the one its records imply."""
     lines = ["", "## How it was made", ""]
     recorded = [c for c in commands if c.get("command")]
-    if recorded:
-        for c in recorded:
-            env = " ".join(f"{k}={v}" for k, v in (c.get("env") or {}).items())
-            extra = f" (--parallel {c.get('parallel')}, {c.get('threads') or 'shared'} thread(s) a point)"
-            lines.append(f"- `{(env + ' ') if env else ''}{c['command']}`{extra}")
-        return lines
     done = [r for r in results if r.status == "done"]
+    for c in recorded:
+        env = " ".join(f"{k}={v}" for k, v in (c.get("env") or {}).items())
+        extra = f" (--parallel {c.get('parallel')}, {c.get('threads') or 'shared'} thread(s) a point)"
+        lines.append(f"- `{(env + ' ') if env else ''}{c['command']}`{extra}")
+    older = [r for r in done if r.steps is None]  # made before commands and steps were recorded
+    if recorded and not older:
+        return lines
+    if recorded:
+        lines.append(f"- before commands were recorded ({', '.join(r.id for r in older)}):")
+        done = older
     threads = {r.platform.get("threads") for r in done}
     env = " ".join(f"{k}={v}" for k, v in _kernel_env(results).items())
     cmd = f"divplugin experiment {spec.name} --out {_shown(out)}"
     cmd += f" {_sets(overrides)}" if overrides else ""
     cmd += f" --threads {threads.pop()}" if len(threads) == 1 and None not in threads else ""
-    lines.append(f"`{(env + ' ') if env else ''}{cmd}`: rebuilt from the records (the command line itself was not "
-                 "recorded then; --parallel not recorded).")
+    lines.append(("  " if recorded else "") + f"`{(env + ' ') if env else ''}{cmd}`: rebuilt from the records (the "
+                 "command line itself was not recorded then; --parallel not recorded).")
     return lines
 
 
