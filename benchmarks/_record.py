@@ -19,6 +19,16 @@ def add_json_flag(ap: Any, name: str) -> None:
                     help=f"Also write the figures, command and platform here (docs/results/{name}/results.json).")
 
 
+def version_of(dist: str) -> str | None:
+    """The installed version of distribution ``dist`` (None when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
 def blas() -> dict[str, str]:
     """The versions of MKL and oneDNN torch was built with ({} without torch)."""
     try:

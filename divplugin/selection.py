@@ -34,6 +34,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from divplugin.errors import ConfigError, did_you_mean
+from divplugin.host import usable_cores
 
 METHODS = ("random", "balanced", "kcenter", "facility-location")
 GROUPED = ("random", "balanced")  # the methods that read a field (--by)
@@ -287,6 +288,4 @@ def choose(texts: list[str], budget: int, settings: SelectSettings, *, groups: O
 
 def default_workers() -> int:
     """Selection workers by default: the usable cores (divplugin.host), at most 4."""
-    from divplugin.host import usable_cores
-
     return min(4, usable_cores())

@@ -315,15 +315,17 @@ def fix(docs: tuple[str, ...] = DOCUMENTS, root: Path = ROOT) -> int:
         path = root / doc
         text = path.read_text()
         found, _ = figures(doc, text)
+        before = changed
         for f in reversed(found):
             try:
                 want = render(evaluate(f.expr), f.text)
-            except Exception:
+            except Exception:  # a broken source: check names it; fix leaves the figure
                 continue
             if want != f.text:
                 text = text[:f.start] + want + text[f.end:]
                 changed += 1
-        path.write_text(text)
+        if changed > before:
+            path.write_text(text)
     return changed
 
 
@@ -339,8 +341,6 @@ def candidates(name: str) -> list[tuple[str, float]]:
         for metric in sorted({m for p in members for m in p.get("metrics", {}) if not m.endswith("/similarity")}):
             short = _short(name, members, metric)
             vs = [p["metrics"][metric] for p in members if metric in p.get("metrics", {})]
-            if not vs:
-                continue
             if len(members) == 1:
                 out.append((f'r("{name}", "{members[0]["id"]}", "{short}")', vs[0]))
             else:

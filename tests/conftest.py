@@ -45,7 +45,7 @@ def pytest_sessionfinish(session, exitstatus):
 
     record = {"command": " ".join(["pytest", *session.config.invocation_params.args]), **counts,
               "exit_status": int(exitstatus), "seconds": round(time.time() - _STARTED, 1),
-              "workers": int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0) or getattr(session.config.option, "numprocesses", None) or 1,
+              "workers": getattr(session.config.option, "numprocesses", None) or 1,
               "cpu": cpu_model(), "cores": os.cpu_count(), "full": os.environ.get("DIVPLUGIN_TEST_FULL") == "1"}
     path = Path(target)
     path.parent.mkdir(parents=True, exist_ok=True)

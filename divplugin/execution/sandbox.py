@@ -43,6 +43,7 @@ from typing import Literal
 
 from divplugin.errors import DivpluginError
 from divplugin.execution import values
+from divplugin.host import usable_cores
 
 ZYGOTE = Path(__file__).with_name("_zygote.py")
 
@@ -177,11 +178,7 @@ class Executor:
                 "running model-generated code must be allowed explicitly: pass "
                 "allow_code_execution=True (CLI: --allow-code-execution; lm-eval: "
                 "--confirm_run_unsafe_code)")
-        if not workers:
-            from divplugin.host import usable_cores
-
-            workers = usable_cores()
-        self.workers = max(1, int(workers))
+        self.workers = max(1, int(workers or usable_cores()))
         self.limits = limits or Limits()
         self._idle: queue.Queue = queue.Queue()
         self._all: list[_Slot] = []

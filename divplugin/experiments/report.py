@@ -16,16 +16,22 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
+from divplugin.experiments.platform import KERNEL_VARIABLES
 from divplugin.experiments.runner import PointResult, point_id
 from divplugin.experiments.spec import Spec
 
 
+def _recorded(folder: str | Path, key: str) -> Any:
+    """One field of a results folder's results.json (None when the file or field is missing or broken)."""
+    try:
+        return json.loads((Path(folder) / "results.json").read_text()).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def recorded_overrides(reference: str | Path) -> dict[str, Any]:
     """The ``--set`` overrides a results folder's results.json records ({} when none)."""
-    try:
-        found = json.loads((Path(reference) / "results.json").read_text()).get("overrides") or {}
-    except (OSError, ValueError, AttributeError):
-        return {}
+    found = _recorded(reference, "overrides")
     return dict(found) if isinstance(found, dict) else {}
 
 
@@ -341,8 +347,6 @@ def _sets(overrides: dict[str, Any]) -> str:
 
 def _kernel_env(results: list[PointResult]) -> dict[str, str]:
     """The kernel-choosing variables every finished run was made under."""
-    from divplugin.experiments.platform import KERNEL_VARIABLES
-
     done = [r for r in results if r.status == "done"]
     return {k: v for k in KERNEL_VARIABLES if done and len({r.platform.get(k) for r in done}) == 1
             and (v := done[0].platform.get(k))}
@@ -484,11 +488,8 @@ def with_pending(spec: Spec, results: list[PointResult]) -> list[PointResult]:
 
 def recorded_commands(out: Path) -> list[dict[str, Any]]:
     """The commands that ran points into ``out``, as its results.json records them ([] when none)."""
-    try:
-        found = json.loads((out / "results.json").read_text()).get("commands") or []
-    except (OSError, ValueError, AttributeError):
-        return []
-    return [c for c in found if isinstance(c, dict)]
+    found = _recorded(out, "commands")
+    return [c for c in found if isinstance(c, dict)] if isinstance(found, list) else []
 
 
 def write_all(spec: Spec, results: list[PointResult], out: Path, wall_seconds: float,

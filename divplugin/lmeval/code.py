@@ -23,6 +23,7 @@ from pathlib import Path
 
 from divplugin.codeeval.passk import pass_at_k
 from divplugin.errors import ConfigError, did_you_mean
+from divplugin.host import usable_cores
 
 MODES = ("completion", "instruct", "auto")
 KEYS = ("data", "workers", "results_dir", "mode")
@@ -161,12 +162,7 @@ def execute_all(resps, docs):
     by_id = {p.task_id: p for p in problems}
     samples = [{"task_id": d["task_id"], "completion": r} for d, rs in zip(docs, resps) for r in rs]
     asked = [by_id[d["task_id"]] for d in docs]
-    if state.get("workers"):
-        workers = int(state["workers"])
-    else:
-        from divplugin.host import usable_cores
-
-        workers = usable_cores()
+    workers = int(state.get("workers") or usable_cores())
     with Executor(workers=workers, allow_code_execution=True) as ex:
         report = evaluate(benchmark, asked, samples, ex, mode=mode,
                           results_path=_results_path(benchmark, mode, state))
