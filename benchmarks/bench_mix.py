@@ -63,11 +63,21 @@ def write_sources(folder: Path, n: int) -> dict[str, str]:
 def spec(paths: dict[str, str], n: int, dedup, decontaminate):
     from divplugin.mixtures import load_mixture_dict
 
-    return load_mixture_dict({
-        "name": "bench", "seed": 0, "budget": "counts", "report": {"embeddings": False},
-        "dedup": dedup, "decontaminate": decontaminate,
-        "sources": [{"name": "code", "path": paths["code"], "adapter": "oss_instruct", "count": n * 8 // 10},
-                    {"name": "general", "path": paths["general"], "adapter": "alpaca", "count": n - n * 8 // 10}]}, "bench")
+    return load_mixture_dict(
+        {
+            "name": "bench",
+            "seed": 0,
+            "budget": "counts",
+            "report": {"embeddings": False},
+            "dedup": dedup,
+            "decontaminate": decontaminate,
+            "sources": [
+                {"name": "code", "path": paths["code"], "adapter": "oss_instruct", "count": n * 8 // 10},
+                {"name": "general", "path": paths["general"], "adapter": "alpaca", "count": n - n * 8 // 10},
+            ],
+        },
+        "bench",
+    )
 
 
 def timed(fn):
@@ -106,7 +116,7 @@ def datasketch_dedup(texts: list[str], batch: bool) -> list[int | None]:
 
 
 def divplugin_dedup(texts: list[str], seed: int = 0) -> list[int | None]:
-    from divplugin.mixtures.hygiene import NearDuplicates, RowRef
+    from divplugin.diversity.dedup import NearDuplicates, RowRef
 
     near = NearDuplicates(THRESHOLD, 128, 5, seed=seed)
     sketches = near.sketch(texts)
@@ -132,8 +142,9 @@ def speed(n: int, tmp: Path) -> tuple[list[tuple[str, float, int]], dict[str, fl
     def interleave():
         code = datasets.load_dataset("json", data_files=paths["code"], split="train", cache_dir=str(tmp / "hf1"))
         gen = datasets.load_dataset("json", data_files=paths["general"], split="train", cache_dir=str(tmp / "hf1"))
-        mixed = datasets.interleave_datasets([code, gen], probabilities=[0.8, 0.2], seed=0,
-                                             stopping_strategy="first_exhausted")
+        mixed = datasets.interleave_datasets(
+            [code, gen], probabilities=[0.8, 0.2], seed=0, stopping_strategy="first_exhausted"
+        )
         return mixed.select(range(min(n, len(mixed))))
 
     t, mixed = timed(interleave)
@@ -250,7 +261,7 @@ def near_quality(corpus: int, planted_per_level: int, sample: int) -> dict:
         pass
     # natural near-duplicates: all pairs of a random sample, by brute force
     samp = rng.sample(range(len(rows)), min(sample, len(rows)))
-    natural = [(a, b) for x, a in enumerate(samp) for b in samp[x + 1:] if exact_jaccard(sh(a), sh(b)) >= THRESHOLD]
+    natural = [(a, b) for x, a in enumerate(samp) for b in samp[x + 1 :] if exact_jaccard(sh(a), sh(b)) >= THRESHOLD]
     out["sample"] = {"rows": len(samp), "pairs": len(samp) * (len(samp) - 1) // 2, "near_pairs": len(natural)}
     for name, run in methods.items():
         t, found = timed(run)
@@ -261,17 +272,25 @@ def near_quality(corpus: int, planted_per_level: int, sample: int) -> dict:
         for level in LEVELS:
             sel = [(o, c, j) for o, c, lv, j in pairs if lv == level]
             hit = [match.get(c) == o or match.get(o) == c for o, c, _ in sel]
-            per_level[str(level)] = {"pairs": len(sel), "mean_jaccard": round(sum(j for *_, j in sel) / len(sel), 3),
-                                     "above_threshold": sum(j >= THRESHOLD for *_, j in sel),
-                                     "detected": sum(hit)}
+            per_level[str(level)] = {
+                "pairs": len(sel),
+                "mean_jaccard": round(sum(j for *_, j in sel) / len(sel), 3),
+                "above_threshold": sum(j >= THRESHOLD for *_, j in sel),
+                "detected": sum(hit),
+            }
         above = [(o, c) for o, c, _, j in pairs if j >= THRESHOLD]
         caught = sum(match.get(c) == o or match.get(o) == c for o, c in above)
         nat_caught = sum(a in match or b in match for a, b in natural)
         out["methods"][name] = {
-            "seconds": round(t, 2), "reported": len(reported), "true_positives": tp,
+            "seconds": round(t, 2),
+            "reported": len(reported),
+            "true_positives": tp,
             "precision": round(tp / len(reported), 4) if reported else 1.0,
-            "recall_planted": round(caught / len(above), 4) if above else 1.0, "planted_above": len(above),
-            "recall_sample": round(nat_caught / len(natural), 4) if natural else None, "per_level": per_level}
+            "recall_planted": round(caught / len(above), 4) if above else 1.0,
+            "planted_above": len(above),
+            "recall_sample": round(nat_caught / len(natural), 4) if natural else None,
+            "per_level": per_level,
+        }
     return out
 
 
@@ -317,8 +336,12 @@ def leak_rows(problems, rng: random.Random) -> dict[str, list[tuple[str, dict[st
         full = code if p.family == "humaneval" else text
         out["verbatim"].append((p.task_id, {"instruction": "Solve this.", "input": "", "output": full}))
         out["re-indented"].append((p.task_id, {"instruction": "Solve this.", "input": "", "output": _reindent(full)}))
-        out["renamed"].append((p.task_id, {"instruction": "Solve this.", "input": "", "output": _rename(full, p.entry_point)}))
-        out["paraphrased"].append((p.task_id, {"instruction": "Solve this.", "input": "", "output": _paraphrase(full, rng)}))
+        out["renamed"].append(
+            (p.task_id, {"instruction": "Solve this.", "input": "", "output": _rename(full, p.entry_point)})
+        )
+        out["paraphrased"].append(
+            (p.task_id, {"instruction": "Solve this.", "input": "", "output": _paraphrase(full, rng)})
+        )
     return out
 
 
@@ -346,7 +369,9 @@ def decon_quality(data: str | None, clean: int) -> dict:
     leaks = leak_rows(problems, rng)
     clean_rows = stdlib_rows(clean)
     checks = {
-        "divplugin default (13-grams + whole short texts >= 6 words)": Decontaminator([], 13, problems=problems, min_words=6),
+        "divplugin default (13-grams + whole short texts >= 6 words)": Decontaminator(
+            [], 13, problems=problems, min_words=6
+        ),
         "13-grams only (lm-eval)": Decontaminator([], 13, problems=problems, min_words=None),
         "12-grams (datatrove)": Decontaminator([], 12, problems=problems, min_words=None),
         "8-grams (open-r1)": Decontaminator([], 8, problems=problems, min_words=None),
@@ -354,9 +379,14 @@ def decon_quality(data: str | None, clean: int) -> dict:
     out = {"benchmarks": benches, "problems": len(problems), "clean_rows": len(clean_rows), "checks": {}}
     for name, dec in checks.items():
         res = {kind: round(sum(dec.hit(r) is not None for _, r in rows) / len(rows), 4) for kind, rows in leaks.items()}
-        res["false positives on clean rows"] = round(sum(dec.hit(r) is not None for r in clean_rows) / len(clean_rows), 5)
+        res["false positives on clean rows"] = round(
+            sum(dec.hit(r) is not None for r in clean_rows) / len(clean_rows), 5
+        )
         out["checks"][name] = res
-    res = {kind: round(sum(bigcode_substring(problems, [r for _, r in rows])) / len(rows), 4) for kind, rows in leaks.items()}
+    res = {
+        kind: round(sum(bigcode_substring(problems, [r for _, r in rows])) / len(rows), 4)
+        for kind, rows in leaks.items()
+    }
     res["false positives on clean rows"] = round(sum(bigcode_substring(problems, clean_rows)) / len(clean_rows), 5)
     out["checks"]["exact substrings (bigcode)"] = res
     return out
@@ -366,7 +396,9 @@ def decon_quality(data: str | None, clean: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--examples", type=int, default=100_000, help="Rows for the speed part.")
-    ap.add_argument("--corpus", type=int, default=20_000, help="Rows of the standard-library corpus for the quality parts.")
+    ap.add_argument(
+        "--corpus", type=int, default=20_000, help="Rows of the standard-library corpus for the quality parts."
+    )
     ap.add_argument("--planted", type=int, default=200, help="Planted near-duplicate pairs per similarity level.")
     ap.add_argument("--sample", type=int, default=1500, help="Rows of the brute-force all-pairs sample.")
     ap.add_argument("--data", default=os.environ.get("DIVPLUGIN_BENCHMARKS"), help="Benchmark data folder (for MBPP).")
@@ -386,35 +418,55 @@ def main(argv: list[str] | None = None) -> int:
     for label, t, count in rows:
         print(f"  {label:<48} {t:>8.2f} {count / t:>11,.0f}")
     ours, peer = rows[0][1], rows[1][1]
-    print(f"  plain mixing: divplugin {ours:.2f} s vs interleave_datasets {peer:.2f} s ({peer / ours:.2f}x; goal <= 5 s)")
+    print(
+        f"  plain mixing: divplugin {ours:.2f} s vs interleave_datasets {peer:.2f} s ({peer / ours:.2f}x; goal <= 5 s)"
+    )
     print(f"  MinHash dedup inside the mix: {rows[3][1]:.2f} s for {n:,} rows (goal <= 5 s)")
     print(f"\n  near-dedup alone, the same {n:,} texts:")
     base = near["divplugin (rensa, exact verification)"]
     for label, t in near.items():
         print(f"  {label:<48} {t:>8.2f} s  {t / base:>6.1f}x divplugin's time")
 
-    print(f"\n2. near-dedup quality at threshold {THRESHOLD}: {quality['rows']:,} rows (standard-library functions), "
-          f"{quality['planted']:,} planted pairs; brute-force sample of {quality['sample']['rows']:,} rows "
-          f"({quality['sample']['pairs']:,} pairs, {quality['sample']['near_pairs']} natural pairs >= {THRESHOLD})")
+    print(
+        f"\n2. near-dedup quality at threshold {THRESHOLD}: {quality['rows']:,} rows (standard-library functions), "
+        f"{quality['planted']:,} planted pairs; brute-force sample of {quality['sample']['rows']:,} rows "
+        f"({quality['sample']['pairs']:,} pairs, {quality['sample']['near_pairs']} natural pairs >= {THRESHOLD})"
+    )
     for name, m in quality["methods"].items():
-        print(f"  {name}: {m['seconds']:.2f} s; recall on planted pairs >= {THRESHOLD}: {m['recall_planted']:.3f} "
-              f"({m['planted_above']} pairs); recall on the sample's natural pairs: {m['recall_sample']}; "
-              f"precision (reported pairs with exact Jaccard >= {THRESHOLD}): {m['precision']:.3f} of {m['reported']}")
+        print(
+            f"  {name}: {m['seconds']:.2f} s; recall on planted pairs >= {THRESHOLD}: {m['recall_planted']:.3f} "
+            f"({m['planted_above']} pairs); recall on the sample's natural pairs: {m['recall_sample']}; "
+            f"precision (reported pairs with exact Jaccard >= {THRESHOLD}): {m['precision']:.3f} of {m['reported']}"
+        )
         print(f"    {'planted at':>10} {'pairs':>6} {'mean J':>7} {'J >= thr':>9} {'detected':>9}")
         for level, v in m["per_level"].items():
-            print(f"    {level:>10} {v['pairs']:>6} {v['mean_jaccard']:>7.3f} {v['above_threshold']:>9} {v['detected']:>9}")
+            print(
+                f"    {level:>10} {v['pairs']:>6} {v['mean_jaccard']:>7.3f} {v['above_threshold']:>9} {v['detected']:>9}"
+            )
 
-    print(f"\n3. decontamination: {decon['benchmarks']} ({decon['problems']} problems) planted four ways; "
-          f"{decon['clean_rows']:,} clean rows")
+    print(
+        f"\n3. decontamination: {decon['benchmarks']} ({decon['problems']} problems) planted four ways; "
+        f"{decon['clean_rows']:,} clean rows"
+    )
     kinds = list(next(iter(decon["checks"].values())))
     print(f"  {'check':<62}" + "".join(f"{k[:14]:>15}" for k in kinds))
     for name, res in decon["checks"].items():
         print(f"  {name:<62}" + "".join(f"{res[k]:>15.3f}" if k != kinds[-1] else f"{res[k]:>15.5f}" for k in kinds))
-    write(args.json, {"examples": n,
-                      "speed": [{"step": label, "seconds": round(t, 3), "examples_per_s": round(count / t, 1)}
-                                for label, t, count in rows],
-                      "near_speed": {label: round(t, 3) for label, t in near.items()},
-                      "near_quality": quality, "decontamination": decon}, argv, __file__)
+    write(
+        args.json,
+        {
+            "examples": n,
+            "speed": [
+                {"step": label, "seconds": round(t, 3), "examples_per_s": round(count / t, 1)}
+                for label, t, count in rows
+            ],
+            "near_speed": {label: round(t, 3) for label, t in near.items()},
+            "near_quality": quality,
+            "decontamination": decon,
+        },
+        argv,
+        __file__,
+    )
     return 0
 
 

@@ -6,7 +6,7 @@ fresh process per setting. Each setting runs twice: on an otherwise idle machine
 ``--neighbours`` processes that each keep one core busy with a one-thread training loop of
 the same model (another point, or a test suite's training test). The driver's default
 (``divplugin experiment`` without ``--threads``) is the setting "driver": it counts the cores
-other work leaves free just before the point starts (``divplugin.host.free_cores``).
+other work leaves free just before the point starts (``divplugin.core.host.free_cores``).
 
     python benchmarks/bench_threads.py            # about 3 minutes on 2 cores
     python benchmarks/bench_threads.py --steps 20 --neighbours 1
@@ -57,8 +57,13 @@ print(json.dumps({"steps_per_s": steps / (time.perf_counter() - t), "threads": t
 
 
 def run(model: Path, steps: int, env: dict[str, str]) -> dict:
-    proc = subprocess.run([sys.executable, "-c", WORKLOAD, str(model), str(steps), "time"],
-                          env={**os.environ, **env}, capture_output=True, text=True, timeout=3600)
+    proc = subprocess.run(
+        [sys.executable, "-c", WORKLOAD, str(model), str(steps), "time"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"the timed run failed: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -67,9 +72,13 @@ def run(model: Path, steps: int, env: dict[str, str]) -> dict:
 def start_neighbours(model: Path, n: int) -> list[subprocess.Popen]:
     procs = []
     for _ in range(n):
-        p = subprocess.Popen([sys.executable, "-c", WORKLOAD, str(model), "0", "loop"], stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True,
-                             env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+        p = subprocess.Popen(
+            [sys.executable, "-c", WORKLOAD, str(model), "0", "loop"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+        )
         procs.append(p)
     for p in procs:
         if p.stdout.readline().strip() != "ready":
@@ -80,7 +89,9 @@ def start_neighbours(model: Path, n: int) -> list[subprocess.Popen]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=12, help="Timed steps per setting (after 2 warm-up steps).")
-    ap.add_argument("--neighbours", type=int, default=1, help="Processes that keep a core busy each, for the busy runs.")
+    ap.add_argument(
+        "--neighbours", type=int, default=1, help="Processes that keep a core busy each, for the busy runs."
+    )
     ap.add_argument("--loads", default="idle,busy", help="Which runs: idle, busy or both (idle,busy).")
     add_json_flag(ap, "bench-threads")
     args = ap.parse_args(argv)
@@ -89,9 +100,9 @@ def main(argv: list[str] | None = None) -> None:
     loads = [x.strip() for x in args.loads.split(",") if x.strip()]
     if not loads or not set(loads) <= {"idle", "busy"}:
         ap.error(f"--loads: idle, busy or idle,busy; got {args.loads!r}")
+    from divplugin.core.host import free_cores
+    from divplugin.core.logs import quiet_dependencies
     from divplugin.experiments.platform import describe
-    from divplugin.host import free_cores
-    from divplugin.logs import quiet_dependencies
     from divplugin.models import build_tiny_model
 
     quiet_dependencies()
@@ -110,7 +121,10 @@ def main(argv: list[str] | None = None) -> None:
             try:
                 time.sleep(1.0 if neighbours else 0.0)
                 driver = free_cores()  # what `divplugin experiment` gives a lone point now
-                for name, env in {**settings, f"driver (free cores: {driver})": {"OMP_NUM_THREADS": str(driver)}}.items():
+                for name, env in {
+                    **settings,
+                    f"driver (free cores: {driver})": {"OMP_NUM_THREADS": str(driver)},
+                }.items():
                     key = name.split(" (free")[0]
                     r = run(model, args.steps, env)
                     rows.setdefault(key, {})[load] = r["steps_per_s"]
@@ -121,15 +135,29 @@ def main(argv: list[str] | None = None) -> None:
                     p.kill()
                     p.wait()
     print(f"\n{describe()['cpu']}, {cores} cores; busy = beside {args.neighbours} one-thread training loop(s)\n")
-    print("| setting | " + " | ".join(f"{load} steps/s" for load in loads) + (" | busy / idle" if len(loads) == 2 else "")
-          + " | threads |")
+    print(
+        "| setting | "
+        + " | ".join(f"{load} steps/s" for load in loads)
+        + (" | busy / idle" if len(loads) == 2 else "")
+        + " | threads |"
+    )
     print("|---" * (len(loads) + (3 if len(loads) == 2 else 2)) + "|")
     for name, r in rows.items():
         ratio = f" | {r['busy'] / r['idle']:.2f}" if len(loads) == 2 else ""
-        print(f"| {name} | " + " | ".join(f"{r[load]:.2f}" for load in loads) + ratio + " | "
-              + ", ".join(str(r[f"{load}_threads"]) for load in loads) + " |")
-    write(args.json, {"cpu": describe()["cpu"], "cores": cores, "neighbours": args.neighbours, "steps": args.steps,
-                      "rows": rows}, argv, __file__)
+        print(
+            f"| {name} | "
+            + " | ".join(f"{r[load]:.2f}" for load in loads)
+            + ratio
+            + " | "
+            + ", ".join(str(r[f"{load}_threads"]) for load in loads)
+            + " |"
+        )
+    write(
+        args.json,
+        {"cpu": describe()["cpu"], "cores": cores, "neighbours": args.neighbours, "steps": args.steps, "rows": rows},
+        argv,
+        __file__,
+    )
     return 0
 
 

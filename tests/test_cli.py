@@ -10,15 +10,32 @@ import pytest
 
 def cli(*args, cwd=None):
     env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "divplugin", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "divplugin", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env
+    )
 
 
 def test_generate_from_yaml_with_flag_overrides(tmp_path):
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text("generator: markov_rewrite\nseed: 4\nnum_rules: 20\nnum_examples: 2000\ntest_rules: 10\n"
-                   "test_examples: 200\nseen_test_examples: 100\ninput_len: 16\npattern_len: [2, 3]\nalphabet: '0123456789'\n")
-    r = cli("generate", "--config", cfg, "--out", tmp_path / "out", "--noop-fraction", "0.2", "--set", "occurrences=1,2",
-            "--workers", "2", "--format", "jsonl,parquet")
+    cfg.write_text(
+        "generator: markov_rewrite\nseed: 4\nnum_rules: 20\nnum_examples: 2000\ntest_rules: 10\n"
+        "test_examples: 200\nseen_test_examples: 100\ninput_len: 16\npattern_len: [2, 3]\nalphabet: '0123456789'\n"
+    )
+    r = cli(
+        "generate",
+        "--config",
+        cfg,
+        "--out",
+        tmp_path / "out",
+        "--noop-fraction",
+        "0.2",
+        "--set",
+        "occurrences=1,2",
+        "--workers",
+        "2",
+        "--format",
+        "jsonl,parquet",
+    )
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert m["config"]["noop_fraction"] == 0.2 and m["config"]["occurrences"] == [1, 2]
@@ -64,8 +81,22 @@ def test_generate_conflicting_generator_and_bad_yaml(tmp_path):
 
 def test_generate_refuses_existing_output(tmp_path):
     (tmp_path / "o").mkdir()
-    r = cli("generate", "markov_program", "-o", tmp_path / "o", "--num-examples", "100", "--num-programs", "5",
-            "--test-programs", "2", "--test-examples", "10", "--seen-test-examples", "0")
+    r = cli(
+        "generate",
+        "markov_program",
+        "-o",
+        tmp_path / "o",
+        "--num-examples",
+        "100",
+        "--num-programs",
+        "5",
+        "--test-programs",
+        "2",
+        "--test-examples",
+        "10",
+        "--seen-test-examples",
+        "0",
+    )
     assert r.returncode == 2 and "--overwrite" in r.stderr
 
 
@@ -90,15 +121,33 @@ def test_one_value_for_a_list_setting_is_a_list_of_one():
     from divplugin.generators.markov_rewrite import MarkovRewriteConfig
     from divplugin.generators.settings import parse_overrides
 
-    got = parse_overrides(["--families", "mirror", "--test-families=unconstrained", "--k-range", "3",
-                           "--alphabet", "ab,c"], MarkovRewriteConfig, "markov_rewrite")
+    got = parse_overrides(
+        ["--families", "mirror", "--test-families=unconstrained", "--k-range", "3", "--alphabet", "ab,c"],
+        MarkovRewriteConfig,
+        "markov_rewrite",
+    )
     assert got == {"families": ["mirror"], "test_families": ["unconstrained"], "k_range": 3, "alphabet": "ab,c"}
-    assert parse_overrides(["--families", "repeated,mirror"], MarkovRewriteConfig, "m") == {"families": ["repeated", "mirror"]}
+    assert parse_overrides(["--families", "repeated,mirror"], MarkovRewriteConfig, "m") == {
+        "families": ["repeated", "mirror"]
+    }
 
 
 def test_generate_from_preset_with_overrides(tmp_path):
-    r = cli("generate", "--preset", "cpu-small", "-o", tmp_path / "o", "--num-rules", "20", "--num-examples", "400",
-            "--test-examples", "40", "--seen-test-examples", "0")
+    r = cli(
+        "generate",
+        "--preset",
+        "cpu-small",
+        "-o",
+        tmp_path / "o",
+        "--num-rules",
+        "20",
+        "--num-examples",
+        "400",
+        "--test-examples",
+        "40",
+        "--seen-test-examples",
+        "0",
+    )
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert m["config"]["alphabet"] == "abcdefgh" and m["config"]["num_rules"] == 20
@@ -111,17 +160,21 @@ def test_generate_from_preset_with_overrides(tmp_path):
     assert r.returncode == 0 and "test_k_range" in r.stdout
 
 
-@pytest.mark.parametrize("flags, named", [
-    (["--hidden", "30", "--heads", "4"], "--hidden"),
-    (["--arch", "gpt3"], "--arch"),
-    (["--layers", "0"], "--layers"),
-])
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--hidden", "30", "--heads", "4"], "--hidden"),
+        (["--arch", "gpt3"], "--arch"),
+        (["--layers", "0"], "--layers"),
+    ],
+)
 def test_model_tiny_bad_flags_are_named(flags, named, tmp_path):
     r = cli("model", "tiny", tmp_path / "m", *flags)
     assert r.returncode == 2 and named in r.stderr
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 def test_model_tiny_builds_a_loadable_model(arch, tmp_path):
     pytest.importorskip("transformers")

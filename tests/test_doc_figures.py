@@ -6,7 +6,6 @@ import shutil
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 
@@ -41,8 +40,15 @@ def test_the_docs_name_sources_in_tables_and_in_prose(fig):
         assert len(prose) >= 10 and len(table) >= 10, doc
 
 
-@pytest.mark.parametrize("doc, kind", [("docs/findings.md", "table"), ("docs/findings.md", "prose"),
-                                        ("README.md", "table"), ("docs/mixtures.md", "range")])
+@pytest.mark.parametrize(
+    "doc, kind",
+    [
+        ("docs/findings.md", "table"),
+        ("docs/findings.md", "prose"),
+        ("README.md", "table"),
+        ("docs/mixtures.md", "range"),
+    ],
+)
 def test_a_stale_figure_in_a_copy_of_a_doc_fails_the_check(fig, tmp_path, doc, kind):
     """The check can fail: one figure changed in a copy of a document (in a table row, in prose,
     or one end of a range) is named, and the unchanged copy passes."""
@@ -59,10 +65,12 @@ def test_a_stale_figure_in_a_copy_of_a_doc_fails_the_check(fig, tmp_path, doc, k
         target = next(f for f in found if lines[f.line - 1].startswith("|") == (kind == "table") and "." in f.text)
     digits = [i for i, ch in enumerate(target.text) if ch.isdigit()]
     i = digits[-1]
-    stale = target.text[:i] + str((int(target.text[i]) + 1) % 10) + target.text[i + 1:]
-    copy.write_text(text[:target.start] + stale + text[target.end:])
+    stale = target.text[:i] + str((int(target.text[i]) + 1) % 10) + target.text[i + 1 :]
+    copy.write_text(text[: target.start] + stale + text[target.end :])
     problems = fig.check((doc,), root=tmp_path)
-    assert len(problems) == 1 and f"{doc}:{target.line}: {stale!r} where its source gives {target.text!r}" in problems[0]
+    assert (
+        len(problems) == 1 and f"{doc}:{target.line}: {stale!r} where its source gives {target.text!r}" in problems[0]
+    )
     # and fix writes the figure back from its source
     assert fig.fix((doc,), root=tmp_path) == 1 and copy.read_text() == text
 
@@ -70,7 +78,8 @@ def test_a_stale_figure_in_a_copy_of_a_doc_fails_the_check(fig, tmp_path, doc, k
 def test_a_figure_without_a_source_beside_a_linked_page_is_named(fig, tmp_path):
     (tmp_path / "doc.md").write_text(
         "The main job ([page](results/phase-transition-cpu/README.md)) reached 0.568<!--= "
-        'r("phase-transition-cpu", "num_rules=400", "unseen") --> at 400 rules and 0.894 at 2,000.\n')
+        'r("phase-transition-cpu", "num_rules=400", "unseen") --> at 400 rules and 0.894 at 2,000.\n'
+    )
     problems = fig.check(("doc.md",), root=tmp_path)
     assert problems == ["doc.md:1: 0.894 names no source (the paragraph links phase-transition-cpu)"]
 
@@ -79,7 +88,8 @@ def test_broken_sources_are_named(fig, tmp_path):
     (tmp_path / "doc.md").write_text(
         'a 0.5<!--= r("no-such-results", "x=1", "unseen") -->, b 0.5<!--= r("phase-transition-cpu", "num_rules=7", '
         '"unseen") -->, c 0.5<!--= r("phase-transition-cpu", "num_rules=400", "nonsense") -->, '
-        'd 0.50-0.60<!--= r("phase-transition-cpu", "num_rules=400", "unseen") -->, e <!--= 1 -->\n')
+        'd 0.50-0.60<!--= r("phase-transition-cpu", "num_rules=400", "unseen") -->, e <!--= 1 -->\n'
+    )
     problems = fig.check(("doc.md",), root=tmp_path)
     assert len(problems) == 5
     assert "no results file docs/results/no-such-results/results.json" in problems[1]

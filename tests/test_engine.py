@@ -120,7 +120,9 @@ B1 -> 1B
 ]
 
 
-@pytest.mark.parametrize("rules, text, expected", ROSETTA, ids=["wiki", "wiki-stop", "bnf", "unary-mult", "busy-beaver"])
+@pytest.mark.parametrize(
+    "rules, text, expected", ROSETTA, ids=["wiki", "wiki-stop", "bnf", "unary-mult", "busy-beaver"]
+)
 def test_rosetta_rulesets(rules, text, expected):
     assert MarkovAlgorithm.from_text(rules, syntax="rosetta").run(text).output == expected
 
@@ -148,8 +150,12 @@ def test_paper_appendix_a_sequence_then_reverse():
 
 @pytest.mark.parametrize(
     "lhs, rhs, s, expected",
-    [("aa", "bac", "caaba", "cbacba"), ("iss", "art", "mississippi", "martissippi"), ("iss", "art", "canada", "canada"),
-     ("ss", "tr", "mississipi", "mitrissipi")],
+    [
+        ("aa", "bac", "caaba", "cbacba"),
+        ("iss", "art", "mississippi", "martissippi"),
+        ("iss", "art", "canada", "canada"),
+        ("ss", "tr", "mississipi", "mitrissipi"),
+    ],
 )
 def test_paper_single_rule_examples(lhs, rhs, s, expected):
     assert apply_once(lhs, rhs, s) == expected
@@ -193,8 +199,13 @@ def test_text_syntax_examples():
 
 @pytest.mark.parametrize(
     "line, problem",
-    [("a b", "exactly one '->'"), ("a -> b -> c", "exactly one '->'"), ("a-> b", "white space before"),
-     ("a ->b", "white space after '->'"), ("a ->.b", "white space after '->.'")],
+    [
+        ("a b", "exactly one '->'"),
+        ("a -> b -> c", "exactly one '->'"),
+        ("a-> b", "white space before"),
+        ("a ->b", "white space after '->'"),
+        ("a ->.b", "white space after '->.'"),
+    ],
 )
 def test_malformed_rules_are_named(line, problem):
     with pytest.raises(RuleSyntaxError, match=problem):
@@ -216,7 +227,14 @@ def test_unrepresentable_rules_refuse_to_format():
         parse_rule("a -> b", syntax="nope")
 
 
-side = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Zl", "Zp", "Cc"), blacklist_characters="\r\n\x85"), max_size=8).map(str.strip).filter(lambda s: "->" not in s)
+side = (
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cs", "Zl", "Zp", "Cc"), blacklist_characters="\r\n\x85"),
+        max_size=8,
+    )
+    .map(str.strip)
+    .filter(lambda s: "->" not in s)
+)
 
 
 @given(st.lists(st.tuples(side, side, st.booleans()), max_size=8))
@@ -225,7 +243,11 @@ def test_parse_format_round_trip(triples):
     assert parse_rules(format_rules(rules)) == rules
 
 
-@given(st.text(alphabet="ab", max_size=12), st.text(alphabet="ab", min_size=1, max_size=3), st.text(alphabet="abc", max_size=3))
+@given(
+    st.text(alphabet="ab", max_size=12),
+    st.text(alphabet="ab", min_size=1, max_size=3),
+    st.text(alphabet="abc", max_size=3),
+)
 def test_apply_once_matches_interpreter_and_counts(s, lhs, rhs):
     out = apply_once(lhs, rhs, s)
     res = MarkovAlgorithm([Rule(lhs, rhs)]).run(s, max_steps=1)

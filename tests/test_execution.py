@@ -160,7 +160,8 @@ HOSTILE = {
         "    import importlib\n"
         "    s = importlib.import_module('socket')\n"
         "    s.create_connection(('127.0.0.1', PORT), timeout=1).sendall(b'pwned')\n"
-        "    return x + 1\n"),
+        "    return x + 1\n"
+    ),
     "sys_exit_module_level": "import sys\nsys.exit(0)\ndef f(x):\n    return x + 1\n",
     "sys_exit_in_call": "import sys\ndef f(x):\n    sys.exit(0)\n",
     "os_exit": "import os\ndef f(x):\n    os._exit(0)\n",
@@ -178,10 +179,11 @@ HOSTILE = {
         "def f(x):\n"
         "    for fd in range(3, 64):\n"
         "        try:\n"
-        "            os.write(fd, b'{\"token\": \"0\", \"calls\": [], \"error\": null}')\n"
+        '            os.write(fd, b\'{"token": "0", "calls": [], "error": null}\')\n'
         "        except OSError:\n"
         "            pass\n"
-        "    os._exit(0)\n"),
+        "    os._exit(0)\n"
+    ),
     "recursion_bomb": "def f(x):\n    return f(x)\n",
     "segfault_via_recursion_limit": "import sys\nsys.setrecursionlimit(10**9)\ndef f(x):\n    return f(x)\n",
     "background_thread": "import threading\ndef f(x):\n    threading.Thread(target=lambda: [None for _ in iter(int, 1)]).start()\n    return x\n",

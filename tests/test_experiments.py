@@ -16,14 +16,21 @@ from divplugin.experiments.spec import set_dotted, validate_spec
 
 
 def _spec_data(**changes):
-    data = yaml.safe_load(Path(__file__).resolve().parents[1].joinpath(
-        "divplugin", "experiments", "specs", "phase-transition-cpu.yaml").read_text())
+    data = yaml.safe_load(
+        Path(__file__)
+        .resolve()
+        .parents[1]
+        .joinpath("divplugin", "experiments", "specs", "phase-transition-cpu.yaml")
+        .read_text()
+    )
     data.update(changes)
     return data
 
 
 def test_builtin_specs_load():
-    assert {"phase-transition-cpu", "phase-transition-paper", "long-tail", "families", "code-mixture"} <= set(spec_names())
+    assert {"phase-transition-cpu", "phase-transition-paper", "long-tail", "families", "code-mixture"} <= set(
+        spec_names()
+    )
     summaries = set()
     for name in spec_names():
         spec = load_spec(name)
@@ -60,7 +67,9 @@ def test_a_pretrained_spec_trains_every_point_on_the_packaged_model(tmp_path, mo
 
 
 def test_points_are_the_product_of_the_sweep():
-    spec = validate_spec(_spec_data(seeds=None, sweep={"divplugin_settings.num_rules": [20, 200], "learning_rate": [0.1, 0.2, 0.3]}), "t")
+    spec = validate_spec(
+        _spec_data(seeds=None, sweep={"divplugin_settings.num_rules": [20, 200], "learning_rate": [0.1, 0.2, 0.3]}), "t"
+    )
     pts = spec.points()
     assert len(pts) == 6 and pts[0].values == {"divplugin_settings.num_rules": 20, "learning_rate": 0.1}
     assert all(p.seed is None for p in pts)
@@ -84,13 +93,16 @@ def test_seeds_replicate_points_and_set_data_init_and_order(tmp_path):
     assert point_config(spec, pts[1], tmp_path, {"seed": 7})["seed"] == 7
 
 
-@pytest.mark.parametrize("changes, named", [
-    ({"seeds": [1, 1]}, "seeds"),
-    ({"seeds": []}, "seeds"),
-    ({"extra_points": [{"learning_rate": 0.1}]}, "extra_points"),
-    ({"extra_points": [{"divplugin_settings.num_rules": 20}]}, "already a point"),
-    ({"seeds": [0, 1], "sweep": {"seed": [1, 2]}, "plot": {"x": "seed", "metrics": ["a/b"]}}, "seed_keys"),
-])
+@pytest.mark.parametrize(
+    "changes, named",
+    [
+        ({"seeds": [1, 1]}, "seeds"),
+        ({"seeds": []}, "seeds"),
+        ({"extra_points": [{"learning_rate": 0.1}]}, "extra_points"),
+        ({"extra_points": [{"divplugin_settings.num_rules": 20}]}, "already a point"),
+        ({"seeds": [0, 1], "sweep": {"seed": [1, 2]}, "plot": {"x": "seed", "metrics": ["a/b"]}}, "seed_keys"),
+    ],
+)
 def test_bad_replicates_are_named(changes, named):
     with pytest.raises(ConfigError, match=named):
         validate_spec(_spec_data(**changes), "t")
@@ -100,21 +112,47 @@ def _result(values, seed, y, seen=1.0, status="done"):
     from divplugin.experiments.runner import PointResult, point_id
     from divplugin.experiments.spec import Point
 
-    return PointResult(id=point_id(Point(values=values, seed=seed)), values=values, status=status, seed=seed,
-                       metrics={"divplugin_markov_unseen/exact_match": y, "divplugin_markov_seen/exact_match": seen,
-                                "divplugin_markov_noop/exact_match": 1.0, "divplugin_markov_unseen/similarity": 0.9})
+    return PointResult(
+        id=point_id(Point(values=values, seed=seed)),
+        values=values,
+        status=status,
+        seed=seed,
+        metrics={
+            "divplugin_markov_unseen/exact_match": y,
+            "divplugin_markov_seen/exact_match": seen,
+            "divplugin_markov_noop/exact_match": 1.0,
+            "divplugin_markov_unseen/similarity": 0.9,
+        },
+    )
 
 
 def test_report_aggregates_replicates_and_estimates_the_threshold(tmp_path):
     from divplugin.experiments.report import check_expectations, group, threshold, thresholds, write_all
 
-    spec = validate_spec(_spec_data(seeds=[0, 1], expect={
-        "metric": "divplugin_markov_unseen/exact_match", "first_at_most": 0.05, "monotone": True, "threshold": 0.5,
-        "seen_metric": "divplugin_markov_seen/exact_match", "seen_at_least": 0.95}), "t")
+    spec = validate_spec(
+        _spec_data(
+            seeds=[0, 1],
+            expect={
+                "metric": "divplugin_markov_unseen/exact_match",
+                "first_at_most": 0.05,
+                "monotone": True,
+                "threshold": 0.5,
+                "seen_metric": "divplugin_markov_seen/exact_match",
+                "seen_at_least": 0.95,
+            },
+        ),
+        "t",
+    )
     k = "divplugin_settings.num_rules"
-    results = [_result({k: 20}, 0, 0.0), _result({k: 20}, 1, 0.02), _result({k: 100}, 0, 0.2),
-               _result({k: 100}, 1, 0.4), _result({k: 400}, 0, 0.7, seen=0.9), _result({k: 400}, 1, 0.9),
-               _result({k: 2000}, 0, 0.0, status="failed")]
+    results = [
+        _result({k: 20}, 0, 0.0),
+        _result({k: 20}, 1, 0.02),
+        _result({k: 100}, 0, 0.2),
+        _result({k: 100}, 1, 0.4),
+        _result({k: 400}, 0, 0.7, seen=0.9),
+        _result({k: 400}, 1, 0.9),
+        _result({k: 2000}, 0, 0.0, status="failed"),
+    ]
     groups = group(results)
     assert [len(g.runs) for g in groups] == [2, 2, 2, 1]
     st = groups[1].stat("divplugin_markov_unseen/exact_match")
@@ -138,7 +176,10 @@ def test_report_aggregates_replicates_and_estimates_the_threshold(tmp_path):
     # the table: what the spec plots, then every other task's metric of that kind; the CSV has all
     header = next(line for line in page.splitlines() if line.startswith("| point |"))
     assert [c.strip() for c in header.split("|")[3:-3]] == [
-        "markov_unseen/exact_match", "markov_seen/exact_match", "markov_noop/exact_match"]
+        "markov_unseen/exact_match",
+        "markov_seen/exact_match",
+        "markov_noop/exact_match",
+    ]
     data = json.loads(files["json"].read_text())
     assert data["summary"][1]["metrics"]["divplugin_markov_unseen/exact_match"]["n"] == 2
     assert data["expectations"] == [] and [p["status"] for p in data["points"]].count("pending") == 1
@@ -155,13 +196,20 @@ def test_derived_means_are_tabled_plotted_and_checked(tmp_path):
 
     parts = ["divplugin_markov_unseen/exact_match", "divplugin_markov_noop/exact_match"]
     plot = {**_spec_data()["plot"], "metrics": ["both/exact_match"], "means": {"both/exact_match": parts}}
-    spec = validate_spec(_spec_data(seeds=[0, 1], plot=plot, expect={"metric": "both/exact_match", "monotone": True}), "t")
+    spec = validate_spec(
+        _spec_data(seeds=[0, 1], plot=plot, expect={"metric": "both/exact_match", "monotone": True}), "t"
+    )
     k = "divplugin_settings.num_rules"
-    results = [_result({k: n}, s, y) for n, ys in ((20, (0.0, 0.2)), (100, (0.4, 0.6)), (400, (0.8, 1.0)), (2000, (1.0, 1.0)))
-               for s, y in zip((0, 1), ys)]
+    results = [
+        _result({k: n}, s, y)
+        for n, ys in ((20, (0.0, 0.2)), (100, (0.4, 0.6)), (400, (0.8, 1.0)), (2000, (1.0, 1.0)))
+        for s, y in zip((0, 1), ys)
+    ]
     del results[-1].metrics["divplugin_markov_noop/exact_match"]
     derived = with_means(spec, results)
-    assert [r.metrics.get("both/exact_match") for r in derived[:2]] == [0.5, 0.6] and "both/exact_match" not in derived[-1].metrics
+    assert [r.metrics.get("both/exact_match") for r in derived[:2]] == [0.5, 0.6] and "both/exact_match" not in derived[
+        -1
+    ].metrics
     assert "both/exact_match" not in results[0].metrics
     assert all(ok for _, ok in check_expectations(spec, derived))
     files = write_all(spec, results, tmp_path, 1.0)
@@ -169,8 +217,11 @@ def test_derived_means_are_tabled_plotted_and_checked(tmp_path):
     assert header.split("|")[3].strip() == "both/exact_match"
     assert "| num_rules=100 | 2/2 | 0.750 ± 0.071 (0.700-0.800, n=2) |" in files["page"].read_text()
     assert files["plot"].stat().st_size > 1000 and "both/exact_match" in files["csv"].read_text().splitlines()[0]
-    for means, named in (({"both": parts}, "task/metric"), ({"b/x": parts[:1]}, "two or more"),
-                         ({"b/x": [parts[0], parts[0]]}, "two or more")):
+    for means, named in (
+        ({"both": parts}, "task/metric"),
+        ({"b/x": parts[:1]}, "two or more"),
+        ({"b/x": [parts[0], parts[0]]}, "two or more"),
+    ):
         with pytest.raises(ConfigError, match=named):
             validate_spec(_spec_data(plot={**plot, "means": means}), "t")
 
@@ -191,19 +242,24 @@ def test_points_left_fewer_than_slots_share_the_free_cores(tmp_path, monkeypatch
     """A resumed sweep with one point left under --parallel 2 trains it on every free core, not
     on half of them (thread count does not change the weights), and not on cores other work
     keeps busy; GPU shares stay as asked."""
-    import divplugin.experiments as ex
+    import divplugin.experiments.sweep as ex
 
     spec = validate_spec(_spec_data(), "t")
     last = spec.points()[-1]
     envs = []
     monkeypatch.setattr(ex, "finished", lambda s, p, o, ov: None if p == last else _result(p.values, p.seed, 0.5))
     monkeypatch.setattr(ex, "build_base_model", lambda *a: None)
-    monkeypatch.setattr(ex, "run_point",
-                        lambda s, p, o, ov, step, phase, env: (p == last and envs.append(env)) or _result(p.values, p.seed, 0.5))
+    monkeypatch.setattr(
+        ex,
+        "run_point",
+        lambda s, p, o, ov, step, phase, env: (p == last and envs.append(env)) or _result(p.values, p.seed, 0.5),
+    )
     monkeypatch.setattr(ex, "usable_cores", lambda: 8)  # an 8-core machine
     monkeypatch.setattr(ex, "free_cores", lambda: 8)
     results, _ = ex.run_experiment(spec, tmp_path / "out", parallel=2)
-    assert len(results) == 4 and envs == [{"OMP_NUM_THREADS": "8", "MKL_NUM_THREADS": "8", "AXOLOTL_DATASET_NUM_PROC": "8"}]
+    assert len(results) == 4 and envs == [
+        {"OMP_NUM_THREADS": "8", "MKL_NUM_THREADS": "8", "AXOLOTL_DATASET_NUM_PROC": "8"}
+    ]
     envs.clear()
     monkeypatch.setattr(ex, "free_cores", lambda: 3)  # other work keeps 5 of the 8 busy
     ex.run_experiment(spec, tmp_path / "out-busy", parallel=2)
@@ -218,7 +274,7 @@ def test_points_left_fewer_than_slots_share_the_free_cores(tmp_path, monkeypatch
 
 def test_busy_cores_counts_other_work(tmp_path):
     """The driver sees a core another process keeps busy (a spinning neighbour), and leaves it."""
-    from divplugin.host import busy_cores, free_cores, usable_cores
+    from divplugin.core.host import busy_cores, free_cores, usable_cores
 
     spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
@@ -233,7 +289,10 @@ def test_busy_cores_counts_other_work(tmp_path):
 def test_short_labels_drop_dotted_paths_and_the_plugin_prefix():
     from divplugin.experiments.report import short_label
 
-    assert short_label({"divplugin_mixture_row": "oss20k", "divplugin_settings.num_rules": 400}) == "mixture_row=oss20k,num_rules=400"
+    assert (
+        short_label({"divplugin_mixture_row": "oss20k", "divplugin_settings.num_rules": 400})
+        == "mixture_row=oss20k,num_rules=400"
+    )
     assert short_label({"a.b": 1, "c": 2}, " ") == "b=1 c=2"
 
 
@@ -243,17 +302,28 @@ def test_set_dotted_copies():
     assert new == {"a": {"b": 1, "d": {"e": 5}}, "c": 2} and cfg == {"a": {"b": 1}, "c": 2}
 
 
-@pytest.mark.parametrize("changes, named", [
-    ({"sweep": {}}, "sweep"),
-    ({"sweep": {"divplugin_settings.num_rules": []}}, "num_rules"),
-    ({"sweep": {"divplugin_settings.num_rules": [20, 20]}}, "repeated"),
-    ({"plot": {"x": "nope", "metrics": ["divplugin_markov_unseen/exact_match"]}}, "plot.x"),
-    ({"plot": {"x": "divplugin_settings.num_rules", "metrics": ["exact_match"]}}, "task/metric"),
-    ({"eval": {"tasks": []}}, "eval.tasks"),
-    ({"plot": {"x": "divplugin_settings.num_rules", "metrics": ["divplugin_markov_unseen/exact_match"],
-               "bands": {"paper's threshold": [1000, 300]}}}, "band \"paper's threshold\": 'from' must be below 'to'"),
-    ({"colour": "blue"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "changes, named",
+    [
+        ({"sweep": {}}, "sweep"),
+        ({"sweep": {"divplugin_settings.num_rules": []}}, "num_rules"),
+        ({"sweep": {"divplugin_settings.num_rules": [20, 20]}}, "repeated"),
+        ({"plot": {"x": "nope", "metrics": ["divplugin_markov_unseen/exact_match"]}}, "plot.x"),
+        ({"plot": {"x": "divplugin_settings.num_rules", "metrics": ["exact_match"]}}, "task/metric"),
+        ({"eval": {"tasks": []}}, "eval.tasks"),
+        (
+            {
+                "plot": {
+                    "x": "divplugin_settings.num_rules",
+                    "metrics": ["divplugin_markov_unseen/exact_match"],
+                    "bands": {"paper's threshold": [1000, 300]},
+                }
+            },
+            "band \"paper's threshold\": 'from' must be below 'to'",
+        ),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
 def test_bad_specs_are_named(changes, named):
     with pytest.raises(ConfigError, match=named):
         validate_spec(_spec_data(**changes), "t")
@@ -302,14 +372,31 @@ SMALL = {"num_examples": 400, "test_rules": 10, "test_examples": 30, "seen_test_
 def _cli(*args, cwd, drop_env=()):
     env = {k: v for k, v in os.environ.items() if k not in drop_env}
     env["COLUMNS"] = "200"
-    return subprocess.run([sys.executable, "-m", "divplugin", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=1200)
+    return subprocess.run(
+        [sys.executable, "-m", "divplugin", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=1200,
+    )
 
 
 def _tiny_spec(tmp_path: Path, rules: list[int]) -> Path:
-    data = _spec_data(name="tiny", base_model=TINY, sweep={"divplugin_settings.num_rules": rules},
-                      quick={}, expect={"metric": "divplugin_markov_unseen/exact_match", "first_at_most": 1.0})
-    data["train"] = {**data["train"], "divplugin_settings": SMALL, "max_steps": 3, "micro_batch_size": 8, "logging_steps": 1}
+    data = _spec_data(
+        name="tiny",
+        base_model=TINY,
+        sweep={"divplugin_settings.num_rules": rules},
+        quick={},
+        expect={"metric": "divplugin_markov_unseen/exact_match", "first_at_most": 1.0},
+    )
+    data["train"] = {
+        **data["train"],
+        "divplugin_settings": SMALL,
+        "max_steps": 3,
+        "micro_batch_size": 8,
+        "logging_steps": 1,
+    }
     data["eval"] = {**data["eval"], "limit": 5, "batch_size": 8}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -343,7 +430,9 @@ def test_sweep_resumes_and_goes_on_past_a_failing_point(tmp_path):
     assert json.loads((out / "results.json").read_text())["wall_seconds"] > wall  # resumed: the commands add up
     assert log.stat().st_mtime_ns == stamp  # the finished point was not redone
     assert json.loads((out / "results.json").read_text())["points"][0] == results[0]
-    assert (out / "points" / "num_rules=1000000000+seed=0" / "train.log").stat().st_mtime_ns > stamp  # the failed one was retried
+    assert (
+        out / "points" / "num_rules=1000000000+seed=0" / "train.log"
+    ).stat().st_mtime_ns > stamp  # the failed one was retried
 
 
 # GPU specs whose flow (config keys, data kind, model kind, evaluation) is another's with other
@@ -363,14 +452,24 @@ def test_gpu_specs_run_their_first_steps_on_cpu(name, tmp_path):
     from divplugin.experiments.runner import build_base_model, run_point
 
     spec = load_spec(name).quick_variant()
-    spec = spec.model_copy(update={
-        "base_model": spec.base_model.model_copy(update={"layers": 1, "hidden": 32, "heads": 2}),
-        "eval": spec.eval.model_copy(update={"limit": 2, "batch_size": 2, "device": "cpu",
-                                              "args": ["--gen_kwargs", "max_gen_toks=8"]}),
-    })
-    overrides = {"max_steps": 2, "micro_batch_size": 2, "bf16": False, "tf32": False, "optimizer": "adamw_torch",
-                 "divplugin_settings.num_examples": 2000, "divplugin_settings.test_examples": 20,
-                 "divplugin_settings.seen_test_examples": 20}
+    spec = spec.model_copy(
+        update={
+            "base_model": spec.base_model.model_copy(update={"layers": 1, "hidden": 32, "heads": 2}),
+            "eval": spec.eval.model_copy(
+                update={"limit": 2, "batch_size": 2, "device": "cpu", "args": ["--gen_kwargs", "max_gen_toks=8"]}
+            ),
+        }
+    )
+    overrides = {
+        "max_steps": 2,
+        "micro_batch_size": 2,
+        "bf16": False,
+        "tf32": False,
+        "optimizer": "adamw_torch",
+        "divplugin_settings.num_examples": 2000,
+        "divplugin_settings.test_examples": 20,
+        "divplugin_settings.seen_test_examples": 20,
+    }
     build_base_model(spec, tmp_path)
     result = run_point(spec, spec.points()[0], tmp_path, overrides)
     assert result.status == "done", result.error
@@ -388,13 +487,36 @@ def test_code_mixture_spec_runs_its_first_steps_on_cpu(tmp_path, mixture_sources
     monkeypatch.setenv("DIVPLUGIN_BENCHMARKS", str(benchmarks_dir))
     paths, cache = mixture_sources
     spec = load_spec("code-mixture").quick_variant()
-    spec = spec.model_copy(update={"eval": spec.eval.model_copy(update={
-        "limit": 2, "batch_size": 2, "device": "cpu", "args": ["--confirm_run_unsafe_code", "--gen_kwargs", "max_gen_toks=8"]})})
+    spec = spec.model_copy(
+        update={
+            "eval": spec.eval.model_copy(
+                update={
+                    "limit": 2,
+                    "batch_size": 2,
+                    "device": "cpu",
+                    "args": ["--confirm_run_unsafe_code", "--gen_kwargs", "max_gen_toks=8"],
+                }
+            )
+        }
+    )
     model = build_tiny_llama(tmp_path / "tiny", layers=1, hidden=32, heads=2, max_len=1024)
-    overrides = {"base_model": str(model), "max_steps": 2, "micro_batch_size": 2, "bf16": False, "tf32": False,
-                 "flash_attention": False, "sample_packing": False, "pad_to_sequence_len": False, "optimizer": "adamw_torch",
-                 "gradient_checkpointing": False, "lora_mlp_kernel": False, "lora_qkv_kernel": False, "lora_o_kernel": False,
-                 "divplugin_mixture_paths": {k: paths[k] for k in ("oss", "alpaca", "cot")}, "divplugin_cache_dir": str(cache)}
+    overrides = {
+        "base_model": str(model),
+        "max_steps": 2,
+        "micro_batch_size": 2,
+        "bf16": False,
+        "tf32": False,
+        "flash_attention": False,
+        "sample_packing": False,
+        "pad_to_sequence_len": False,
+        "optimizer": "adamw_torch",
+        "gradient_checkpointing": False,
+        "lora_mlp_kernel": False,
+        "lora_qkv_kernel": False,
+        "lora_o_kernel": False,
+        "divplugin_mixture_paths": {k: paths[k] for k in ("oss", "alpaca", "cot")},
+        "divplugin_cache_dir": str(cache),
+    }
     result = run_point(spec, spec.points()[0], tmp_path, overrides)
     assert result.status == "done", result.error
     trained = tmp_path / "points" / "divplugin_mixture_row=oss20k" / "model"
@@ -418,14 +540,20 @@ def test_a_spec_starts_from_its_base(tmp_path):
     assert tail.expect == {} and tail.seeds == [0]
     # --quick merges its train settings into the spec's, key by key, as base: does
     quick = load_spec("occurrences-cpu").quick_variant()
-    assert quick.train["divplugin_settings"] == {"num_examples": 4000, "input_len": 16, "test_occurrences": [1, 2, 3, 4]}
+    assert quick.train["divplugin_settings"] == {
+        "num_examples": 4000,
+        "input_len": 16,
+        "test_occurrences": [1, 2, 3, 4],
+    }
     # a file's base may be a file beside it; a cycle is named
     (tmp_path / "a.yaml").write_text("base: b\nname: a\n")
     (tmp_path / "b.yaml").write_text("base: a\nname: b\n")
     with pytest.raises(ConfigError, match="cycle"):
         load_spec(tmp_path / "a.yaml")
-    (tmp_path / "c.yaml").write_text("base: phase-transition-cpu\nname: c\nsweep: {learning_rate: [0.001, 0.002]}\n"
-                                     "plot: {x: learning_rate, metrics: [divplugin_markov_unseen/exact_match]}\n")
+    (tmp_path / "c.yaml").write_text(
+        "base: phase-transition-cpu\nname: c\nsweep: {learning_rate: [0.001, 0.002]}\n"
+        "plot: {x: learning_rate, metrics: [divplugin_markov_unseen/exact_match]}\n"
+    )
     c = load_spec(tmp_path / "c.yaml")
     assert c.name == "c" and c.train["plugins"] == base.train["plugins"] and len(c.points()) == 2
 
@@ -454,17 +582,28 @@ KEYS_TRAINED_ELSEWHERE = {
     "load_in_4bit": "test_code_instruct.py::test_pretrained_adapter_trains_and_is_scored_in_instruct_mode[qlora]",
 }
 _GENERATED = "phase-transition-cpu-seeds"
-VARIANT_SPECS = {"noop-cpu": _GENERATED, "noop-cpu-steps": _GENERATED, "long-tail-cpu": _GENERATED,
-                 "long-tail-cpu-seeds": _GENERATED, "occurrences-cpu": _GENERATED,
-                 "occurrences-cpu-seeds": _GENERATED, "families-cpu": _GENERATED,
-                 "families-cpu-steps": _GENERATED, "families-cpu-5k": _GENERATED,
-                 "dilution-cpu": "dilution-cpu-programs", "dilution-cpu-3k": "dilution-cpu-programs",
-                 "dilution-cpu-programs-seeds": "dilution-cpu-programs", "pretrained-qlora-cpu": "pretrained-lora-cpu",
-                 "pretrained-lora-cpu-letters": "pretrained-lora-cpu", "pretrained-lora-cpu-seeds": "pretrained-lora-cpu",
-                 "pretrained-lora-cpu-long-tail": "pretrained-lora-cpu", "pretrained-lora-cpu-cipher": "pretrained-lora-cpu",
-                 "pretrained-lora-cpu-cipher-steps": "pretrained-lora-cpu",
-                 # its balanced method's path through the plugin: test_select_by_a_field_balances_its_groups
-                 "select-long-tail-cpu-balanced": "select-long-tail-cpu"}
+VARIANT_SPECS = {
+    "noop-cpu": _GENERATED,
+    "noop-cpu-steps": _GENERATED,
+    "long-tail-cpu": _GENERATED,
+    "long-tail-cpu-seeds": _GENERATED,
+    "occurrences-cpu": _GENERATED,
+    "occurrences-cpu-seeds": _GENERATED,
+    "families-cpu": _GENERATED,
+    "families-cpu-steps": _GENERATED,
+    "families-cpu-5k": _GENERATED,
+    "dilution-cpu": "dilution-cpu-programs",
+    "dilution-cpu-3k": "dilution-cpu-programs",
+    "dilution-cpu-programs-seeds": "dilution-cpu-programs",
+    "pretrained-qlora-cpu": "pretrained-lora-cpu",
+    "pretrained-lora-cpu-letters": "pretrained-lora-cpu",
+    "pretrained-lora-cpu-seeds": "pretrained-lora-cpu",
+    "pretrained-lora-cpu-long-tail": "pretrained-lora-cpu",
+    "pretrained-lora-cpu-cipher": "pretrained-lora-cpu",
+    "pretrained-lora-cpu-cipher-steps": "pretrained-lora-cpu",
+    # its balanced method's path through the plugin: test_select_by_a_field_balances_its_groups
+    "select-long-tail-cpu-balanced": "select-long-tail-cpu",
+}
 
 
 def _flow_keys(spec) -> dict:
@@ -479,9 +618,13 @@ def _flow_keys(spec) -> dict:
         sel = resolve(dict(cfg))
         # a generator by name; a mixture by its kind (its rows differ in sizes, not code)
         kinds.add((sel.kind, sel.name if sel.kind == "generated" else None, sel.subset is not None) if sel else None)
-    return {"keys": frozenset(k for k in spec.train if not k.startswith("divplugin_settings")),
-            "data": frozenset(kinds), "model": (spec.pretrained, spec.base_model is None),
-            "eval": tuple(spec.eval.tasks), "seeded": bool(spec.seeds)}
+    return {
+        "keys": frozenset(k for k in spec.train if not k.startswith("divplugin_settings")),
+        "data": frozenset(kinds),
+        "model": (spec.pretrained, spec.base_model is None),
+        "eval": tuple(spec.eval.tasks),
+        "seeded": bool(spec.seeds),
+    }
 
 
 def test_every_cpu_spec_has_its_quick_flow_or_shares_one():
@@ -506,6 +649,7 @@ def test_every_cpu_spec_has_its_quick_flow_or_shares_one():
         assert not missing, f"{variant} scores with {missing}, which no quick flow runs: give it its own (CPU_SPECS)"
 
 
+@pytest.mark.slow
 def test_every_cpu_spec_point_is_a_valid_axolotl_config(tmp_path):
     """Every point of every CPU spec, full size and --quick, is a config axolotl (with the
     plugin's arguments) accepts; the data keys of all of them resolve to a generator or mixture."""
@@ -552,7 +696,7 @@ def test_cpu_spec_quick_flow(name, tmp_path):
     for p in data["points"]:
         assert all(0.0 <= p["metrics"][m] <= 1.0 for m in spec.plot.metrics)
         # where it was made; a lone point gets every free core (the driver's rule)
-        from divplugin.host import usable_cores
+        from divplugin.core.host import usable_cores
 
         threads = max(1, usable_cores() // min(2, len(data["points"])))
         assert 1 <= p["platform"]["threads"] <= threads and p["platform"]["cpu"] and p["platform"]["torch"]
@@ -569,8 +713,21 @@ def test_the_platform_is_recorded_but_not_hashed(tmp_path):
     from divplugin.experiments.runner import PointResult, finished, point_hash, point_id
 
     here = describe({"OMP_NUM_THREADS": "1"})
-    assert {"cpu", "cpu_capability", "threads", "python", "torch", "transformers", "axolotl", "peft", "lm_eval",
-            "datasets", "divplugin", "commit", "gpu"} <= set(here) and here["threads"] == 1
+    assert {
+        "cpu",
+        "cpu_capability",
+        "threads",
+        "python",
+        "torch",
+        "transformers",
+        "axolotl",
+        "peft",
+        "lm_eval",
+        "datasets",
+        "divplugin",
+        "commit",
+        "gpu",
+    } <= set(here) and here["threads"] == 1
     spec = load_spec("phase-transition-cpu")
     point = spec.points()[0]
     digest = point_hash(spec, point, tmp_path, {})
@@ -578,8 +735,11 @@ def test_the_platform_is_recorded_but_not_hashed(tmp_path):
     elsewhere = {**here, "cpu": "Some Other CPU", "cpu_capability": other, "torch": "9.9"}
     done = tmp_path / "points" / point_id(point) / "result.json"
     done.parent.mkdir(parents=True)
-    done.write_text(json.dumps(asdict(PointResult(point_id(point), point.values, "done", seed=point.seed,
-                                                  hash=digest, platform=elsewhere))))
+    done.write_text(
+        json.dumps(
+            asdict(PointResult(point_id(point), point.values, "done", seed=point.seed, hash=digest, platform=elsewhere))
+        )
+    )
     old = finished(spec, point, tmp_path, {})
     assert old is not None and old.platform["cpu"] == "Some Other CPU"  # made elsewhere, still current
     assert set(differences(elsewhere, here)) == {"cpu", "cpu_capability", "torch"}
@@ -601,10 +761,27 @@ def test_parallel_sweep_matches_sequential_and_resumes_after_sigterm(tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
 
     env = {**os.environ, "COLUMNS": "200"}
-    proc = subprocess.Popen([sys.executable, "-m", "divplugin", "experiment", str(spec), "--out", str(par), "--parallel", "2",
-                             "--threads", "1"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "divplugin",
+            "experiment",
+            str(spec),
+            "--out",
+            str(par),
+            "--parallel",
+            "2",
+            "--threads",
+            "1",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     logs = [par / "points" / f"num_rules={n}+seed=0" / "train.log" for n in (20, 40)]
     while time.time() < deadline and not all(p.is_file() and p.stat().st_size > 0 for p in logs):
@@ -634,8 +811,9 @@ def test_parallel_sweep_matches_sequential_and_resumes_after_sigterm(tmp_path):
     assert "## How it was made" in page and cmd["command"] in page
     for n in (20, 40):
         pid = f"num_rules={n}+seed=0"
-        assert (seq / "points" / pid / "model" / "model.safetensors").read_bytes() == \
-            (par / "points" / pid / "model" / "model.safetensors").read_bytes()
+        assert (seq / "points" / pid / "model" / "model.safetensors").read_bytes() == (
+            par / "points" / pid / "model" / "model.safetensors"
+        ).read_bytes()
 
     # --verify: a user's check that a recorded point reproduces here (same machine: it must)
     check = _cli("experiment", spec, "--verify", seq, "--only", "num_rules=40*", "--out", tmp_path / "v", cwd=tmp_path)
@@ -674,8 +852,16 @@ def _record(out: Path, spec, point, **changes) -> Path:
 
     from divplugin.experiments.runner import PointResult, point_hash, point_id
 
-    r = PointResult(point_id(point), point.values, "done", seed=point.seed, hash=point_hash(spec, point, out, {}),
-                    metrics={"m": 0.5}, weights="ab" * 32, platform={"cpu": "A", "threads": 1})
+    r = PointResult(
+        point_id(point),
+        point.values,
+        "done",
+        seed=point.seed,
+        hash=point_hash(spec, point, out, {}),
+        metrics={"m": 0.5},
+        weights="ab" * 32,
+        platform={"cpu": "A", "threads": 1},
+    )
     for k, v in changes.items():
         setattr(r, k, v)
     f = out / "points" / r.id / "result.json"
@@ -694,11 +880,13 @@ def test_verify_compares_weights_metrics_and_platform_and_names_what_it_cannot_c
     ref = tmp_path / "ref"
     _record(ref, spec, first)
     rec = recorded_results(ref)[point_id(first)]
-    same = PointResult(rec.id, rec.values, "done", metrics={"m": 0.5}, weights=rec.weights,
-                       platform={"cpu": "A", "threads": 1})
+    same = PointResult(
+        rec.id, rec.values, "done", metrics={"m": 0.5}, weights=rec.weights, platform={"cpu": "A", "threads": 1}
+    )
     assert compare(rec, same).ok and compare(rec, same).platform == {}
-    moved = PointResult(rec.id, rec.values, "done", metrics={"m": 0.25}, weights="cd" * 32,
-                        platform={"cpu": "B", "threads": 1})
+    moved = PointResult(
+        rec.id, rec.values, "done", metrics={"m": 0.25}, weights="cd" * 32, platform={"cpu": "B", "threads": 1}
+    )
     c = compare(rec, moved)
     assert not c.ok and c.weights == "differ" and c.metrics == {"m": (0.5, 0.25)} and c.platform == {"cpu": ("A", "B")}
     old = PointResult(rec.id, rec.values, "done", metrics={"m": 0.5})  # made before weights were recorded
@@ -722,9 +910,10 @@ def test_a_page_made_with_set_records_it_and_verify_reruns_with_it(tmp_path, mon
     """--set overrides are part of a result: results.json and the page record them, --verify
     and --report use the record's when none are given, and a point made with them is not
     taken for one made without them."""
-    from divplugin.experiments import collect_report, verify as verify_mod
-    from divplugin.experiments.runner import point_hash, point_id
+    from divplugin.experiments import collect_report
+    from divplugin.experiments import verify as verify_mod
     from divplugin.experiments.report import recorded_overrides
+    from divplugin.experiments.runner import point_hash, point_id
 
     spec = load_spec("phase-transition-cpu")
     p = spec.points()[0]
@@ -744,7 +933,7 @@ def test_a_page_made_with_set_records_it_and_verify_reruns_with_it(tmp_path, mon
         seen["overrides"] = overrides
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr("divplugin.experiments.run_experiment", fake_run)
+    monkeypatch.setattr("divplugin.experiments.sweep.run_experiment", fake_run)
     with pytest.raises(RuntimeError, match="stop here"):
         verify_mod.verify(spec, tmp_path, tmp_path / "again")
     assert seen["overrides"] == sets and f.is_file()
@@ -759,8 +948,15 @@ def test_launchers_and_eval_back_ends_build_the_right_commands(tmp_path):
     point = spec.points()[0]
     cfg = point_config(spec, point, tmp_path, {})
     cmd = train_command(cfg, tmp_path / "train.yml")
-    assert cmd[0].endswith("accelerate") and cmd[1:] == ["launch", "--num_processes", "2", "--multi_gpu", "-m",
-                                                         "axolotl.cli.train", str(tmp_path / "train.yml")]
+    assert cmd[0].endswith("accelerate") and cmd[1:] == [
+        "launch",
+        "--num_processes",
+        "2",
+        "--multi_gpu",
+        "-m",
+        "axolotl.cli.train",
+        str(tmp_path / "train.yml"),
+    ]
     cfg["launcher"] = ["torchrun", "--nproc_per_node", "8", "-m", "axolotl.cli.train"]
     assert train_command(cfg, tmp_path / "t.yml") == [*cfg["launcher"], str(tmp_path / "t.yml")]
     assert train_command({}, tmp_path / "t.yml")[1:] == ["train", str(tmp_path / "t.yml"), "--launcher", "python"]
@@ -768,24 +964,38 @@ def test_launchers_and_eval_back_ends_build_the_right_commands(tmp_path):
     model = tmp_path / "model"
     model.mkdir()
     (model / "adapter_config.json").write_text("{}")
-    vllm = spec.eval.model_copy(update={"model": "vllm", "device": "cuda", "batch_size": "auto",
-                                        "model_args": {"tensor_parallel_size": 2, "gpu_memory_utilization": 0.85}})
+    vllm = spec.eval.model_copy(
+        update={
+            "model": "vllm",
+            "device": "cuda",
+            "batch_size": "auto",
+            "model_args": {"tensor_parallel_size": 2, "gpu_memory_utilization": 0.85},
+        }
+    )
     cmd = eval_command(spec.model_copy(update={"eval": vllm}), {"base_model": "org/base"}, model, tmp_path / "e")
     args = dict(zip(cmd[::1], cmd[1:]))
     assert args["--model"] == "vllm" and args["--batch_size"] == "auto" and "--device" not in cmd
-    assert args["--model_args"] == (f"pretrained=org/base,lora_local_path={model},enable_lora=True,"
-                                    "tensor_parallel_size=2,gpu_memory_utilization=0.85")
+    assert args["--model_args"] == (
+        f"pretrained=org/base,lora_local_path={model},enable_lora=True,"
+        "tensor_parallel_size=2,gpu_memory_utilization=0.85"
+    )
     dp = spec.eval.model_copy(update={"launcher": ["accelerate", "launch", "--num_processes", "8"], "device": "cuda"})
     cmd = eval_command(spec.model_copy(update={"eval": dp}), {"base_model": "b"}, model, tmp_path / "e")
-    assert cmd[:6] == ["accelerate", "launch", "--num_processes", "8", "-m", "divplugin"] and f"peft={model}" in cmd[cmd.index("--model_args") + 1]
+    assert (
+        cmd[:6] == ["accelerate", "launch", "--num_processes", "8", "-m", "divplugin"]
+        and f"peft={model}" in cmd[cmd.index("--model_args") + 1]
+    )
 
 
-@pytest.mark.parametrize("train, eval_, named", [
-    ({"launcher": "srun"}, {}, "train.launcher"),
-    ({"launcher_args": ["--num_processes", "2"]}, {}, "launcher_args"),
-    ({}, {"batch_size": "big"}, "batch_size"),
-    ({}, {"model": "tgi"}, "eval.model"),
-])
+@pytest.mark.parametrize(
+    "train, eval_, named",
+    [
+        ({"launcher": "srun"}, {}, "train.launcher"),
+        ({"launcher_args": ["--num_processes", "2"]}, {}, "launcher_args"),
+        ({}, {"batch_size": "big"}, "batch_size"),
+        ({}, {"model": "tgi"}, "eval.model"),
+    ],
+)
 def test_bad_launchers_and_back_ends_are_named(train, eval_, named):
     data = _spec_data()
     data["train"] = {**data["train"], **train}
@@ -805,8 +1015,17 @@ def test_two_rank_accelerate_launch_shares_one_dataset(tmp_path):
     spec = _tiny_spec(tmp_path, [20])
     single, multi = tmp_path / "single", tmp_path / "multi"
     assert _cli("experiment", spec, "--out", single, cwd=tmp_path).returncode == 0
-    r = _cli("experiment", spec, "--out", multi, "--set", "launcher=accelerate",
-             "--set", "launcher_args=[--multi_gpu, --num_processes, 2]", cwd=tmp_path)
+    r = _cli(
+        "experiment",
+        spec,
+        "--out",
+        multi,
+        "--set",
+        "launcher=accelerate",
+        "--set",
+        "launcher_args=[--multi_gpu, --num_processes, 2]",
+        cwd=tmp_path,
+    )
     point = json.loads((multi / "results.json").read_text())["points"][0]
     log = (multi / "points" / point["id"] / "train.log").read_text()
     assert "Plugin loaded successfully: divplugin.axolotl.DivPlugin" in log
@@ -849,7 +1068,9 @@ def test_plan_counts_tokens_and_flops(tmp_path):
     chosen = plan(load_spec("select-long-tail-cpu"), "a100")[0][0]
     assert chosen.examples == 50_000 and chosen.epochs == round(1500 * 64 / 50_000, 2)  # the chosen rows, not the pool
     code = plan(load_spec("code-mixture"), "h100")[0][0]
-    assert code.params == 6.7e9 and abs(code.flops - 4 * 6.7e9 * 20_000 * 3 * 450) < 1  # QLoRA: no base weight gradients
+    assert (
+        code.params == 6.7e9 and abs(code.flops - 4 * 6.7e9 * 20_000 * 3 * 450) < 1
+    )  # QLoRA: no base weight gradients
     with pytest.raises(ConfigError, match="unknown accelerator"):
         plan(spec, "tpu")
     data = _spec_data(plan={"params": -1})
@@ -864,8 +1085,10 @@ def test_training_speed_comes_from_the_trainer_and_shows_on_the_page(tmp_path):
     from divplugin.experiments.runner import steps_per_second
 
     log = tmp_path / "train.log"
-    log.write_text("{'loss': '0.5', 'train_steps_per_second': '0.1'}\r 50%|#####     | 1/2\n"
-                   "{'train_runtime': '1412', 'train_samples_per_second': '3.4', 'train_steps_per_second': '0.212'}\n")
+    log.write_text(
+        "{'loss': '0.5', 'train_steps_per_second': '0.1'}\r 50%|#####     | 1/2\n"
+        "{'train_runtime': '1412', 'train_samples_per_second': '3.4', 'train_steps_per_second': '0.212'}\n"
+    )
     assert steps_per_second(log) == 0.212
     assert steps_per_second(tmp_path / "none.log") is None
     log.write_text("no report\n")
@@ -875,7 +1098,11 @@ def test_training_speed_comes_from_the_trainer_and_shows_on_the_page(tmp_path):
     old = [_result({k: n}, 0, 0.5) for n in (20, 100, 400, 2000)]
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    header = next(ln for ln in write_all(spec, old, tmp_path / "a", 1.0)["page"].read_text().splitlines() if ln.startswith("| point |"))
+    header = next(
+        ln
+        for ln in write_all(spec, old, tmp_path / "a", 1.0)["page"].read_text().splitlines()
+        if ln.startswith("| point |")
+    )
     assert "steps/s" not in header
     for r, rate in zip(old, (2.5, 2.6, None, 1.25)):
         r.steps_per_second = rate
@@ -894,8 +1121,10 @@ def test_a_page_says_how_it_was_made_and_what_to_read_with_care(tmp_path):
     from divplugin.experiments.runner import steps_trained
 
     log = tmp_path / "train.log"
-    log.write_text("Map: 100%|####| 50/50 [00:01]\n 40%|####  | 40/100 [00:10<00:15]\r100%|######| 100/100 [00:25<00:00]\n"
-                   "Saving: 100%|####| 3/3 [00:00]\n")
+    log.write_text(
+        "Map: 100%|####| 50/50 [00:01]\n 40%|####  | 40/100 [00:10<00:15]\r100%|######| 100/100 [00:25<00:00]\n"
+        "Saving: 100%|####| 3/3 [00:00]\n"
+    )
     assert steps_trained(log, 100) == 100 and steps_trained(log, 2000) is None
     spec = validate_spec(_spec_data(seeds=[0]), "t")
     k = "divplugin_settings.num_rules"
@@ -920,12 +1149,19 @@ def test_a_page_says_how_it_was_made_and_what_to_read_with_care(tmp_path):
     assert "--set max_steps=2000 --threads 1`: rebuilt from the records" in made
     # a command that ran points is recorded and shown; a second machine is flagged
     runs[0].platform["cpu"] = "Intel Xeon"
-    invocation = {"command": "divplugin experiment phase-transition-cpu --parallel 2", "parallel": 2, "threads": 1,
-                  "only": [], "env": {"ATEN_CPU_CAPABILITY": "default"}}
+    invocation = {
+        "command": "divplugin experiment phase-transition-cpu --parallel 2",
+        "parallel": 2,
+        "threads": 1,
+        "only": [],
+        "env": {"ATEN_CPU_CAPABILITY": "default"},
+    }
     page = write_all(spec, runs, out, 60.0, {"max_steps": 2000}, invocation)["page"].read_text()
     assert json.loads((out / "results.json").read_text())["commands"] == [invocation]
-    assert "- `ATEN_CPU_CAPABILITY=default divplugin experiment phase-transition-cpu --parallel 2` (--parallel 2, " \
-           "1 thread(s) a point)" in page
+    assert (
+        "- `ATEN_CPU_CAPABILITY=default divplugin experiment phase-transition-cpu --parallel 2` (--parallel 2, "
+        "1 thread(s) a point)" in page
+    )
     assert "made on 2 kinds of CPU (AMD EPYC; Intel Xeon)" in page
     write_all(spec, runs, out, 60.0, {"max_steps": 2000})  # a report keeps the commands the folder records
     assert json.loads((out / "results.json").read_text())["commands"] == [invocation]
@@ -946,12 +1182,20 @@ def test_report_collects_points_done_elsewhere(tmp_path):
     for p, y in ((pts[0], 0.1), (pts[3], 0.4)):
         d = tmp_path / "points" / point_id(p)
         d.mkdir(parents=True)
-        r = PointResult(point_id(p), p.values, "done", seed=p.seed, hash=point_hash(spec, p, tmp_path, {}),
-                        metrics={"divplugin_markov_unseen/exact_match": y, "divplugin_markov_seen/exact_match": 1.0})
+        r = PointResult(
+            point_id(p),
+            p.values,
+            "done",
+            seed=p.seed,
+            hash=point_hash(spec, p, tmp_path, {}),
+            metrics={"divplugin_markov_unseen/exact_match": y, "divplugin_markov_seen/exact_match": 1.0},
+        )
         (d / "result.json").write_text(json.dumps(asdict(r)))
     stale = tmp_path / "points" / point_id(pts[1])
     stale.mkdir()
-    (stale / "result.json").write_text(json.dumps(asdict(PointResult(point_id(pts[1]), pts[1].values, "done", hash="old"))))
+    (stale / "result.json").write_text(
+        json.dumps(asdict(PointResult(point_id(pts[1]), pts[1].values, "done", hash="old")))
+    )
     results, files = collect_report(spec, tmp_path)
     assert [r.id for r in results] == [point_id(pts[0]), point_id(pts[3])]
     csv_rows = files["csv"].read_text().splitlines()
@@ -969,13 +1213,23 @@ def test_a_point_is_redone_when_its_data_or_base_model_change(tmp_path):
     from divplugin.experiments.runner import BASE_STAMP, base_model_dir, build_base_model, point_hash
 
     mixture = tmp_path / "mix.yaml"
-    source = {"name": "rules", "adapter": "divplugin", "count": 200,
-              "generator": {"preset": "cpu-small", "settings": {"num_rules": 50, "num_examples": 300}}}
+    source = {
+        "name": "rules",
+        "adapter": "divplugin",
+        "count": 200,
+        "generator": {"preset": "cpu-small", "settings": {"num_rules": 50, "num_examples": 300}},
+    }
     mixture.write_text(yaml.safe_dump({"name": "m", "total": 200, "sources": [source], "dedup": {"exact": False}}))
     train = {k: v for k, v in _spec_data()["train"].items() if k not in ("divplugin_preset", "divplugin_settings")}
-    spec = validate_spec(_spec_data(train={**train, "divplugin_mixture": str(mixture)}, seed_keys=["seed"],
-                                    sweep={"learning_rate": [1e-3]},
-                                    plot={"x": "learning_rate", "metrics": ["a/b"]}), "t")
+    spec = validate_spec(
+        _spec_data(
+            train={**train, "divplugin_mixture": str(mixture)},
+            seed_keys=["seed"],
+            sweep={"learning_rate": [1e-3]},
+            plot={"x": "learning_rate", "metrics": ["a/b"]},
+        ),
+        "t",
+    )
     point = spec.points()[0]
     before = point_hash(spec, point, tmp_path, {})
     assert point_hash(spec, point, tmp_path, {}) == before
@@ -987,10 +1241,14 @@ def test_a_point_is_redone_when_its_data_or_base_model_change(tmp_path):
     assert point_hash(spec, point, tmp_path, {}) not in (before, edited)
 
     gen = validate_spec(_spec_data(), "t")
-    deeper = gen.model_copy(update={"base_model": gen.base_model.model_copy(update={"layers": gen.base_model.layers + 1})})
+    deeper = gen.model_copy(
+        update={"base_model": gen.base_model.model_copy(update={"layers": gen.base_model.layers + 1})}
+    )
     p = gen.points()[0]
     assert point_hash(gen, p, tmp_path, {}) != point_hash(deeper, p, tmp_path, {})
-    small = gen.model_copy(update={"base_model": gen.base_model.model_copy(update={"layers": 1, "hidden": 16, "heads": 2})})
+    small = gen.model_copy(
+        update={"base_model": gen.base_model.model_copy(update={"layers": 1, "hidden": 16, "heads": 2})}
+    )
     folder = base_model_dir(tmp_path, 0)
     build_base_model(small, tmp_path, 0)
     built = (folder / BASE_STAMP).stat().st_mtime_ns
@@ -1018,8 +1276,8 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 def test_committed_results_are_current_for_their_specs():
     """Every result under docs/results/<spec>/points/ is what the committed spec and code
     would resume from: its hash matches (training config, resolved data, base model, eval)."""
-    from divplugin.experiments.runner import finished, point_id
     from divplugin.experiments.report import recorded_overrides
+    from divplugin.experiments.runner import finished, point_id
 
     folders = [d for d in sorted((DOCS / "results").iterdir()) if (d / "points").is_dir()]
     assert folders
@@ -1029,7 +1287,9 @@ def test_committed_results_are_current_for_their_specs():
         overrides = recorded_overrides(folder)
         ids = {point_id(p): p for p in spec.points()}
         done = sorted(f.parent.name for f in (folder / "points").glob("*/result.json"))
-        assert done and set(done) <= set(ids), f"{folder.name}: results for points the spec has not: {set(done) - set(ids)}"
+        assert done and set(done) <= set(ids), (
+            f"{folder.name}: results for points the spec has not: {set(done) - set(ids)}"
+        )
         stale = [i for i in done if finished(spec, ids[i], folder, overrides) is None]
         assert not stale, f"{folder.name}: results the committed spec would redo: {stale}"
 

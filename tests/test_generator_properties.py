@@ -20,12 +20,20 @@ def rewrite_configs(draw):
     input_len = draw(st.integers(max(occ) * phi + 2, max(occ) * phi + 20))
     num_rules = draw(st.integers(1, 30))
     return dict(
-        seed=draw(st.integers(0, 2**31)), alphabet=alphabet, pattern_len=(plo, phi),
-        replacement_len=(draw(st.integers(0, 2)), draw(st.integers(2, 5))), input_len=input_len,
-        num_rules=num_rules, num_examples=draw(st.integers(num_rules, 400)), test_rules=draw(st.integers(1, 20)),
-        test_examples=draw(st.integers(0, 150)), seen_test_examples=draw(st.integers(0, 100)),
-        noop_fraction=draw(st.sampled_from([0.0, 0.1, 0.5, 1.0])), occurrences=occ,
-        allocation=draw(st.sampled_from(["uniform", "power", "zipf"])), alpha=draw(st.sampled_from([2.0, 0.2, 0.03])),
+        seed=draw(st.integers(0, 2**31)),
+        alphabet=alphabet,
+        pattern_len=(plo, phi),
+        replacement_len=(draw(st.integers(0, 2)), draw(st.integers(2, 5))),
+        input_len=input_len,
+        num_rules=num_rules,
+        num_examples=draw(st.integers(num_rules, 400)),
+        test_rules=draw(st.integers(1, 20)),
+        test_examples=draw(st.integers(0, 150)),
+        seen_test_examples=draw(st.integers(0, 100)),
+        noop_fraction=draw(st.sampled_from([0.0, 0.1, 0.5, 1.0])),
+        occurrences=occ,
+        allocation=draw(st.sampled_from(["uniform", "power", "zipf"])),
+        alpha=draw(st.sampled_from([2.0, 0.2, 0.03])),
         families=draw(st.sampled_from([["unconstrained"], ["repeated"], ["periodic", "mirror"]])),
         k_range=(2, 3),
     )
@@ -67,9 +75,19 @@ def test_rewrite_invariants(cfg):
 def test_program_invariants(seed, rlo, rhi, alphabet):
     alphabet = "".join(dict.fromkeys(alphabet))
     try:
-        gen = create("markov_program", seed=seed, alphabet=alphabet, rules_per_program=(rlo, max(rlo, rhi)),
-                     num_programs=5, num_examples=60, test_programs=3, test_examples=20, seen_test_examples=10,
-                     steps=(0, 12), input_len=(1, 6))
+        gen = create(
+            "markov_program",
+            seed=seed,
+            alphabet=alphabet,
+            rules_per_program=(rlo, max(rlo, rhi)),
+            num_programs=5,
+            num_examples=60,
+            test_programs=3,
+            test_examples=20,
+            seen_test_examples=10,
+            steps=(0, 12),
+            input_len=(1, 6),
+        )
         rows = {s: list(gen.iter_split(s)) for s in SPLITS}
     except Exception as exc:  # tiny alphabets may not hold enough distinct programs
         assert "distinct" in str(exc) or "qualifying" in str(exc), exc

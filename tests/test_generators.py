@@ -5,17 +5,28 @@ from collections import Counter
 
 import pytest
 
+from divplugin.data.writer import encoded_chunks
 from divplugin.errors import ConfigError
 from divplugin.generators import SPLITS, create, generator_names
 from divplugin.generators.base import CHUNK_SIZE
 from divplugin.generators.families import family_string
 from divplugin.markov import MarkovAlgorithm, parse_rule, parse_rules
-from divplugin.output import encoded_chunks
 
 SMALL = {
-    "markov_rewrite": dict(num_rules=30, num_examples=2500, test_rules=20, test_examples=600, seen_test_examples=200,
-                           input_len=20, pattern_len=(2, 4), noop_fraction=0.25, occurrences=[1, 2]),
-    "markov_program": dict(num_programs=25, num_examples=1500, test_programs=10, test_examples=300, seen_test_examples=100),
+    "markov_rewrite": dict(
+        num_rules=30,
+        num_examples=2500,
+        test_rules=20,
+        test_examples=600,
+        seen_test_examples=200,
+        input_len=20,
+        pattern_len=(2, 4),
+        noop_fraction=0.25,
+        occurrences=[1, 2],
+    ),
+    "markov_program": dict(
+        num_programs=25, num_examples=1500, test_programs=10, test_examples=300, seen_test_examples=100
+    ),
 }
 
 
@@ -105,8 +116,18 @@ def test_rewrite_splits_disjoint_by_construction(small_rewrite):
 
 
 def test_rewrite_long_tail_allocation_is_exact():
-    gen = create("markov_rewrite", num_rules=200, num_examples=20_000, test_rules=10, test_examples=100,
-                 seen_test_examples=0, input_len=12, pattern_len=3, allocation="power", alpha=0.1)
+    gen = create(
+        "markov_rewrite",
+        num_rules=200,
+        num_examples=20_000,
+        test_rules=10,
+        test_examples=100,
+        seen_test_examples=0,
+        input_len=12,
+        pattern_len=3,
+        allocation="power",
+        alpha=0.1,
+    )
     counts = Counter(r["metadata"]["rule_id"] for r in gen.iter_split("train"))
     plan = gen.plan("train")
     assert sum(counts.values()) == 20_000
@@ -129,9 +150,20 @@ def _is_family(s, family, k):
 
 @pytest.mark.parametrize("family", ["repeated", "periodic", "mirror"])
 def test_families_train_on_large_k_test_on_small_k(family):
-    gen = create("markov_rewrite", families=[family], k_range=(3, 6), test_k_range=(1, 2), num_rules=50,
-                 num_examples=500, test_rules=40, test_examples=200, seen_test_examples=0, input_len=120,
-                 pattern_len=24, alphabet="abcdefgh")
+    gen = create(
+        "markov_rewrite",
+        families=[family],
+        k_range=(3, 6),
+        test_k_range=(1, 2),
+        num_rules=50,
+        num_examples=500,
+        test_rules=40,
+        test_examples=200,
+        seen_test_examples=0,
+        input_len=120,
+        pattern_len=24,
+        alphabet="abcdefgh",
+    )
     for split in ("train", "test"):
         for inst in gen.instructions(split):
             x, y, _ = inst.payload
@@ -156,9 +188,19 @@ def test_family_strings_match_paper_examples():
 
 
 def test_mixed_families_and_unconstrained_test_rules():
-    gen = create("markov_rewrite", families=["repeated", "periodic", "mirror"], test_families=["unconstrained"],
-                 k_range=(3, 4), num_rules=60, num_examples=600, test_rules=20, test_examples=100,
-                 seen_test_examples=0, input_len=60, pattern_len=12)
+    gen = create(
+        "markov_rewrite",
+        families=["repeated", "periodic", "mirror"],
+        test_families=["unconstrained"],
+        k_range=(3, 4),
+        num_rules=60,
+        num_examples=600,
+        test_rules=20,
+        test_examples=100,
+        seen_test_examples=0,
+        input_len=60,
+        pattern_len=12,
+    )
     fams = Counter(i.family for i in gen.instructions("train"))
     assert set(fams) == {"repeated", "periodic", "mirror"}
     assert {i.family for i in gen.instructions("test")} == {"unconstrained"}
@@ -173,8 +215,17 @@ def test_program_generator_halts_within_step_range():
 
 
 def test_program_markers_never_in_inputs():
-    gen = create("markov_program", markers="XY", alphabet="ab", num_programs=15, num_examples=300, test_programs=5,
-                 test_examples=50, seen_test_examples=0, steps=(1, 20))
+    gen = create(
+        "markov_program",
+        markers="XY",
+        alphabet="ab",
+        num_programs=15,
+        num_examples=300,
+        test_programs=5,
+        test_examples=50,
+        seen_test_examples=0,
+        steps=(1, 20),
+    )
     rows = list(gen.iter_split("train"))
     assert all(set(r["input"]) <= set("ab") for r in rows)
     assert any(set("XY") & set(r["instruction"]) for r in rows)
@@ -203,9 +254,20 @@ def test_filler_avoiding_never_contains_pattern():
 
 
 def test_single_symbol_patterns_on_tiny_alphabets_still_exact():
-    gen = create("markov_rewrite", alphabet="abc", pattern_len=1, replacement_len=(0, 2), input_len=40,
-                 num_rules=2, num_examples=400, test_rules=1, test_examples=50, seen_test_examples=0,
-                 noop_fraction=0.25, occurrences=[1, 2])
+    gen = create(
+        "markov_rewrite",
+        alphabet="abc",
+        pattern_len=1,
+        replacement_len=(0, 2),
+        input_len=40,
+        num_rules=2,
+        num_examples=400,
+        test_rules=1,
+        test_examples=50,
+        seen_test_examples=0,
+        noop_fraction=0.25,
+        occurrences=[1, 2],
+    )
     for r in gen.iter_split("train"):
         x = parse_rule(r["instruction"]).lhs
         assert r["input"].count(x) == r["metadata"]["occurrences"]
@@ -225,16 +287,37 @@ def test_inexact_occurrences_allow_and_count_extra_copies():
     assert max(counts) > 1
     exact = [_make_input(stream, rng, "ab", 30, 1, True, False).count("ab") for _ in range(50)]
     assert set(exact) == {1}
-    gen = create("markov_rewrite", alphabet="ab", pattern_len=2, replacement_len=2, input_len=30, num_rules=1,
-                 num_examples=300, test_rules=1, test_examples=10, seen_test_examples=0, exact_occurrences=False)
+    gen = create(
+        "markov_rewrite",
+        alphabet="ab",
+        pattern_len=2,
+        replacement_len=2,
+        input_len=30,
+        num_rules=1,
+        num_examples=300,
+        test_rules=1,
+        test_examples=10,
+        seen_test_examples=0,
+        exact_occurrences=False,
+    )
     for r in gen.iter_split("train"):
         x = parse_rule(r["instruction"]).lhs
         assert r["metadata"]["occurrences"] == sum(r["input"].startswith(x, i) for i in range(len(r["input"])))
 
 
 def test_test_occurrences_change_only_the_held_out_inputs():
-    base = dict(alphabet="abcdefgh", input_len=16, pattern_len=(2, 3), replacement_len=(1, 3), num_rules=30,
-                num_examples=600, test_rules=20, test_examples=400, seen_test_examples=100, seed=3)
+    base = dict(
+        alphabet="abcdefgh",
+        input_len=16,
+        pattern_len=(2, 3),
+        replacement_len=(1, 3),
+        num_rules=30,
+        num_examples=600,
+        test_rules=20,
+        test_examples=400,
+        seen_test_examples=100,
+        seed=3,
+    )
     one = create("markov_rewrite", **base)
     mixed = create("markov_rewrite", **base, test_occurrences=[1, 2, 3, 4])
     assert list(one.iter_split("train")) == list(mixed.iter_split("train"))
@@ -253,27 +336,56 @@ def test_cipher_encrypts_every_answer_and_changes_nothing_else(cipher, plain, en
     """The 'replace, then encrypt' twist: the same rules and inputs, every split's answer (no-op
     answers too) is the rewritten string through the cipher; without it, the data's identity
     is what it was before the setting existed."""
-    from divplugin.datacache import data_key
+    from divplugin.data.cache import data_key
 
-    base = dict(alphabet="abcdefgh", input_len=12, pattern_len=(2, 3), replacement_len=(1, 3), num_rules=20,
-                num_examples=200, test_rules=10, test_examples=100, seen_test_examples=50, noop_fraction=0.4, seed=1)
+    base = dict(
+        alphabet="abcdefgh",
+        input_len=12,
+        pattern_len=(2, 3),
+        replacement_len=(1, 3),
+        num_rules=20,
+        num_examples=200,
+        test_rules=10,
+        test_examples=100,
+        seen_test_examples=50,
+        noop_fraction=0.4,
+        seed=1,
+    )
     clear, secret = create("markov_rewrite", **base), create("markov_rewrite", **base, cipher=cipher)
     assert plain.translate(secret.config.cipher_table()) == encrypted
     for split in SPLITS:
         rows, enc = list(clear.iter_split(split)), list(secret.iter_split(split))
-        assert [(r["instruction"], r["input"], r["metadata"]) for r in rows] == \
-               [(r["instruction"], r["input"], r["metadata"]) for r in enc]
+        assert [(r["instruction"], r["input"], r["metadata"]) for r in rows] == [
+            (r["instruction"], r["input"], r["metadata"]) for r in enc
+        ]
         assert [r["output"].translate(secret.config.cipher_table()) for r in rows] == [r["output"] for r in enc]
         noops = [r for r in enc if r["metadata"]["noop"]]
         assert noops and all(r["output"] != r["input"] for r in noops)
         assert all(secret.score_answer(r["output"], r) == 1.0 for r in enc)
     assert "cipher" not in clear.config.to_dict() and "cipher" in secret.config.to_dict()
-    assert data_key("generated", "markov_rewrite", clear.config) != data_key("generated", "markov_rewrite", secret.config)
+    assert data_key("generated", "markov_rewrite", clear.config) != data_key(
+        "generated", "markov_rewrite", secret.config
+    )
 
 
-@pytest.mark.parametrize("cipher, named", [("shift:8", "leaves every symbol"), ("shift:two", "whole number"),
-                                           ("abcdefg", "every symbol of the alphabet"), ("abcdefgh", "its own order")])
+@pytest.mark.parametrize(
+    "cipher, named",
+    [
+        ("shift:8", "leaves every symbol"),
+        ("shift:two", "whole number"),
+        ("abcdefg", "every symbol of the alphabet"),
+        ("abcdefgh", "its own order"),
+    ],
+)
 def test_a_bad_cipher_is_named(cipher, named):
     with pytest.raises(ConfigError, match=f"cipher: .*{named}"):
-        create("markov_rewrite", alphabet="abcdefgh", input_len=12, pattern_len=(2, 3), num_rules=10, num_examples=100,
-               test_rules=10, cipher=cipher)
+        create(
+            "markov_rewrite",
+            alphabet="abcdefgh",
+            input_len=12,
+            pattern_len=(2, 3),
+            num_rules=10,
+            num_examples=100,
+            test_rules=10,
+            cipher=cipher,
+        )

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from divplugin import host
+from divplugin.core import host
 
 
 def _cgroup(tmp_path, proc_lines: str, files: dict[str, str]):
@@ -31,9 +31,11 @@ def test_a_cgroup_v2_quota_caps_the_cores(tmp_path, sixty_four):
 
 
 def test_a_cgroup_v1_quota_caps_the_cores(tmp_path, sixty_four):
-    root, proc = _cgroup(tmp_path, "4:memory:/x\n2:cpu,cpuacct:/docker/abc\n",
-                         {"cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "150000\n",
-                          "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n"})
+    root, proc = _cgroup(
+        tmp_path,
+        "4:memory:/x\n2:cpu,cpuacct:/docker/abc\n",
+        {"cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "150000\n", "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n"},
+    )
     assert host.cgroup_cpu_limit(root, proc) == 1.5
     assert host.usable_cores(root, proc) == 1  # a second thread would wait half the time
 
@@ -44,8 +46,11 @@ def test_inside_a_cgroup_namespace_the_root_holds_the_quota(tmp_path, sixty_four
 
 
 def test_no_quota_leaves_the_affinity(tmp_path, sixty_four, monkeypatch):
-    root, proc = _cgroup(tmp_path, "0::/a\n1:cpu:/\n", {"a/cpu.max": "max 100000\n", "cpu/cpu.cfs_quota_us": "-1\n",
-                                                          "cpu/cpu.cfs_period_us": "100000\n"})
+    root, proc = _cgroup(
+        tmp_path,
+        "0::/a\n1:cpu:/\n",
+        {"a/cpu.max": "max 100000\n", "cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"},
+    )
     assert host.cgroup_cpu_limit(root, proc) is None
     assert host.usable_cores(root, proc) == 64
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 5, 9}, raising=False)  # taskset
@@ -59,7 +64,7 @@ def test_the_driver_shares_out_the_usable_cores_not_the_hosts(monkeypatch):
     from divplugin.experiments import slot_env
 
     monkeypatch.setattr(host, "usable_cores", lambda *a: 2)
-    import divplugin.experiments as ex
+    import divplugin.experiments.sweep as ex
 
     monkeypatch.setattr(ex, "usable_cores", lambda *a: 2)
     assert slot_env(0, 2, None, None)["OMP_NUM_THREADS"] == "1"

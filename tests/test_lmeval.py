@@ -13,8 +13,14 @@ pytest.importorskip("lm_eval")
 
 def _eval(args, cwd, timeout=600):
     env = dict(os.environ)
-    proc = subprocess.run([sys.executable, "-m", "divplugin", "eval", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "divplugin", "eval", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return proc
 
 
@@ -30,20 +36,57 @@ def test_tasks_dir_ships_every_task():
     names = {p.stem for p in tasks_dir().rglob("divplugin_*.yaml")}
     for b in ("humaneval", "humaneval_plus", "mbpp", "mbpp_plus"):
         assert {f"divplugin_{b}", f"divplugin_{b}_sampled"} <= names
-    assert {"divplugin_markov", "divplugin_markov_unseen", "divplugin_markov_seen", "divplugin_markov_noop",
-            "divplugin_markov_hasop", "divplugin_markov_programs", "divplugin_markov_family_mirror"} <= names
+    assert {
+        "divplugin_markov",
+        "divplugin_markov_unseen",
+        "divplugin_markov_seen",
+        "divplugin_markov_noop",
+        "divplugin_markov_hasop",
+        "divplugin_markov_programs",
+        "divplugin_markov_family_mirror",
+    } <= names
 
 
 def test_oracle_scores_one_on_markov_tasks_from_a_generated_folder(tmp_path):
     data = tmp_path / "data"
-    gen = subprocess.run([sys.executable, "-m", "divplugin", "generate", "markov_rewrite", "--preset", "cpu-small",
-                          "--num-examples", "3000", "--test-examples", "60", "--seen-test-examples", "40",
-                          "--noop-fraction", "0.25", "--out", str(data)], capture_output=True, text=True)
+    gen = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "divplugin",
+            "generate",
+            "markov_rewrite",
+            "--preset",
+            "cpu-small",
+            "--num-examples",
+            "3000",
+            "--test-examples",
+            "60",
+            "--seen-test-examples",
+            "40",
+            "--noop-fraction",
+            "0.25",
+            "--out",
+            str(data),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert gen.returncode == 0, gen.stderr
     out = tmp_path / "out"
-    proc = _eval(["--model", "divplugin-oracle", "--tasks",
-                  "divplugin_markov_unseen,divplugin_markov_seen,divplugin_markov_noop,divplugin_markov_hasop",
-                  "--metadata", json.dumps({"data": str(data)}), "--output_path", str(out)], tmp_path)
+    proc = _eval(
+        [
+            "--model",
+            "divplugin-oracle",
+            "--tasks",
+            "divplugin_markov_unseen,divplugin_markov_seen,divplugin_markov_noop,divplugin_markov_hasop",
+            "--metadata",
+            json.dumps({"data": str(data)}),
+            "--output_path",
+            str(out),
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = _results(out)
     for task in ("unseen", "seen", "noop", "hasop"):
@@ -54,11 +97,26 @@ def test_oracle_scores_one_on_markov_tasks_from_a_generated_folder(tmp_path):
     assert noops and noops < len(rows)
 
 
+@pytest.mark.slow
 def test_oracle_scores_one_on_code_tasks(tmp_path, benchmarks_dir):
     out = tmp_path / "out"
-    proc = _eval(["--model", "divplugin-oracle", "--tasks", "divplugin_humaneval,divplugin_humaneval_plus,divplugin_mbpp_plus",
-                  "--limit", "8", "--confirm_run_unsafe_code", "--output_path", str(out), "--log_samples",
-                  "--metadata", json.dumps({"data": str(benchmarks_dir), "results_dir": str(tmp_path / "res")})], tmp_path)
+    proc = _eval(
+        [
+            "--model",
+            "divplugin-oracle",
+            "--tasks",
+            "divplugin_humaneval,divplugin_humaneval_plus,divplugin_mbpp_plus",
+            "--limit",
+            "8",
+            "--confirm_run_unsafe_code",
+            "--output_path",
+            str(out),
+            "--log_samples",
+            "--metadata",
+            json.dumps({"data": str(benchmarks_dir), "results_dir": str(tmp_path / "res")}),
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = _results(out)
     for task in ("divplugin_humaneval", "divplugin_humaneval_plus", "divplugin_mbpp_plus"):
@@ -77,8 +135,17 @@ def test_code_tasks_refuse_to_run_code_without_confirmation(tmp_path, benchmarks
 
 
 def test_bad_metadata_is_named(tmp_path):
-    proc = _eval(["--model", "divplugin-oracle", "--tasks", "divplugin_markov_unseen",
-                  "--metadata", json.dumps({"size": 10, "num_rulez": 5})], tmp_path)
+    proc = _eval(
+        [
+            "--model",
+            "divplugin-oracle",
+            "--tasks",
+            "divplugin_markov_unseen",
+            "--metadata",
+            json.dumps({"size": 10, "num_rulez": 5}),
+        ],
+        tmp_path,
+    )
     assert proc.returncode != 0
     assert "num_rulez" in proc.stderr
 
@@ -89,10 +156,27 @@ def test_tiny_model_end_to_end(tmp_path):
 
     model = build_tiny_llama(tmp_path / "tiny", layers=1, hidden=32, heads=2)
     out = tmp_path / "out"
-    proc = _eval(["--model", "hf", "--model_args", f"pretrained={model},dtype=float32", "--device", "cpu",
-                  "--tasks", "divplugin_markov_unseen,divplugin_markov_programs", "--limit", "4",
-                  "--gen_kwargs", "max_gen_toks=8", "--metadata", json.dumps({"size": 20}),
-                  "--output_path", str(out)], tmp_path)
+    proc = _eval(
+        [
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={model},dtype=float32",
+            "--device",
+            "cpu",
+            "--tasks",
+            "divplugin_markov_unseen,divplugin_markov_programs",
+            "--limit",
+            "4",
+            "--gen_kwargs",
+            "max_gen_toks=8",
+            "--metadata",
+            json.dumps({"size": 20}),
+            "--output_path",
+            str(out),
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = _results(out)
     for task in ("divplugin_markov_unseen", "divplugin_markov_programs"):
@@ -104,9 +188,22 @@ def test_tiny_model_end_to_end(tmp_path):
 def test_plain_lm_eval_finds_the_tasks_with_include_path(tmp_path):
     from divplugin.lmeval.run import tasks_dir
 
-    proc = subprocess.run([sys.executable, "-m", "lm_eval", "validate", "--tasks",
-                           "divplugin_markov_unseen,divplugin_humaneval_plus", "--include_path", str(tasks_dir())],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lm_eval",
+            "validate",
+            "--tasks",
+            "divplugin_markov_unseen,divplugin_humaneval_plus",
+            "--include_path",
+            str(tasks_dir()),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
@@ -114,13 +211,32 @@ def test_markov_documents_come_from_the_named_folders(tmp_path):
     from divplugin.lmeval.markov import load_markov
 
     folders = {}
-    for name, args in (("rewrite", ["markov_rewrite", "--preset", "cpu-small", "--num-examples", "3000"]),
-                       ("programs", ["markov_program", "--preset", "programs-small", "--num-examples", "3000"])):
+    for name, args in (
+        ("rewrite", ["markov_rewrite", "--preset", "cpu-small", "--num-examples", "3000"]),
+        ("programs", ["markov_program", "--preset", "programs-small", "--num-examples", "3000"]),
+    ):
         folders[name] = tmp_path / name
-        proc = subprocess.run([sys.executable, "-m", "divplugin", "generate", *args, "--test-examples", "30",
-                               "--seen-test-examples", "10", "--out", str(folders[name])], capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "divplugin",
+                "generate",
+                *args,
+                "--test-examples",
+                "30",
+                "--seen-test-examples",
+                "10",
+                "--out",
+                str(folders[name]),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0, proc.stderr
-    answers = {n: [json.loads(x)["output"] for x in (f / "test.jsonl").read_text().splitlines()] for n, f in folders.items()}
+    answers = {
+        n: [json.loads(x)["output"] for x in (f / "test.jsonl").read_text().splitlines()] for n, f in folders.items()
+    }
     unseen = load_markov("unseen", data=str(folders["rewrite"]), programs_data=str(folders["programs"]))["test"]
     assert unseen["answer"] == answers["rewrite"]
     programs = load_markov("programs", programs_data=str(folders["programs"]))["test"]
@@ -135,13 +251,21 @@ def test_programs_metadata_sets_the_program_task_apart_from_the_rewrite_tasks():
     from divplugin.generators.settings import resolve_generator
     from divplugin.lmeval.markov import load_markov
 
-    metadata = {"preset": "cpu-small", "input_len": 16, "num_rules": 50, "size": 20,
-                "programs": {"preset": "programs-small", "input_len": [4, 6], "num_programs": 30, "size": 20}}
+    metadata = {
+        "preset": "cpu-small",
+        "input_len": 16,
+        "num_rules": 50,
+        "size": 20,
+        "programs": {"preset": "programs-small", "input_len": [4, 6], "num_programs": 30, "size": 20},
+    }
     rules = load_markov("unseen", **metadata)["test"]
     assert {len(p.rsplit("\n", 2)[-2]) for p in rules["prompt"]} == {16}
     programs = load_markov("programs", **metadata)["test"]
-    name, config = resolve_generator("markov_program", "programs-small", [("test", {
-        "input_len": [4, 6], "num_programs": 30, "test_examples": 20, "seen_test_examples": 20})])
+    name, config = resolve_generator(
+        "markov_program",
+        "programs-small",
+        [("test", {"input_len": [4, 6], "num_programs": 30, "test_examples": 20, "seen_test_examples": 20})],
+    )
     expected = [r["output"] for r in create(name, config).iter_split("test")]
     assert programs["answer"] == expected and set(programs["family"]) == {"program"}
     with pytest.raises(ConfigError, match="programs"):
@@ -155,21 +279,70 @@ def test_data_parallel_evaluation_gives_the_answers_of_one_process(tmp_path):
     from divplugin.models import build_tiny_llama
 
     model = build_tiny_llama(tmp_path / "tiny", layers=1, hidden=32, heads=2)
-    gen = subprocess.run([sys.executable, "-m", "divplugin", "generate", "--preset", "cpu-small", "--num-rules", "20",
-                          "--num-examples", "200", "--test-examples", "24", "--seen-test-examples", "24",
-                          "--out", str(tmp_path / "data")], capture_output=True, text=True)
+    gen = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "divplugin",
+            "generate",
+            "--preset",
+            "cpu-small",
+            "--num-rules",
+            "20",
+            "--num-examples",
+            "200",
+            "--test-examples",
+            "24",
+            "--seen-test-examples",
+            "24",
+            "--out",
+            str(tmp_path / "data"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert gen.returncode == 0, gen.stderr
-    common = ["eval", "--model", "hf", "--model_args", f"pretrained={model},dtype=float32", "--device", "cpu",
-              "--tasks", "divplugin_markov_unseen,divplugin_markov_seen", "--batch_size", "4", "--gen_kwargs",
-              "max_gen_toks=8", "--log_samples", "--metadata", json.dumps({"data": str(tmp_path / "data")})]
+    common = [
+        "eval",
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={model},dtype=float32",
+        "--device",
+        "cpu",
+        "--tasks",
+        "divplugin_markov_unseen,divplugin_markov_seen",
+        "--batch_size",
+        "4",
+        "--gen_kwargs",
+        "max_gen_toks=8",
+        "--log_samples",
+        "--metadata",
+        json.dumps({"data": str(tmp_path / "data")}),
+    ]
     # accelerate's launcher as a module: an environment may have the package without its script
-    runs = {"one": [sys.executable, "-m", "divplugin"],
-            "two": [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                    "-m", "divplugin"]}
+    runs = {
+        "one": [sys.executable, "-m", "divplugin"],
+        "two": [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "-m",
+            "divplugin",
+        ],
+    }
     answers = {}
     for name, prefix in runs.items():
-        proc = subprocess.run([*prefix, *common, "--output_path", str(tmp_path / name)], capture_output=True,
-                              text=True, cwd=tmp_path, timeout=600)
+        proc = subprocess.run(
+            [*prefix, *common, "--output_path", str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         got = {}
         for f in (tmp_path / name).rglob("samples_*.jsonl"):

@@ -6,10 +6,11 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+from divplugin.data.manifest import load_manifest, read_instructions
+from divplugin.data.records import encode_jsonl, to_record
+from divplugin.data.writer import write_dataset
 from divplugin.errors import ConfigError, OutputExistsError
 from divplugin.generators import SPLITS, create
-from divplugin.output import load_manifest, read_instructions, write_dataset
-from divplugin.records import encode_jsonl, to_record
 
 
 @pytest.fixture
@@ -59,11 +60,23 @@ def test_fast_encoder_equals_json_dumps(gen, fmt):
 
 
 def test_encoder_escapes_unusual_alphabets():
-    g = create("markov_rewrite", alphabet='"\\éλ{}', input_len=12, pattern_len=2, num_rules=5, num_examples=50,
-               test_rules=5, test_examples=10, seen_test_examples=0, prompt_template="<{instruction}|{input}>")
+    g = create(
+        "markov_rewrite",
+        alphabet='"\\éλ{}',
+        input_len=12,
+        pattern_len=2,
+        num_rules=5,
+        num_examples=50,
+        test_rules=5,
+        test_examples=10,
+        seen_test_examples=0,
+        prompt_template="<{instruction}|{input}>",
+    )
     for fmt in ("instruction", "messages"):
         lines = encode_jsonl(g.chunk("train", 0), fmt, g.config.prompt_template).decode().splitlines()
-        assert [json.loads(x) for x in lines] == [to_record(r, fmt, g.config.prompt_template) for r in g.iter_split("train")]
+        assert [json.loads(x) for x in lines] == [
+            to_record(r, fmt, g.config.prompt_template) for r in g.iter_split("train")
+        ]
 
 
 def test_messages_format(gen, tmp_path):

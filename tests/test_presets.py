@@ -4,7 +4,7 @@ import pytest
 
 from divplugin.errors import ConfigError
 from divplugin.generators import create, make_config
-from divplugin.presets import load_preset, preset_names, preset_summary
+from divplugin.generators.presets import load_preset, preset_names, preset_summary
 
 SMALL = {"num_examples": 300, "test_examples": 50, "seen_test_examples": 20}
 
@@ -38,6 +38,7 @@ def test_unknown_preset():
 
 def test_generator_docs_cover_every_setting():
     from conftest import ROOT
+
     from divplugin.generators import generator_names, get_generator_class
 
     text = (ROOT / "docs" / "generators.md").read_text()

@@ -9,7 +9,6 @@ import json
 import random
 
 import pytest
-
 from conftest import FULL_BENCHMARKS, ROOT
 
 from divplugin.codeeval.problems import Problem
@@ -66,6 +65,7 @@ def test_hard_cases_match_evalplus(name):
     _same(HARD[name], None)
 
 
+@pytest.mark.slow
 def test_real_model_answers_match_evalplus(benchmarks_dir):
     """The answers of SmolLM2-135M-Instruct in the committed benchmark run, both modes, as
     EvalPlus's codegen hands them to its sanitiser (completion: prompt + answer): a sample,
@@ -88,11 +88,39 @@ def test_real_model_answers_match_evalplus(benchmarks_dir):
 
 
 PIECES = [
-    "def f(x):", "    return x", "    return helper(x) + LIMIT", "def helper(y):", "    y += 1", "    return y",
-    "import os", "from typing import List", "LIMIT = 3", "class C:", "    pass", "    def m(self):",
-    "        return 1", "print(f(1))", "assert f(1) == 1", "```python", "```", "", "", "Here is the answer:",
-    "This is prose, not code.", "    if x:", "        return 0", "\tx = 1", "f(2)", "if __name__ == '__main__':",
-    "    main()", "  return 3", "def g(", "    '''doc", "    '''", "x, y = LIMIT, 2", "@staticmethod",
+    "def f(x):",
+    "    return x",
+    "    return helper(x) + LIMIT",
+    "def helper(y):",
+    "    y += 1",
+    "    return y",
+    "import os",
+    "from typing import List",
+    "LIMIT = 3",
+    "class C:",
+    "    pass",
+    "    def m(self):",
+    "        return 1",
+    "print(f(1))",
+    "assert f(1) == 1",
+    "```python",
+    "```",
+    "",
+    "",
+    "Here is the answer:",
+    "This is prose, not code.",
+    "    if x:",
+    "        return 0",
+    "\tx = 1",
+    "f(2)",
+    "if __name__ == '__main__':",
+    "    main()",
+    "  return 3",
+    "def g(",
+    "    '''doc",
+    "    '''",
+    "x, y = LIMIT, 2",
+    "@staticmethod",
 ]
 
 
@@ -105,11 +133,21 @@ def test_random_answers_match_evalplus():
 
 def _problem(family="humaneval"):
     if family == "humaneval":
-        return Problem(task_id="HumanEval/0", family="humaneval", entry_point="f",
-                       prompt='from typing import List\n\n\ndef f(xs: List[int], t: int) -> bool:\n    """Doc."""\n',
-                       canonical_solution=BODY + "\n")
-    return Problem(task_id="Mbpp/2", family="mbpp", entry_point="f", prompt="'''\nWrite f.\n'''",
-                   canonical_solution="def f(x):\n    return x\n", assertion="assert f(1) == 1\nassert f(2) == 2\n")
+        return Problem(
+            task_id="HumanEval/0",
+            family="humaneval",
+            entry_point="f",
+            prompt='from typing import List\n\n\ndef f(xs: List[int], t: int) -> bool:\n    """Doc."""\n',
+            canonical_solution=BODY + "\n",
+        )
+    return Problem(
+        task_id="Mbpp/2",
+        family="mbpp",
+        entry_point="f",
+        prompt="'''\nWrite f.\n'''",
+        canonical_solution="def f(x):\n    return x\n",
+        assertion="assert f(1) == 1\nassert f(2) == 2\n",
+    )
 
 
 def test_extract_code_in_each_mode():

@@ -9,8 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from divplugin.errors import ConfigError
-from divplugin.selection import (
+from divplugin.diversity.select import (
     METHODS,
     SelectSettings,
     capped_quota,
@@ -20,16 +19,40 @@ from divplugin.selection import (
     largest_remainder,
     random_rows,
 )
-from divplugin.subsets import select_dataset
+from divplugin.diversity.subset import select_dataset
+from divplugin.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory):
     """A long-tailed pool: 200 rules, 6,000 examples, power-law counts (alpha 0.1)."""
     out = tmp_path_factory.mktemp("pool") / "pool"
-    proc = subprocess.run([sys.executable, "-m", "divplugin", "generate", "--preset", "cpu-small", "--num-rules", "200",
-                           "--num-examples", "6000", "--test-examples", "200", "--seen-test-examples", "100",
-                           "--allocation", "power", "--alpha", "0.1", "--out", str(out)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "divplugin",
+            "generate",
+            "--preset",
+            "cpu-small",
+            "--num-rules",
+            "200",
+            "--num-examples",
+            "6000",
+            "--test-examples",
+            "200",
+            "--seen-test-examples",
+            "100",
+            "--allocation",
+            "power",
+            "--alpha",
+            "0.1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in (out / "train.jsonl").open()]
     return out, rows
@@ -107,9 +130,15 @@ def test_balanced_caps_every_group_alike(pool):
         capped_quota(10, [3, 3, 3])
     _, rows = pool  # on the long tail: every rule, and a flatter count than a random draw's
     rules = [r["metadata"]["rule_id"] for r in rows]
-    counts = {m: collections.Counter(rules[i] for i in choose(_texts(rows), 600, SelectSettings(method=m, seed=1),
-                                                               groups=rules if m == "balanced" else None))
-              for m in ("random", "balanced")}
+    counts = {
+        m: collections.Counter(
+            rules[i]
+            for i in choose(
+                _texts(rows), 600, SelectSettings(method=m, seed=1), groups=rules if m == "balanced" else None
+            )
+        )
+        for m in ("random", "balanced")
+    }
     assert len(counts["balanced"]) == len(set(rules)) > len(counts["random"])
     assert max(counts["balanced"].values()) < max(counts["random"].values())
 
@@ -130,17 +159,43 @@ def test_bad_input_is_named(pool, tmp_path):
     with pytest.raises(ConfigError, match=r"by: the balanced method evens out the groups of a field: name it"):
         choose(texts, 10, SelectSettings(method="balanced"))
     with pytest.raises(ConfigError, match=r"row 0 has no field 'metadata.rule'"):
-        select_dataset(str(folder), tmp_path / "x", 10, SelectSettings(method="balanced"), fields=["instruction"],
-                       by="metadata.rule")
+        select_dataset(
+            str(folder),
+            tmp_path / "x",
+            10,
+            SelectSettings(method="balanced"),
+            fields=["instruction"],
+            by="metadata.rule",
+        )
     assert not (tmp_path / "x").exists()
 
 
 def test_cli_writes_a_folder_training_and_evaluation_can_use(pool, tmp_path):
     folder, rows = pool
     out = tmp_path / "chosen"
-    proc = subprocess.run([sys.executable, "-m", "divplugin", "select", str(folder), "--budget", "500", "--out", str(out),
-                           "--method", "facility-location", "--dedup", "exact", "--fold-size", "2000",
-                           "--format", "jsonl,parquet"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "divplugin",
+            "select",
+            str(folder),
+            "--budget",
+            "500",
+            "--out",
+            str(out),
+            "--method",
+            "facility-location",
+            "--dedup",
+            "exact",
+            "--fold-size",
+            "2000",
+            "--format",
+            "jsonl,parquet",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "selected" in proc.stdout and "Vendi" in proc.stdout
     chosen = [json.loads(line) for line in (out / "train.jsonl").open()]
@@ -150,6 +205,9 @@ def test_cli_writes_a_folder_training_and_evaluation_can_use(pool, tmp_path):
     assert manifest["config"]["num_rules"] == 200  # the generated folder's config stays: the eval tasks read it
     assert (out / "test.jsonl").read_bytes() == (folder / "test.jsonl").read_bytes()
     assert (out / "train.parquet").is_file() and "| selected | 500 |" in (out / "report.md").read_text()
-    again = subprocess.run([sys.executable, "-m", "divplugin", "select", str(folder), "--budget", "500", "--out",
-                            str(out)], capture_output=True, text=True)
+    again = subprocess.run(
+        [sys.executable, "-m", "divplugin", "select", str(folder), "--budget", "500", "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert again.returncode == 2 and "--overwrite" in again.stderr

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -25,44 +25,62 @@ PREFIX = "divplugin_"
 class DivpluginArgs(BaseModel):
     """Settings of the divplugin axolotl plugin (``plugins: [divplugin.axolotl.DivPlugin]``)."""
 
-    divplugin_generator: Optional[str] = Field(
-        None, description="Generator to train on (markov_rewrite, markov_program; 'divplugin generators' lists them). "
-        "Optional when divplugin_preset names one.")
-    divplugin_preset: Optional[str] = Field(
-        None, description="Built-in generator settings to start from (cpu-small, paper-main, ...; 'divplugin presets').")
-    divplugin_settings: Optional[dict[str, Any]] = Field(
-        None, description="Generator settings over the preset, e.g. {num_rules: 300, seed: 1}.")
-    divplugin_mixture: Optional[str] = Field(
-        None, description="A diversity mixture to train on instead of generated data: a mixture spec YAML or a "
-        "built-in preset (deepseek-table1, codeqwen-table2, onlyif-table3; 'divplugin mix --list').")
-    divplugin_mixture_row: Optional[str] = Field(
-        None, description="The row of a grid mixture spec, e.g. oss18k-alpaca2k.")
-    divplugin_mixture_paths: Optional[dict[str, str]] = Field(
-        None, description="Local copies of mixture sources: {source name: JSONL/Parquet/Arrow file or folder} (offline).")
-    divplugin_select: Optional[dict[str, Any]] = Field(
-        None, description="Train on the most diverse part of the data instead of all of it: {budget: N, method: "
+    divplugin_generator: str | None = Field(
+        None,
+        description="Generator to train on (markov_rewrite, markov_program; 'divplugin generators' lists them). "
+        "Optional when divplugin_preset names one.",
+    )
+    divplugin_preset: str | None = Field(
+        None, description="Built-in generator settings to start from (cpu-small, paper-main, ...; 'divplugin presets')."
+    )
+    divplugin_settings: dict[str, Any] | None = Field(
+        None, description="Generator settings over the preset, e.g. {num_rules: 300, seed: 1}."
+    )
+    divplugin_mixture: str | None = Field(
+        None,
+        description="A diversity mixture to train on instead of generated data: a mixture spec YAML or a "
+        "built-in preset (deepseek-table1, codeqwen-table2, onlyif-table3; 'divplugin mix --list').",
+    )
+    divplugin_mixture_row: str | None = Field(None, description="The row of a grid mixture spec, e.g. oss18k-alpaca2k.")
+    divplugin_mixture_paths: dict[str, str] | None = Field(
+        None,
+        description="Local copies of mixture sources: {source name: JSONL/Parquet/Arrow file or folder} (offline).",
+    )
+    divplugin_select: dict[str, Any] | None = Field(
+        None,
+        description="Train on the most diverse part of the data instead of all of it: {budget: N, method: "
         "kcenter | facility-location | random | balanced, embedder: chars | minilm, seed, fields: [instruction, "
         "input], dedup: none | exact | near, by: FIELD (random: stratify; balanced: even out its groups), dim, "
-        "density, neighbours, fold_size} (see 'divplugin select'). Made once per settings hash, like the data.")
-    divplugin_cache_dir: Optional[str] = Field(
-        None, description="Where generated data is kept, one folder per settings hash "
-        "(default: $DIVPLUGIN_CACHE/generated, i.e. ~/.cache/divplugin/generated).")
-    divplugin_workers: Optional[int] = Field(
-        None, description="Processes that generate the data (default: all cores); the data is the same for any number.")
-    divplugin_dataset_type: Optional[str] = Field(
-        None, description="axolotl prompt strategy of the added dataset (default: divplugin.axolotl.markov for "
+        "density, neighbours, fold_size} (see 'divplugin select'). Made once per settings hash, like the data.",
+    )
+    divplugin_cache_dir: str | None = Field(
+        None,
+        description="Where generated data is kept, one folder per settings hash "
+        "(default: $DIVPLUGIN_CACHE/generated, i.e. ~/.cache/divplugin/generated).",
+    )
+    divplugin_workers: int | None = Field(
+        None, description="Processes that generate the data (default: all cores); the data is the same for any number."
+    )
+    divplugin_dataset_type: str | None = Field(
+        None,
+        description="axolotl prompt strategy of the added dataset (default: divplugin.axolotl.markov for "
         "generated data: the compact completion prompt, loss on the answer only; divplugin.axolotl.mixture for "
-        "mixtures: the tokenizer's chat template, else the Alpaca format; any axolotl type such as alpaca works).")
-    divplugin_eval_split: Optional[Literal["test", "test_seen"]] = Field(
-        None, description="Also evaluate the loss during training on this split: test (rules never trained on) "
-        "or test_seen (fresh examples of trained rules). Needs val_set_size: 0.")
-    divplugin_heldout_dir: Optional[str] = Field(
-        None, description="Where the held-out splits and manifest are saved for evaluation "
-        "(default: OUTPUT_DIR/divplugin_data); pass it to the divplugin_markov tasks as --metadata '{\"data\": DIR}'.")
+        "mixtures: the tokenizer's chat template, else the Alpaca format; any axolotl type such as alpaca works).",
+    )
+    divplugin_eval_split: Literal["test", "test_seen"] | None = Field(
+        None,
+        description="Also evaluate the loss during training on this split: test (rules never trained on) "
+        "or test_seen (fresh examples of trained rules). Needs val_set_size: 0.",
+    )
+    divplugin_heldout_dir: str | None = Field(
+        None,
+        description="Where the held-out splits and manifest are saved for evaluation "
+        "(default: OUTPUT_DIR/divplugin_data); pass it to the divplugin_markov tasks as --metadata '{\"data\": DIR}'.",
+    )
 
     @field_validator("divplugin_workers")
     @classmethod
-    def _workers(cls, value: Optional[int]) -> Optional[int]:
+    def _workers(cls, value: int | None) -> int | None:
         if value is not None and value < 1:
             raise ValueError(f"divplugin_workers must be >= 1, got {value}")
         return value
@@ -84,58 +102,68 @@ class Selection:
     kind: Literal["generated", "mixture"]
     name: str
     config: Any
-    subset: Optional[dict[str, Any]] = None
+    subset: dict[str, Any] | None = None
 
 
-SUBSET_KEYS = ("budget", "method", "embedder", "seed", "dim", "density", "clusters", "neighbours", "fold_size",
-               "fields", "dedup", "by")
+def subset_keys() -> tuple[str, ...]:
+    """The keys of ``divplugin_select``: the rows to keep, how (every ``SelectSettings``
+    setting), from which text, after which dedup, grouped by which field."""
+    from divplugin.diversity.select import SelectSettings
+
+    return ("budget", *SelectSettings.fields(), "fields", "dedup", "by")
 
 
-def subset_request(value: Any) -> Optional[dict[str, Any]]:
+def subset_request(value: Any) -> dict[str, Any] | None:
     """``divplugin_select`` checked and completed with its defaults (ValueError names the key)."""
-    from dataclasses import asdict
-
+    from divplugin.diversity.select import GROUPED, SelectSettings
+    from divplugin.diversity.subset import DEDUP, DEFAULT_FIELDS
     from divplugin.errors import did_you_mean
-    from divplugin.selection import GROUPED, SelectSettings
-    from divplugin.subsets import DEDUP
 
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise ValueError(f"divplugin_select: must be a mapping such as {{budget: 50000, method: kcenter}}, got "
-                         f"{type(value).__name__}")
+        raise ValueError(
+            f"divplugin_select: must be a mapping such as {{budget: 50000, method: kcenter}}, got "
+            f"{type(value).__name__}"
+        )
+    keys = subset_keys()
     for key in value:
-        if key not in SUBSET_KEYS:
-            raise ValueError(f"divplugin_select.{key}: unknown setting{did_you_mean(str(key), SUBSET_KEYS)} "
-                             f"Valid settings: {', '.join(SUBSET_KEYS)}")
+        if key not in keys:
+            raise ValueError(
+                f"divplugin_select.{key}: unknown setting{did_you_mean(str(key), keys)} "
+                f"Valid settings: {', '.join(keys)}"
+            )
     budget = value.get("budget")
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
         raise ValueError(f"divplugin_select.budget: the number of rows to train on (an integer >= 1), got {budget!r}")
-    fields = value.get("fields", ["instruction", "input"])
+    fields = value.get("fields", list(DEFAULT_FIELDS))
     if not isinstance(fields, list) or not fields or not all(isinstance(f, str) for f in fields):
         raise ValueError(f"divplugin_select.fields: a list of field names, got {fields!r}")
     dedup = value.get("dedup", "none")
     if dedup not in DEDUP:
-        raise ValueError(f"divplugin_select.dedup: unknown dedup {dedup!r}{did_you_mean(str(dedup), DEDUP)} "
-                         f"Choose from: {', '.join(DEDUP)}")
+        raise ValueError(
+            f"divplugin_select.dedup: unknown dedup {dedup!r}{did_you_mean(str(dedup), DEDUP)} "
+            f"Choose from: {', '.join(DEDUP)}"
+        )
     by = value.get("by")
     if by is not None and (not isinstance(by, str) or not by):
         raise ValueError(f"divplugin_select.by: a field name (e.g. metadata.rule_id), got {by!r}")
     try:
-        settings = SelectSettings.of(value)
-        settings.validate()
+        settings = SelectSettings.of(value, "divplugin_select")
     except ConfigError as exc:
-        raise ValueError(f"divplugin_select.{exc.field}: {exc.message}") from None
-    except TypeError as exc:
-        raise ValueError(f"divplugin_select: {exc}") from None
+        raise ValueError(str(exc)) from None
     if settings.method == "balanced" and by is None:
-        raise ValueError("divplugin_select.by: the balanced method evens out the groups of a field: name it "
-                         "(e.g. by: metadata.rule_id)")
+        raise ValueError(
+            "divplugin_select.by: the balanced method evens out the groups of a field: name it "
+            "(e.g. by: metadata.rule_id)"
+        )
     if by is not None and settings.method not in GROUPED:
-        raise ValueError(f"divplugin_select.by: grouping by a field is for the {' and '.join(GROUPED)} methods; "
-                         f"{settings.method} chooses by text")
+        raise ValueError(
+            f"divplugin_select.by: grouping by a field is for the {' and '.join(GROUPED)} methods; "
+            f"{settings.method} chooses by text"
+        )
     # `by` only when given, so that the settings hash of a request without it stays as it was
-    return {"budget": budget, "fields": fields, "dedup": dedup, **asdict(settings), **({"by": by} if by else {})}
+    return {"budget": budget, "fields": fields, "dedup": dedup, **settings.to_dict(), **({"by": by} if by else {})}
 
 
 def resolve(data: dict[str, Any]) -> Selection | None:
@@ -161,10 +189,13 @@ def _resolve(keys_json: str) -> Selection | None:
     generated = _generated(data)
     if generated is None:
         if subset is not None:
-            raise ValueError("divplugin_select: set without data to choose from (divplugin_preset, "
-                             "divplugin_generator or divplugin_mixture)")
+            raise ValueError(
+                "divplugin_select: set without data to choose from (divplugin_preset, "
+                "divplugin_generator or divplugin_mixture)"
+            )
         return None
-    return Selection("generated", *generated, subset)
+    name, config = generated
+    return Selection("generated", name, config, subset)
 
 
 MIXTURE_KEYS = ("divplugin_mixture", "divplugin_mixture_row", "divplugin_mixture_paths")
@@ -182,7 +213,9 @@ def _mixture(data: dict[str, Any]):
         return None
     both = [k for k in ("divplugin_generator", "divplugin_preset", "divplugin_settings") if data.get(k) is not None]
     if both:
-        raise ValueError(f"divplugin_mixture: give either a mixture or generated data, not both ({', '.join(both)} set)")
+        raise ValueError(
+            f"divplugin_mixture: give either a mixture or generated data, not both ({', '.join(both)} set)"
+        )
     try:
         m = load_mixture(spec)
         try:
@@ -204,10 +237,15 @@ def _generated(data: dict[str, Any]):
     generator, preset = data.get("divplugin_generator"), data.get("divplugin_preset")
     settings = data.get("divplugin_settings")
     if generator is None and preset is None:
-        used = sorted(k for k, v in data.items() if k.startswith(PREFIX) and v is not None
-                      and k not in ("divplugin_dataset_type", *MIXTURE_KEYS))
+        used = sorted(
+            k
+            for k, v in data.items()
+            if k.startswith(PREFIX) and v is not None and k not in ("divplugin_dataset_type", *MIXTURE_KEYS)
+        )
         if used:
-            raise ValueError(f"divplugin_generator: {', '.join(used)} set, but no divplugin_generator or divplugin_preset names the data")
+            raise ValueError(
+                f"divplugin_generator: {', '.join(used)} set, but no divplugin_generator or divplugin_preset names the data"
+            )
         return None
     if settings is not None and not isinstance(settings, dict):
         raise ValueError(f"divplugin_settings: must be a mapping of generator settings, got {type(settings).__name__}")

@@ -8,14 +8,13 @@ the ``manifest.json`` beside the data file (the default template when there is n
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from axolotl.prompt_tokenizers import PromptTokenizingStrategy
 
-from divplugin.output import MANIFEST
-from divplugin.records import DEFAULT_PROMPT_TEMPLATE, completion_prompt
+from divplugin.data.manifest import is_dataset, load_manifest, prompt_template
+from divplugin.data.records import DEFAULT_PROMPT_TEMPLATE, completion_prompt
 
 IGNORE = -100
 
@@ -34,10 +33,8 @@ def assemble(pairs: list[tuple[list[int], list[int]]], train_on_inputs: bool) ->
 
 def template_for(path: str | None) -> str:
     """The prompt template of the generated folder holding ``path`` (or the default)."""
-    if path:
-        manifest = Path(path).parent / MANIFEST
-        if manifest.is_file():
-            return json.loads(manifest.read_text()).get("config", {}).get("prompt_template", DEFAULT_PROMPT_TEMPLATE)
+    if path and is_dataset(Path(path).parent):
+        return prompt_template(load_manifest(Path(path).parent))
     return DEFAULT_PROMPT_TEMPLATE
 
 

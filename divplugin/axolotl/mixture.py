@@ -18,25 +18,35 @@ from typing import Any
 from axolotl.prompt_tokenizers import PromptTokenizingStrategy
 
 from divplugin.axolotl.markov import assemble
-from divplugin.records import user_turn
+from divplugin.data.records import user_turn
 
-ALPACA = ("Below is an instruction that describes a task{with_input}. Write a response that appropriately "
-          "completes the request.\n\n### Instruction:\n{instruction}\n\n{input_block}### Response:\n")
+ALPACA = (
+    "Below is an instruction that describes a task{with_input}. Write a response that appropriately "
+    "completes the request.\n\n### Instruction:\n{instruction}\n\n{input_block}### Response:\n"
+)
 
 
 WITH_INPUT = ", paired with an input that provides further context"
 
 
 def alpaca_prompt(instruction: str, input: str) -> str:
-    return ALPACA.format(with_input=WITH_INPUT if input else "", instruction=instruction,
-                         input_block=f"### Input:\n{input}\n\n" if input else "")
+    return ALPACA.format(
+        with_input=WITH_INPUT if input else "",
+        instruction=instruction,
+        input_block=f"### Input:\n{input}\n\n" if input else "",
+    )
 
 
 def adds_bos(tokenizer) -> bool:
     """Whether the tokenizer puts its BOS token in front of a text by itself."""
     bos = getattr(tokenizer, "bos_token_id", None)
     ids = tokenizer("x", add_special_tokens=True)["input_ids"]
-    return bos is not None and bool(ids) and ids[0] == bos and tokenizer("x", add_special_tokens=False)["input_ids"][:1] != [bos]
+    return (
+        bos is not None
+        and bool(ids)
+        and ids[0] == bos
+        and tokenizer("x", add_special_tokens=False)["input_ids"][:1] != [bos]
+    )
 
 
 def alpaca_chat_template(bos: bool) -> str:
@@ -51,14 +61,18 @@ def alpaca_chat_template(bos: bool) -> str:
         with_input="{% if message['input'] is defined and message['input'] %}" + WITH_INPUT + "{% endif %}",
         instruction="{{ message['content'] }}",
         input_block="{% if message['input'] is defined and message['input'] %}### Input:\n{{ message['input'] }}"
-                    "\n\n{% endif %}")
-    return (("{{ bos_token }}" if bos else "")
-            + "{% for message in messages %}"
-            + "{% if message['role'] == 'system' %}{{ message['content'] }}\n\n"
-            + "{% elif message['role'] == 'user' %}" + user
-            + "{% elif message['role'] == 'assistant' %}{{ message['content'] }}{{ eos_token }}"
-            + "{% else %}{{ raise_exception('the Alpaca template knows the roles system, user and assistant, not '"
-            + " + message['role']) }}{% endif %}{% endfor %}")
+        "\n\n{% endif %}",
+    )
+    return (
+        ("{{ bos_token }}" if bos else "")
+        + "{% for message in messages %}"
+        + "{% if message['role'] == 'system' %}{{ message['content'] }}\n\n"
+        + "{% elif message['role'] == 'user' %}"
+        + user
+        + "{% elif message['role'] == 'assistant' %}{{ message['content'] }}{{ eos_token }}"
+        + "{% else %}{{ raise_exception('the Alpaca template knows the roles system, user and assistant, not '"
+        + " + message['role']) }}{% endif %}{% endfor %}"
+    )
 
 
 class MixturePromptStrategy(PromptTokenizingStrategy):
@@ -80,9 +94,11 @@ class MixturePromptStrategy(PromptTokenizingStrategy):
             full = tok.apply_chat_template(user + [{"role": "assistant", "content": output}], tokenize=True)
             prompt, full = list(getattr(prompt, "input_ids", prompt)), list(getattr(full, "input_ids", full))
             if full[: len(prompt)] != prompt:
-                raise ValueError("divplugin.axolotl.mixture: the tokenizer's chat template renders the user turn "
-                                 "differently once an answer follows; use type: chat_template instead")
-            return prompt, full[len(prompt):]
+                raise ValueError(
+                    "divplugin.axolotl.mixture: the tokenizer's chat template renders the user turn "
+                    "differently once an answer follows; use type: chat_template instead"
+                )
+            return prompt, full[len(prompt) :]
         prompt = tok(alpaca_prompt(instruction, input), add_special_tokens=True)["input_ids"]
         answer = tok(output, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
         return prompt, answer

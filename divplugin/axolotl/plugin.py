@@ -22,9 +22,12 @@ from axolotl.integrations.base import BasePlugin
 from axolotl.utils.logging import get_logger
 
 from divplugin.axolotl.args import Selection, resolve
-from divplugin.datacache import ensure_generated, ensure_mixture, ensure_selected
-from divplugin.output import INSTRUCTIONS, MANIFEST, atomic_directory
-from divplugin.paths import HELDOUT_DIR, cache_dir
+from divplugin.core.fsutil import atomic_directory
+from divplugin.core.paths import HELDOUT_DIR, cache_dir
+from divplugin.data.cache import ensure_generated
+from divplugin.data.manifest import INSTRUCTIONS, MANIFEST
+from divplugin.diversity.subset import ensure_selected
+from divplugin.mixtures.build import ensure_mixture
 
 # under axolotl's name: axolotl shows INFO from its own loggers only
 LOG = get_logger("axolotl.integrations.divplugin")
@@ -83,17 +86,26 @@ def _subset(cfg: Any, sel: Selection, folder: Path) -> Path:
         return folder
     root = Path(_get(cfg, "divplugin_cache_dir") or cache_dir()) / "selected"
     chosen, created = ensure_selected(root, folder, sel.subset)
-    LOG.info("divplugin: %s %s of %s rows (%s) in %s", "chose" if created else "reusing", f"{sel.subset['budget']:,}",
-             folder.name, sel.subset["method"], chosen)
+    LOG.info(
+        "divplugin: %s %s of %s rows (%s) in %s",
+        "chose" if created else "reusing",
+        f"{sel.subset['budget']:,}",
+        folder.name,
+        sel.subset["method"],
+        chosen,
+    )
     return chosen
 
 
 def trains_alpaca(prepared: Prepared | None, tokenizer: Any) -> bool:
     """Whether the run trains mixture rows in divplugin's Alpaca format: the mixture prompt
     strategy and a tokenizer without a chat template."""
-    return (prepared is not None and prepared.selection.kind == "mixture"
-            and prepared.dataset.get("type") == "divplugin.axolotl.mixture"
-            and not getattr(tokenizer, "chat_template", None))
+    return (
+        prepared is not None
+        and prepared.selection.kind == "mixture"
+        and prepared.dataset.get("type") == "divplugin.axolotl.mixture"
+        and not getattr(tokenizer, "chat_template", None)
+    )
 
 
 def _add_dataset(cfg: Any, entry: dict[str, Any]) -> None:
@@ -135,8 +147,9 @@ class DivPlugin(BasePlugin):
             from divplugin.axolotl.mixture import adds_bos, alpaca_chat_template
 
             tok.chat_template = alpaca_chat_template(adds_bos(tok))
-            LOG.info("divplugin: the tokenizer saved with the model gets the Alpaca format it trains on as its "
-                     "chat template")
+            LOG.info(
+                "divplugin: the tokenizer saved with the model gets the Alpaca format it trains on as its chat template"
+            )
 
     def load_datasets(self, cfg: Any, preprocess: bool = False) -> None:
         prepared = self.prepared or prepare(cfg)

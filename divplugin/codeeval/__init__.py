@@ -3,12 +3,22 @@
 from divplugin.codeeval.evaluate import Report, SampleError, evaluate
 from divplugin.codeeval.passk import mean_pass_at_k, pass_at_k
 from divplugin.codeeval.problems import (
-           BENCHMARKS,
-           BenchmarkDataError,
-           Problem,
-           load_problems,
+    BENCHMARKS,
+    BenchmarkDataError,
+    Problem,
+    load_problems,
 )
 from divplugin.codeeval.sanitize import extract_code
 
-__all__ = ["BENCHMARKS", "BenchmarkDataError", "Problem", "Report", "SampleError", "evaluate",
-           "extract_code", "load_problems", "mean_pass_at_k", "pass_at_k"]
+__all__ = [
+    "BENCHMARKS",
+    "BenchmarkDataError",
+    "Problem",
+    "Report",
+    "SampleError",
+    "evaluate",
+    "extract_code",
+    "load_problems",
+    "mean_pass_at_k",
+    "pass_at_k",
+]

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from divplugin.codeeval.problems import Problem, problems_hash
+from divplugin.core.paths import cache_dir
 from divplugin.execution import ExecResult, Executor, Limits
 from divplugin.execution.values import decode_obj, encode_obj
-from divplugin.paths import cache_dir
 
 MIN_TIME_LIMIT = 1.0
 EXPECTED_VERSION = 2  # of the cached expected outputs: 2 = seconds are the sandbox's CPU time
@@ -30,8 +30,16 @@ TIME_LIMIT_FACTOR = 4.0
 
 # MBPP+ problems whose output is only checked to be (not) None, and those compared as sets.
 MBPP_NOT_NONE = {"check_str", "text_match_three", "text_starta_endb"}
-MBPP_SET_EQUAL = {"similar_elements", "find_char_long", "common_in_nested_lists", "extract_singly",
-                  "larg_nnum", "intersection_array", "find_dissimilar", "Diff"}
+MBPP_SET_EQUAL = {
+    "similar_elements",
+    "find_char_long",
+    "common_in_nested_lists",
+    "extract_singly",
+    "larg_nnum",
+    "intersection_array",
+    "find_dissimilar",
+    "Diff",
+}
 
 
 @dataclass
@@ -48,8 +56,8 @@ def _poly(xs, x):
 
 
 def _surface_area(base_edge, height):
-    slant = math.sqrt((base_edge / 2) ** 2 + height ** 2)
-    return round(base_edge ** 2 + 2 * base_edge * slant)
+    slant = math.sqrt((base_edge / 2) ** 2 + height**2)
+    return round(base_edge**2 + 2 * base_edge * slant)
 
 
 def _digit_distance(a, b):
@@ -93,14 +101,18 @@ def _output_matches(problem: Problem, inp, out, exp, atol: float) -> tuple[bool,
         elif ep in MBPP_NOT_NONE:
             exact = (out == exp) if isinstance(out, bool) else (exp == (out is not None))
     if problem.family == "humaneval" and ep == "find_zero":
-        return _safe(lambda: abs(_poly(*inp, out)) <= atol), atol
+        return _safe(lambda: abs(_poly(inp[0], out)) <= atol), atol
     if atol == 0 and _is_floats(exp):
         atol = 1e-6
     if exact or atol == 0:
         return exact, atol
-    ok = _safe(lambda: type(out) is type(exp)
-               and (not isinstance(exp, (list, tuple)) or len(out) == len(exp))
-               and bool(np.allclose(out, exp, rtol=1e-07, atol=atol)))
+    ok = _safe(
+        lambda: (
+            type(out) is type(exp)
+            and (not isinstance(exp, (list, tuple)) or len(out) == len(exp))
+            and bool(np.allclose(out, exp, rtol=1e-07, atol=atol))
+        )
+    )
     return ok, atol
 
 
@@ -135,15 +147,18 @@ def judge_io(problem: Problem, inputs: list, expected: list, result: ExecResult)
 REFERENCE_CPU_S = 600.0  # a canonical solution's CPU seconds per input (a ceiling: it is trusted)
 
 
-def expected_outputs(problems: list[Problem], executor: Executor, *, cache: bool = True,
-                     progress=None) -> dict[str, dict[str, Expected]]:
+def expected_outputs(
+    problems: list[Problem], executor: Executor, *, cache: bool = True, progress=None
+) -> dict[str, dict[str, Expected]]:
     """{task_id: {"base": Expected, "plus": Expected}} from the canonical solutions; cached on
     disk by a hash of the problems (like EvalPlus's ground-truth cache)."""
     path = cache_dir() / f"expected-v{EXPECTED_VERSION}" / f"{problems_hash(problems)}.json"
     if cache and path.is_file():
-        raw = json.loads(path.read_text())
-        return {tid: {k: Expected(decode_obj(v["outputs"]), v["seconds"]) for k, v in d.items()}
-                for tid, d in raw.items()}
+        cached = json.loads(path.read_text())
+        return {
+            tid: {k: Expected(decode_obj(v["outputs"]), v["seconds"]) for k, v in d.items()}
+            for tid, d in cached.items()
+        }
     # the reference is trusted: generous limits, so that a huge output on a busy machine is
     # measured rather than cut off (Mbpp/255's plus input 85, 1.66 million tuples of 77, spends
     # about a minute of CPU sending its output back; more when another process shares the core)
@@ -153,7 +168,8 @@ def expected_outputs(problems: list[Problem], executor: Executor, *, cache: bool
         for kind, inputs in (("base", p.base_input), ("plus", p.plus_input)):
             if inputs:
                 jobs[(p.task_id, kind)] = executor.submit(
-                    "run_io", p.reference_code, p.entry_point, inputs, [REFERENCE_CPU_S] * len(inputs), limits=limits)
+                    "run_io", p.reference_code, p.entry_point, inputs, [REFERENCE_CPU_S] * len(inputs), limits=limits
+                )
     out: dict[str, dict[str, Expected]] = {p.task_id: {} for p in problems}
     raw: dict[str, dict] = {p.task_id: {} for p in problems}
     by_id = {p.task_id: p for p in problems}

@@ -63,7 +63,7 @@ class Job:
     program: str
 
     @classmethod
-    def of(cls, task_id: str, index: int, program: str) -> "Job":
+    def of(cls, task_id: str, index: int, program: str) -> Job:
         return cls(f"{task_id}#{index}#{hashlib.sha256(program.encode()).hexdigest()[:16]}", task_id, index, program)
 
 
@@ -71,8 +71,9 @@ def check_one(benchmark: str, problem: Problem, code: str, executor: Executor, e
     """Run one program; returns {"status": pass|fail|timeout, "base": ..., "plus": ..., "error": ...}."""
     if benchmark == "humaneval":
         # the prompt's helpers (poly, encode_cyclic, ...) come from the problem, not the candidate
-        res = executor.run_script(code, problem.test, problem.entry_point, context=problem.prompt,
-                                  timeout=SCRIPT_TIMEOUT_S)
+        res = executor.run_script(
+            code, problem.test, problem.entry_point, context=problem.prompt, timeout=SCRIPT_TIMEOUT_S
+        )
         status = {"passed": "pass", "timeout": "timeout"}.get(res.status, "fail")
         return {"status": status, "base": status, "plus": None, "error": res.error}
     exp = expected[problem.task_id]
@@ -89,9 +90,18 @@ def check_one(benchmark: str, problem: Problem, code: str, executor: Executor, e
     return out
 
 
-def evaluate(benchmark: str, problems: list[Problem], samples, executor: Executor, *,
-             mode: str = "completion", results_path: str | Path | None = None, ks=(1, 10, 100),
-             progress=None, expected=None) -> Report:
+def evaluate(
+    benchmark: str,
+    problems: list[Problem],
+    samples,
+    executor: Executor,
+    *,
+    mode: str = "completion",
+    results_path: str | Path | None = None,
+    ks=(1, 10, 100),
+    progress=None,
+    expected=None,
+) -> Report:
     """Score `samples` (an iterable of dicts); every problem must have at least one sample.
     `mode` says how the samples' ``completion`` answers were generated."""
     if mode not in MODES:
@@ -129,7 +139,7 @@ def evaluate(benchmark: str, problems: list[Problem], samples, executor: Executo
 
     out = open(path, "a", encoding="utf-8") if path else None
     try:
-        if cut_short:
+        if cut_short and out:
             out.write("\n")  # end the line that an interrupt cut short
         pending = []
         for job in todo:
@@ -160,6 +170,13 @@ def evaluate(benchmark: str, problems: list[Problem], samples, executor: Executo
         per_problem[rec["task_id"]][0] += 1
         per_problem[rec["task_id"]][1] += rec["status"] == "pass"
         statuses[rec["status"]] += 1
-    counts = [tuple(v) for v in per_problem.values()]
-    return Report(benchmark, mean_pass_at_k(counts, ks), len(by_id), len(todo),
-                  {k: tuple(v) for k, v in per_problem.items()}, dict(statuses), records)
+    counts = [(v[0], v[1]) for v in per_problem.values()]
+    return Report(
+        benchmark,
+        mean_pass_at_k(counts, ks),
+        len(by_id),
+        len(todo),
+        {k: tuple(v) for k, v in per_problem.items()},
+        dict(statuses),
+        records,
+    )

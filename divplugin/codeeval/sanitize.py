@@ -45,7 +45,8 @@ def _parser():
     except ImportError:
         raise SanitizerUnavailable(
             "cutting a program out of a model's answer needs tree-sitter and tree-sitter-python "
-            "(EvalPlus's parser): pip install 'divplugin[eval]'") from None
+            "(EvalPlus's parser): pip install 'divplugin[eval]'"
+        ) from None
     return Parser(Language(tree_sitter_python.language()))
 
 
@@ -77,12 +78,12 @@ def longest_valid_block(text: str) -> str:
             count = filled[j + 1] - filled[i]
             if count <= best or (found is not None and count < found[1]):
                 break
-            if _parses("\n".join(lines[i:j + 1])):
+            if _parses("\n".join(lines[i : j + 1])):
                 found = (j, count)
         if found is not None:
             best, best_pair = found[1], (i, found[0])
     i, j = best_pair
-    return "\n".join(lines[i:j + 1])
+    return "\n".join(lines[i : j + 1])
 
 
 def _name(node) -> str | None:
@@ -161,8 +162,8 @@ def _definitions_or_empty(code: str, entry_point: str | None) -> str:
             definitions.append((name, node))
             names.add(name)
     keep = _reachable(entry_point, definitions) if entry_point else None
-    parts = [data[n.start_byte:n.end_byte] for n in imports]
-    parts += [data[n.start_byte:n.end_byte] for name, n in definitions if keep is None or name in keep]
+    parts = [data[n.start_byte : n.end_byte] for n in imports]
+    parts += [data[n.start_byte : n.end_byte] for name, n in definitions if keep is None or name in keep]
     return b"".join(p + b"\n" for p in parts)[:-1].decode("utf8")
 
 

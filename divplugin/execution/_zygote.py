@@ -43,9 +43,28 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import values  # noqa: E402  (sibling module; the package may not be importable under -I)
 
-PRELOAD = ("math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string",
-           "copy", "random", "statistics", "fractions", "decimal", "operator", "hashlib",
-           "typing", "datetime", "json", "array", "cmath")
+PRELOAD = (
+    "math",
+    "re",
+    "collections",
+    "itertools",
+    "functools",
+    "heapq",
+    "bisect",
+    "string",
+    "copy",
+    "random",
+    "statistics",
+    "fractions",
+    "decimal",
+    "operator",
+    "hashlib",
+    "typing",
+    "datetime",
+    "json",
+    "array",
+    "cmath",
+)
 CANDIDATE_PRELOAD = ("numpy",)  # candidates use it often, tests seldom: a smaller checker forks faster
 # What the sandbox itself imports: loaded once here, not once per request (importing them in
 # each forked child costs more than the rest of a trivial candidate).
@@ -75,7 +94,7 @@ def _read_exact(read, n):
     return buf
 
 
-_LIBC = []
+_LIBC: list = []
 
 
 def _libc():
@@ -88,15 +107,17 @@ def _libc():
 
 # ---------------------------------------------------------------- messages between processes
 
+
 def _send(fd, obj):
     data = json.dumps(obj, separators=(",", ":")).encode()
     view = memoryview(struct.pack("<I", len(data)) + data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _recv_blocking(fd):
     """One message from `fd` (used by the runner), or None at end of file."""
+
     def read(k):
         return os.read(fd, k)
 
@@ -106,6 +127,7 @@ def _recv_blocking(fd):
 
 
 # ---------------------------------------------------------------- isolation
+
 
 def _enter_namespaces(libc, want):
     """Unshare PID/net/mount namespaces; returns the list of what took effect."""
@@ -147,26 +169,100 @@ def _guard():
     import subprocess
 
     os.environ.clear()
-    for name in ("kill", "killpg", "system", "putenv", "unsetenv", "remove", "removedirs", "rmdir",
-                 "unlink", "fchdir", "setuid", "setgid", "setreuid", "setregid", "setresuid",
-                 "setresgid", "fork", "forkpty", "execv", "execve", "execvp", "execvpe", "execl",
-                 "execle", "execlp", "execlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe", "posix_spawn",
-                 "posix_spawnp", "popen", "truncate", "ftruncate", "rename", "renames", "replace",
-                 "lchown", "chown", "fchown", "chmod", "fchmod", "lchmod", "chroot", "link", "symlink",
-                 "nice", "setpgid", "setsid", "plock", "register_at_fork", "unshare", "setns"):
+    for name in (
+        "kill",
+        "killpg",
+        "system",
+        "putenv",
+        "unsetenv",
+        "remove",
+        "removedirs",
+        "rmdir",
+        "unlink",
+        "fchdir",
+        "setuid",
+        "setgid",
+        "setreuid",
+        "setregid",
+        "setresuid",
+        "setresgid",
+        "fork",
+        "forkpty",
+        "execv",
+        "execve",
+        "execvp",
+        "execvpe",
+        "execl",
+        "execle",
+        "execlp",
+        "execlpe",
+        "spawnv",
+        "spawnve",
+        "spawnvp",
+        "spawnvpe",
+        "posix_spawn",
+        "posix_spawnp",
+        "popen",
+        "truncate",
+        "ftruncate",
+        "rename",
+        "renames",
+        "replace",
+        "lchown",
+        "chown",
+        "fchown",
+        "chmod",
+        "fchmod",
+        "lchmod",
+        "chroot",
+        "link",
+        "symlink",
+        "nice",
+        "setpgid",
+        "setsid",
+        "plock",
+        "register_at_fork",
+        "unshare",
+        "setns",
+    ):
         if hasattr(os, name):
             setattr(os, name, None)
     import posix
 
-    for name in ("fork", "forkpty", "system", "kill", "killpg", "execv", "execve", "posix_spawn",
-                 "posix_spawnp", "unshare", "setns"):
+    for name in (
+        "fork",
+        "forkpty",
+        "system",
+        "kill",
+        "killpg",
+        "execv",
+        "execve",
+        "posix_spawn",
+        "posix_spawnp",
+        "unshare",
+        "setns",
+    ):
         if hasattr(posix, name):
             setattr(posix, name, None)
     shutil.rmtree = shutil.move = shutil.chown = None
     subprocess.Popen = None
     builtins.help = None
-    for name in ("ctypes", "_ctypes", "_posixsubprocess", "subprocess", "multiprocessing", "pty",
-                 "socket", "_socket", "resource", "psutil", "tkinter", "ipdb", "joblib", "faulthandler"):
+    for name in (
+        "ctypes",
+        "_ctypes",
+        "_posixsubprocess",
+        "subprocess",
+        "multiprocessing",
+        "pty",
+        "socket",
+        "_socket",
+        "resource",
+        "psutil",
+        "tkinter",
+        "ipdb",
+        "joblib",
+        "faulthandler",
+    ):
         sys.modules[name] = None
 
 
@@ -189,7 +285,7 @@ def _set_limits(req, cpu_s=None):
     lim(resource.RLIMIT_NPROC, int(req["max_processes"]))
 
 
-_CAPS = []
+_CAPS: list = []
 
 
 def _caps():
@@ -201,8 +297,11 @@ def _caps():
             _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
         class Data(ctypes.Structure):
-            _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                        ("inheritable", ctypes.c_uint32)]
+            _fields_ = [
+                ("effective", ctypes.c_uint32),
+                ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32),
+            ]
 
         data = (Data * 2)()
         data[0].effective = data[0].permitted = 1 << CAP_DAC_READ_SEARCH
@@ -249,12 +348,13 @@ def _has_opaque(enc):
     if isinstance(enc, list):
         return any(_has_opaque(v) for v in enc)
     if isinstance(enc, dict):
-        (tag, v), = enc.items()
+        ((tag, v),) = enc.items()
         return tag == "X" or (isinstance(v, list) and _has_opaque(v))
     return False
 
 
 # ---------------------------------------------------------------- the candidate's side
+
 
 def _error(exc):
     """The answer that reports a candidate's exception."""
@@ -375,7 +475,7 @@ def _keeper(req, sock, wfd):
         os._exit(1)
 
 
-_KEEPERS = set()  # keepers still running after their reply was sent
+_KEEPERS: set = set()  # keepers still running after their reply was sent
 
 
 def _reap(block=False):
@@ -414,6 +514,7 @@ def handle_candidate(req, sock):
 
 
 # ---------------------------------------------------------------- the checker's side
+
 
 class _Gone(BaseException):
     """The candidate stopped answering: timeout or crash. Not an Exception, so a test's
@@ -457,7 +558,7 @@ class _Candidate:
                 if n > self.cap:
                     return self._fail("crashed: an answer larger than the output cap")
                 if len(self.buf) >= 4 + n:
-                    body, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
+                    body, self.buf = self.buf[4 : 4 + n], self.buf[4 + n :]
                     try:
                         msg = json.loads(body)
                     except ValueError:
@@ -638,8 +739,8 @@ def _on_check_alarm(signum, frame):
     raise _CheckTimeout()
 
 
-_COMPILED = {}
-_BUILTINS = {}  # the builtins as the checker worker started, for each test's globals
+_COMPILED: dict = {}
+_BUILTINS: dict = {}  # the builtins as the checker worker started, for each test's globals
 
 
 def _compiled(text, name):

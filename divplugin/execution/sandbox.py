@@ -39,11 +39,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from divplugin.core.host import usable_cores
 from divplugin.errors import DivpluginError
 from divplugin.execution import values
-from divplugin.host import usable_cores
 
 ZYGOTE = Path(__file__).with_name("_zygote.py")
 
@@ -108,9 +108,16 @@ def _env() -> dict:
 
 def _spawn(role: str, fd: int) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-I", str(ZYGOTE), role, str(fd)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, env=_env(), cwd="/", close_fds=True, pass_fds=(fd,),
+        [sys.executable, "-I", str(ZYGOTE), role, str(fd)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=_env(),
+        cwd="/",
+        close_fds=True,
+        pass_fds=(fd,),
     )
+    assert proc.stdout is not None  # a pipe, as asked
     line = proc.stdout.readline()
     if line != b"ready\n":
         proc.kill()
@@ -171,13 +178,13 @@ class _Slot:
 class Executor:
     """A pool of sandbox workers. Use as a context manager; thread-safe."""
 
-    def __init__(self, workers: int | None = None, limits: Limits | None = None, *,
-                 allow_code_execution: bool = False):
+    def __init__(self, workers: int | None = None, limits: Limits | None = None, *, allow_code_execution: bool = False):
         if not allow_code_execution:
             raise CodeExecutionNotAllowed(
                 "running model-generated code must be allowed explicitly: pass "
                 "allow_code_execution=True (CLI: --allow-code-execution; lm-eval: "
-                "--confirm_run_unsafe_code)")
+                "--confirm_run_unsafe_code)"
+            )
         self.workers = max(1, int(workers or usable_cores()))
         self.limits = limits or Limits()
         self._idle: queue.Queue = queue.Queue()
@@ -225,8 +232,19 @@ class Executor:
         return replies
 
     # -- running
-    def _requests(self, mode: str, code: str, entry_point: str, *, test: str = "", context: str = "",
-                  inputs=(), time_limits=(), cpu_total: float = 0.0, limits: Limits | None = None):
+    def _requests(
+        self,
+        mode: str,
+        code: str,
+        entry_point: str,
+        *,
+        test: str = "",
+        context: str = "",
+        inputs=(),
+        time_limits=(),
+        cpu_total: float = 0.0,
+        limits: Limits | None = None,
+    ):
         """(secret, public): what the checker gets, and what the candidate's side gets.
         `cpu_total` is script mode's budget; io mode's is the code's own run (the longest
         input's limit and a second more) and then every input's."""
@@ -237,13 +255,28 @@ class Executor:
             wall = lim.wall_factor * (ready + min(sum(time_limits), 60.0)) + 5.0
         else:
             ready, wall = cpu_total, lim.wall_factor * cpu_total + 1.0
-        common = {"id": secrets.token_hex(8), "mode": mode, "entry_point": entry_point,
-                  "cpu_total": float(cpu_total), "ready_cpu": ready, "wall": wall, "wall_factor": lim.wall_factor,
-                  "memory_mb": lim.memory_mb, "file_size_mb": lim.file_size_mb,
-                  "max_processes": lim.max_processes, "output_cap": lim.output_cap_mb * 1024 * 1024,
-                  "isolate": lim.isolate}
-        secret = {**common, "test": test, "context": context, "inputs": list(inputs),
-                  "time_limits": [float(t) for t in time_limits], "token": secrets.token_hex(16)}
+        common = {
+            "id": secrets.token_hex(8),
+            "mode": mode,
+            "entry_point": entry_point,
+            "cpu_total": float(cpu_total),
+            "ready_cpu": ready,
+            "wall": wall,
+            "wall_factor": lim.wall_factor,
+            "memory_mb": lim.memory_mb,
+            "file_size_mb": lim.file_size_mb,
+            "max_processes": lim.max_processes,
+            "output_cap": lim.output_cap_mb * 1024 * 1024,
+            "isolate": lim.isolate,
+        }
+        secret = {
+            **common,
+            "test": test,
+            "context": context,
+            "inputs": list(inputs),
+            "time_limits": [float(t) for t in time_limits],
+            "token": secrets.token_hex(16),
+        }
         return secret, {**common, "code": code}
 
     def _execute(self, secret: dict, public: dict) -> ExecResult:
@@ -267,7 +300,7 @@ class Executor:
         outcome, error = result.get("outcome"), result.get("error")
         if outcome == "setup":
             raise SandboxError(f"the sandbox could not start a check: {error}")
-        calls = []
+        calls: list[tuple[Any, ...]] = []
         try:
             for c in result.get("calls") or []:
                 if c[0] == "ok":
@@ -284,25 +317,42 @@ class Executor:
             raise SandboxError(f"the checker gave an unknown outcome {outcome!r}")
         return ExecResult(outcome, error, calls, isolation, seconds)
 
-    def run_script(self, code: str, test: str, entry_point: str, *, context: str = "",
-                   timeout: float | None = None, limits: Limits | None = None) -> ExecResult:
+    def run_script(
+        self,
+        code: str,
+        test: str,
+        entry_point: str,
+        *,
+        context: str = "",
+        timeout: float | None = None,
+        limits: Limits | None = None,
+    ) -> ExecResult:
         """Run `code` in the sandbox, and in a separate checker run `context` (trusted code the
         test relies on, e.g. a HumanEval prompt's helpers), then `test` with `entry_point`
         bound to a proxy of the candidate's function, then ``check(entry_point)`` if the test
         defines ``check``. `timeout` is the candidate's CPU seconds for the whole check."""
         lim = limits or self.limits
-        return self._execute(*self._requests("script", code, entry_point, test=test, context=context,
-                                             cpu_total=float(timeout or lim.timeout_s), limits=limits))
+        return self._execute(
+            *self._requests(
+                "script",
+                code,
+                entry_point,
+                test=test,
+                context=context,
+                cpu_total=float(timeout or lim.timeout_s),
+                limits=limits,
+            )
+        )
 
-    def run_io(self, code: str, entry_point: str, inputs, time_limits, *,
-               limits: Limits | None = None) -> ExecResult:
+    def run_io(self, code: str, entry_point: str, inputs, time_limits, *, limits: Limits | None = None) -> ExecResult:
         """Run `code`, then call ``entry_point(*args)`` for each args in `inputs`, each within
         its limit in CPU seconds. Outputs come back; expected outputs never enter the sandbox."""
         inputs, time_limits = list(inputs), [float(t) for t in time_limits]
         if len(inputs) != len(time_limits):
             raise ValueError(f"{len(inputs)} inputs but {len(time_limits)} time limits")
-        return self._execute(*self._requests("io", code, entry_point, inputs=inputs, time_limits=time_limits,
-                                             limits=limits))
+        return self._execute(
+            *self._requests("io", code, entry_point, inputs=inputs, time_limits=time_limits, limits=limits)
+        )
 
     def map_unordered(self, fn, items):
         """Run ``fn(item)`` for each item on the pool's threads (`fn` may make several sandbox

@@ -67,7 +67,7 @@ def _canonical(enc):
     if isinstance(enc, list):
         return [_canonical(v) for v in enc]
     if isinstance(enc, dict):
-        (tag, v), = enc.items()
+        ((tag, v),) = enc.items()
         if tag in ("S", "Z", "D"):
             items = [_canonical(i) for i in v]
             return {tag: sorted(items, key=lambda i: json.dumps(i, separators=(",", ":")))}
@@ -158,7 +158,7 @@ def _decode(x):
         return x
     if len(x) != 1:
         raise ValueError("malformed value: a tag object must have one key")
-    (tag, v), = x.items()
+    ((tag, v),) = x.items()
     if tag == "F":
         return float(v)
     if tag == "I":

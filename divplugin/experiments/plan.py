@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from divplugin.experiments.runner import point_config, point_id
 from divplugin.experiments.spec import Point, Spec
@@ -43,7 +43,7 @@ def tiny_params(layers: int, hidden: int, vocab: int = 100, max_len: int = 256, 
     return layers * (4 + mlp) * hidden**2 + vocab * hidden + (0 if arch == "llama" else max_len * hidden)
 
 
-def _generated_tokens_per_example(cfg: dict[str, Any]) -> Optional[float]:
+def _generated_tokens_per_example(cfg: dict[str, Any]) -> float | None:
     """Mean characters (+3: the newlines and EOS the prompt strategy adds) of 200 training
     examples of the point's generated data; None when the point trains on a mixture."""
     if cfg.get("divplugin_mixture") or not (cfg.get("divplugin_preset") or cfg.get("divplugin_generator")):
@@ -53,7 +53,9 @@ def _generated_tokens_per_example(cfg: dict[str, Any]) -> Optional[float]:
 
     settings = dict(cfg.get("divplugin_settings") or {})
     settings.update(test_examples=0, seen_test_examples=0)
-    name, gcfg = resolve_generator(cfg.get("divplugin_generator"), cfg.get("divplugin_preset"), [("settings", settings)])
+    name, gcfg = resolve_generator(
+        cfg.get("divplugin_generator"), cfg.get("divplugin_preset"), [("settings", settings)]
+    )
     gen = create(name, gcfg)
     rows = [gen[i] for i in range(min(200, gen.split_size("train")))]
     return sum(len(r["instruction"]) + len(r["input"]) + len(r["output"]) + 3 for r in rows) / max(len(rows), 1)
@@ -109,7 +111,7 @@ def cpu_core_tflops(size: int = 1024, repeats: int = 20) -> float:
 ACCELERATORS = (*PEAK_TFLOPS, "cpu")
 
 
-def plan(spec: Spec, gpu: str = "h100", mfu: Optional[float] = None) -> tuple[list[PointPlan], dict[str, Any]]:
+def plan(spec: Spec, gpu: str = "h100", mfu: float | None = None) -> tuple[list[PointPlan], dict[str, Any]]:
     """Per-point plans and the assumptions (accelerator, peak, MFU) they rest on; ``gpu="cpu"``:
     one core of this machine, its fp32 peak measured now."""
     if gpu not in ACCELERATORS:

@@ -41,10 +41,15 @@ def _commit() -> str | None:
     if not (root / ".git").exists():
         return None
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{head}-dirty" if head and dirty else head or None
@@ -70,10 +75,14 @@ def describe(env: dict[str, str] | None = None) -> dict[str, Any]:
 
     facts = _torch_facts()
     info: dict[str, Any] = {
-        "cpu": cpu_model(), "cpu_capability": facts.get("cpu_capability"), "cores": os.cpu_count(),
+        "cpu": cpu_model(),
+        "cpu_capability": facts.get("cpu_capability"),
+        "cores": os.cpu_count(),
         "threads": int(env["OMP_NUM_THREADS"]) if env.get("OMP_NUM_THREADS", "").isdigit() else None,
-        "gpu": facts.get("gpu"), "python": _platform.python_version(),
-        "divplugin": __version__, "commit": _commit(),
+        "gpu": facts.get("gpu"),
+        "python": _platform.python_version(),
+        "divplugin": __version__,
+        "commit": _commit(),
         **{name: _version(name) for name in PACKAGES},
     }
     for key in KERNEL_VARIABLES:

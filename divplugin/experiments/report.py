@@ -14,7 +14,9 @@ import math
 import statistics
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
+
+import numpy as np
 
 from divplugin.experiments.platform import KERNEL_VARIABLES
 from divplugin.experiments.runner import PointResult, point_id
@@ -78,7 +80,7 @@ class Group:
     def done(self) -> list[PointResult]:
         return [r for r in self.runs if r.status == "done"]
 
-    def stat(self, metric: str) -> Optional[Stat]:
+    def stat(self, metric: str) -> Stat | None:
         ys = [r.metrics[metric] for r in self.done if metric in r.metrics]
         if not ys:
             return None
@@ -117,7 +119,7 @@ def _lines(spec: Spec, groups: list[Group]) -> list[dict[str, Any]]:
     return seen or [{}]
 
 
-def threshold(points: list[tuple[float, float]], level: float, log: bool = True) -> Optional[float]:
+def threshold(points: list[tuple[float, float]], level: float, log: bool = True) -> float | None:
     """The smallest x at which the curve ``points`` (x, y) reaches ``level``, interpolated
     linearly (in log x when ``log``) between the last point below and the first at or above;
     None when it never does. The first point already at ``level`` gives its own x."""
@@ -153,11 +155,19 @@ def check_expectations(spec: Spec, results: list[PointResult]) -> list[tuple[str
             continue
         ys = [st.mean for _, st in series]
         if "first_at_most" in exp:
-            out.append((f"{metric}{tag} at the smallest {spec.plot.x} = {ys[0]:.3f} <= {exp['first_at_most']}",
-                        ys[0] <= exp["first_at_most"]))
+            out.append(
+                (
+                    f"{metric}{tag} at the smallest {spec.plot.x} = {ys[0]:.3f} <= {exp['first_at_most']}",
+                    ys[0] <= exp["first_at_most"],
+                )
+            )
         if "last_at_least" in exp:
-            out.append((f"{metric}{tag} at the largest {spec.plot.x} = {ys[-1]:.3f} >= {exp['last_at_least']}",
-                        ys[-1] >= exp["last_at_least"]))
+            out.append(
+                (
+                    f"{metric}{tag} at the largest {spec.plot.x} = {ys[-1]:.3f} >= {exp['last_at_least']}",
+                    ys[-1] >= exp["last_at_least"],
+                )
+            )
         if exp.get("monotone"):
             ok = all(b >= a for a, b in zip(ys, ys[1:]))
             out.append((f"{metric}{tag} rises monotonically ({' -> '.join(f'{y:.3f}' for y in ys)})", ok))
@@ -185,8 +195,16 @@ def thresholds(spec: Spec, results: list[PointResult]) -> list[dict[str, Any]]:
         est = threshold(series, level, spec.plot.xscale == "log")
         above = [x for x, y in series if y >= level]
         below = [x for x, y in series if y < level and (not above or x < min(above))]
-        out.append({"line": keep, "metric": exp["metric"], "level": level, "estimate": est,
-                    "below": max(below) if below else None, "reached": min(above) if above else None})
+        out.append(
+            {
+                "line": keep,
+                "metric": exp["metric"],
+                "level": level,
+                "estimate": est,
+                "below": max(below) if below else None,
+                "reached": min(above) if above else None,
+            }
+        )
     return out
 
 
@@ -197,8 +215,11 @@ def with_means(spec: Spec, results: list[PointResult]) -> list[PointResult]:
         return results
     out = []
     for r in results:
-        derived = {name: statistics.fmean(r.metrics[m] for m in parts)
-                   for name, parts in spec.plot.means.items() if all(m in r.metrics for m in parts)}
+        derived = {
+            name: statistics.fmean(r.metrics[m] for m in parts)
+            for name, parts in spec.plot.means.items()
+            if all(m in r.metrics for m in parts)
+        }
         out.append(replace(r, metrics={**r.metrics, **derived}) if derived else r)
     return out
 
@@ -226,8 +247,17 @@ def write_csv(spec: Spec, results: list[PointResult], path: Path) -> None:
         w = csv.writer(f)
         w.writerow(["point", *spec.sweep, "seed", "status", *cols, "train_seconds", "eval_seconds"])
         for r in results:
-            w.writerow([r.id, *(r.values[k] for k in spec.sweep), "" if r.seed is None else r.seed, r.status,
-                        *(r.metrics.get(c, "") for c in cols), r.train_seconds, r.eval_seconds])
+            w.writerow(
+                [
+                    r.id,
+                    *(r.values[k] for k in spec.sweep),
+                    "" if r.seed is None else r.seed,
+                    r.status,
+                    *(r.metrics.get(c, "") for c in cols),
+                    r.train_seconds,
+                    r.eval_seconds,
+                ]
+            )
 
 
 def plot(spec: Spec, results: list[PointResult], path: Path) -> bool:
@@ -256,13 +286,20 @@ def plot(spec: Spec, results: list[PointResult], path: Path) -> bool:
             means = [st.mean for _, st in series]
             err = [[st.mean - st.lo for _, st in series], [st.hi - st.mean for _, st in series]]
             # several lines of several metrics: a colour per line, a dash per metric
-            style = {"color": f"C{i % 10}", "linestyle": styles[j % len(styles)]} if len(lines) > 1 else {}
+            style: dict[str, Any] = (
+                {"color": f"C{i % 10}", "linestyle": styles[j % len(styles)]} if len(lines) > 1 else {}
+            )
             line = ax.plot(xs, means, marker="o", label=metric.replace("divplugin_", "") + tag, **style)[0]
             ax.errorbar(xs, means, yerr=err, fmt="none", capsize=3, color=line.get_color())
-            dots = [(x_of(spec, g.values), r.metrics[metric]) for g in groups for r in g.done
-                    if metric in r.metrics and len(g.done) > 1 and all(g.values.get(k) == v for k, v in keep.items())]
+            dots = [
+                (x_of(spec, g.values), r.metrics[metric])
+                for g in groups
+                for r in g.done
+                if metric in r.metrics and len(g.done) > 1 and all(g.values.get(k) == v for k, v in keep.items())
+            ]
             if dots:
-                ax.scatter(*zip(*dots), s=10, alpha=0.45, color=line.get_color())
+                dot_x, dot_y = zip(*dots)
+                ax.scatter(dot_x, dot_y, s=10, alpha=0.45, color=line.get_color())
     used = len(lines) if len(lines) > 1 else len(p.metrics)  # the published lines take the next colours
     for k, (label, pts) in enumerate(p.reference.items()):
         if pts:
@@ -284,10 +321,12 @@ def plot(spec: Spec, results: list[PointResult], path: Path) -> bool:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     ax.set_xlabel(p.xlabel or p.x.rsplit(".", 1)[-1])
     ax.set_ylabel(p.ylabel)
-    ys = [y for ln in ax.get_lines() for y in ln.get_ydata()]
+    ys = [float(y) for ln in ax.get_lines() for y in np.asarray(ln.get_ydata(), dtype=float)]
     if ys and all(0.0 <= y <= 1.0 for y in ys):  # rates: the whole 0-1 scale, so a gap looks its size
         ax.set_ylim(-0.03, 1.03)
-    title = spec.name + (f" (mean and min-max over {len(spec.seeds)} seeds)" if spec.seeds and len(spec.seeds) > 1 else "")
+    title = spec.name + (
+        f" (mean and min-max over {len(spec.seeds)} seeds)" if spec.seeds and len(spec.seeds) > 1 else ""
+    )
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:  # nothing to label before the first point is done
@@ -312,16 +351,29 @@ def _threshold_lines(spec: Spec, results: list[PointResult]) -> list[str]:
             lines.append(f"- threshold{tag}: {t['metric']} never reaches {t['level']} in this sweep")
         else:
             lo = "" if t["below"] is None else f"above {t['below']:g}, "
-            lines.append(f"- threshold{tag}: {t['metric']} reaches {t['level']} at about {t['estimate']:.0f} "
-                         f"({lo}reached at {t['reached']:g}; "
-                         f"{'log-' if spec.plot.xscale == 'log' else ''}linear interpolation of the means)")
+            lines.append(
+                f"- threshold{tag}: {t['metric']} reaches {t['level']} at about {t['estimate']:.0f} "
+                f"({lo}reached at {t['reached']:g}; "
+                f"{'log-' if spec.plot.xscale == 'log' else ''}linear interpolation of the means)"
+            )
     return lines
 
 
-PLATFORM_FIELDS = (("cpu", "CPU"), ("cpu_capability", "torch kernels"), ("threads", "threads"), ("gpu", "GPU"),
-                   ("python", "Python"), ("torch", "torch"), ("transformers", "transformers"), ("axolotl", "axolotl"),
-                   ("peft", "peft"), ("lm_eval", "lm-eval"), ("datasets", "datasets"), ("divplugin", "divplugin"),
-                   ("commit", "commit"))
+PLATFORM_FIELDS = (
+    ("cpu", "CPU"),
+    ("cpu_capability", "torch kernels"),
+    ("threads", "threads"),
+    ("gpu", "GPU"),
+    ("python", "Python"),
+    ("torch", "torch"),
+    ("transformers", "transformers"),
+    ("axolotl", "axolotl"),
+    ("peft", "peft"),
+    ("lm_eval", "lm-eval"),
+    ("datasets", "datasets"),
+    ("divplugin", "divplugin"),
+    ("commit", "commit"),
+)
 
 
 def _platform_lines(results: list[PointResult]) -> list[str]:
@@ -332,12 +384,19 @@ def _platform_lines(results: list[PointResult]) -> list[str]:
     kinds: dict[str, list[PointResult]] = {}
     for r in done:
         kinds.setdefault(json.dumps(r.platform, sort_keys=True), []).append(r)
-    lines = ["", "## Where it was made", "", "| runs | " + " | ".join(label for _, label in PLATFORM_FIELDS) + " |",
-             "|---:|" + "---|" * len(PLATFORM_FIELDS)]
+    lines = [
+        "",
+        "## Where it was made",
+        "",
+        "| runs | " + " | ".join(label for _, label in PLATFORM_FIELDS) + " |",
+        "|---:|" + "---|" * len(PLATFORM_FIELDS),
+    ]
     for key, runs in kinds.items():
         info = json.loads(key)
         cells = [str(info.get(k, "")) if info.get(k) is not None else "" for k, _ in PLATFORM_FIELDS]
-        lines.append(f"| {len(runs)} | " + (" | ".join(cells) if info else "not recorded" + " |" * (len(cells) - 1)) + " |")
+        lines.append(
+            f"| {len(runs)} | " + (" | ".join(cells) if info else "not recorded" + " |" * (len(cells) - 1)) + " |"
+        )
     return lines
 
 
@@ -348,8 +407,11 @@ def _sets(overrides: dict[str, Any]) -> str:
 def _kernel_env(results: list[PointResult]) -> dict[str, str]:
     """The kernel-choosing variables every finished run was made under."""
     done = [r for r in results if r.status == "done"]
-    return {k: v for k in KERNEL_VARIABLES if done and len({r.platform.get(k) for r in done}) == 1
-            and (v := done[0].platform.get(k))}
+    return {
+        k: v
+        for k in KERNEL_VARIABLES
+        if done and len({r.platform.get(k) for r in done}) == 1 and (v := done[0].platform.get(k))
+    }
 
 
 def title(spec: Spec, results: list[PointResult], overrides: dict[str, Any] | None) -> str:
@@ -359,8 +421,9 @@ def title(spec: Spec, results: list[PointResult], overrides: dict[str, Any] | No
     return spec.name + (f" ({', '.join(made)})" if made else "")
 
 
-def _command_lines(spec: Spec, results: list[PointResult], out: Path, overrides: dict[str, Any] | None,
-                   commands: list[dict[str, Any]]) -> list[str]:
+def _command_lines(
+    spec: Spec, results: list[PointResult], out: Path, overrides: dict[str, Any] | None, commands: list[dict[str, Any]]
+) -> list[str]:
     """How it was made: the commands the folder records, or the one its records imply."""
     lines = ["", "## How it was made", ""]
     recorded = [c for c in commands if c.get("command")]
@@ -380,8 +443,10 @@ def _command_lines(spec: Spec, results: list[PointResult], out: Path, overrides:
     cmd = f"divplugin experiment {spec.name} --out {_shown(out)}"
     cmd += f" {_sets(overrides)}" if overrides else ""
     cmd += f" --threads {threads.pop()}" if len(threads) == 1 and None not in threads else ""
-    lines.append(("  " if recorded else "") + f"`{(env + ' ') if env else ''}{cmd}`: rebuilt from the records (the "
-                 "command line itself was not recorded then; --parallel not recorded).")
+    lines.append(
+        ("  " if recorded else "") + f"`{(env + ' ') if env else ''}{cmd}`: rebuilt from the records (the "
+        "command line itself was not recorded then; --parallel not recorded)."
+    )
     return lines
 
 
@@ -408,14 +473,22 @@ def flags(spec: Spec, results: list[PointResult], overrides: dict[str, Any] | No
         out.append(f"trained other than the spec's {want} steps: {', '.join(off)}")
     cpus = sorted({str(r.platform.get("cpu")) for r in done if r.platform.get("cpu")})
     if len(cpus) > 1:
-        out.append(f"made on {len(cpus)} kinds of CPU ({'; '.join(cpus)}): the CPU moves the weights, see "
-                   "\"Where it was made\"")
+        out.append(
+            f'made on {len(cpus)} kinds of CPU ({"; ".join(cpus)}): the CPU moves the weights, see "Where it was made"'
+        )
     out += [f"{r.id}: {r.note}" for r in done if r.note]
     return out
 
 
-def write_page(spec: Spec, results: list[PointResult], out: Path, plotted: bool, wall_seconds: float,
-               overrides: dict[str, Any] | None = None, commands: list[dict[str, Any]] | None = None) -> Path:
+def write_page(
+    spec: Spec,
+    results: list[PointResult],
+    out: Path,
+    plotted: bool,
+    wall_seconds: float,
+    overrides: dict[str, Any] | None = None,
+    commands: list[dict[str, Any]] | None = None,
+) -> Path:
     cols = page_columns(spec, results)
     groups = group(results)
     lines = [f"# {title(spec, results, overrides)}", "", spec.description.strip(), ""]
@@ -430,20 +503,32 @@ def write_page(spec: Spec, results: list[PointResult], out: Path, plotted: bool,
     if replicated:
         lines += ["Mean ± standard deviation (min-max, n replicates) over seeds.", ""]
     speed = any(r.steps_per_second for r in results)  # results made before it was recorded have none
-    lines += ["| point | runs | " + " | ".join(c.replace("divplugin_", "") for c in cols) + " | train s | eval s |"
-              + (" steps/s |" if speed else ""), "|---|---:|" + "---:|" * len(cols) + "---:|---:|" + ("---:|" if speed else "")]
+    lines += [
+        "| point | runs | "
+        + " | ".join(c.replace("divplugin_", "") for c in cols)
+        + " | train s | eval s |"
+        + (" steps/s |" if speed else ""),
+        "|---|---:|" + "---:|" * len(cols) + "---:|---:|" + ("---:|" if speed else ""),
+    ]
     for g in groups:
         stats = [g.stat(c) for c in cols]
         done = g.done
         tr = statistics.fmean(r.train_seconds for r in done) if done else 0.0
         ev = statistics.fmean(r.eval_seconds for r in done) if done else 0.0
         rates = [r.steps_per_second for r in done if r.steps_per_second]
-        lines.append(f"| {g.label} | {len(done)}/{len(g.runs)} | " + " | ".join(st.text() if st else "" for st in stats)
-                     + f" | {tr:.0f} | {ev:.0f} |" + (f" {statistics.fmean(rates):.3g} |" if rates else " |" if speed else ""))
+        lines.append(
+            f"| {g.label} | {len(done)}/{len(g.runs)} | "
+            + " | ".join(st.text() if st else "" for st in stats)
+            + f" | {tr:.0f} | {ev:.0f} |"
+            + (f" {statistics.fmean(rates):.3g} |" if rates else " |" if speed else "")
+        )
     pending = [r for r in results if r.status == "pending"]
     if pending:
-        lines += ["", f"**Partial:** {len(results) - len(pending)} of {len(results)} runs finished; "
-                  f"{len(pending)} pending (the same command goes on from here)."]
+        lines += [
+            "",
+            f"**Partial:** {len(results) - len(pending)} of {len(results)} runs finished; "
+            f"{len(pending)} pending (the same command goes on from here).",
+        ]
     checks = [] if pending else check_expectations(spec, results)
     found = _threshold_lines(spec, results)
     if spec.expect and pending:
@@ -451,11 +536,21 @@ def write_page(spec: Spec, results: list[PointResult], out: Path, plotted: bool,
     if checks or found:
         lines += ["", "## Expected", ""] + [f"- {'met' if ok else 'NOT met'}: {text}" for text, ok in checks] + found
     if replicated:
-        lines += ["", "## Every run", "", "| run | seed | status | " + " | ".join(c.replace("divplugin_", "") for c in cols)
-                  + " | train s | eval s |", "|---|---:|---|" + "---:|" * len(cols) + "---:|---:|"]
+        lines += [
+            "",
+            "## Every run",
+            "",
+            "| run | seed | status | "
+            + " | ".join(c.replace("divplugin_", "") for c in cols)
+            + " | train s | eval s |",
+            "|---|---:|---|" + "---:|" * len(cols) + "---:|---:|",
+        ]
         for r in results:
-            lines.append(f"| {r.id} | {r.seed} | {r.status} | " + " | ".join(_fmt(r.metrics.get(c, "")) for c in cols)
-                         + f" | {r.train_seconds:.0f} | {r.eval_seconds:.0f} |")
+            lines.append(
+                f"| {r.id} | {r.seed} | {r.status} | "
+                + " | ".join(_fmt(r.metrics.get(c, "")) for c in cols)
+                + f" | {r.train_seconds:.0f} | {r.eval_seconds:.0f} |"
+            )
     failed = [r for r in results if r.status == "failed"]
     if failed:
         lines += ["", "## Failed points", ""]
@@ -464,8 +559,11 @@ def write_page(spec: Spec, results: list[PointResult], out: Path, plotted: bool,
     lines += _command_lines(spec, results, out, overrides, commands or [])
     lines += _platform_lines(results) or ["", "## Where it was made", "", "not recorded (no run has finished)"]
     wall = f"Wall time of the run (all its commands): {wall_seconds / 60:.1f} min. " if wall_seconds else ""
-    lines += ["", f"{wall}Files: `results.json`, `results.csv`, "
-              "`points/<point>/` (train.yml, train.log, eval.log, model, eval).", ""]
+    lines += [
+        "",
+        f"{wall}Files: `results.json`, `results.csv`, `points/<point>/` (train.yml, train.log, eval.log, model, eval).",
+        "",
+    ]
     page = out / "README.md"
     page.write_text("\n".join(lines))
     return page
@@ -474,8 +572,15 @@ def write_page(spec: Spec, results: list[PointResult], out: Path, plotted: bool,
 def summary(spec: Spec, results: list[PointResult]) -> list[dict[str, Any]]:
     """Per group: sweep values and, per metric, mean/std/min/max/n over the replicates."""
     cols = metric_columns(spec, results)
-    return [{"values": g.values, "runs": len(g.runs), "done": len(g.done),
-             "metrics": {c: asdict(st) for c in cols if (st := g.stat(c)) is not None}} for g in group(results)]
+    return [
+        {
+            "values": g.values,
+            "runs": len(g.runs),
+            "done": len(g.done),
+            "metrics": {c: asdict(st) for c in cols if (st := g.stat(c)) is not None},
+        }
+        for g in group(results)
+    ]
 
 
 def with_pending(spec: Spec, results: list[PointResult]) -> list[PointResult]:
@@ -492,8 +597,14 @@ def recorded_commands(out: Path) -> list[dict[str, Any]]:
     return [c for c in found if isinstance(c, dict)] if isinstance(found, list) else []
 
 
-def write_all(spec: Spec, results: list[PointResult], out: Path, wall_seconds: float,
-              overrides: dict[str, Any] | None = None, invocation: dict[str, Any] | None = None) -> dict[str, Path]:
+def write_all(
+    spec: Spec,
+    results: list[PointResult],
+    out: Path,
+    wall_seconds: float,
+    overrides: dict[str, Any] | None = None,
+    invocation: dict[str, Any] | None = None,
+) -> dict[str, Path]:
     """results.json, results.csv, the plot and the page; points not run yet show as pending
     (and the expectations wait for them). ``overrides`` (``--set``) are recorded and shown;
     ``invocation`` (the command that ran points now, with its settings) is added to the ones
@@ -503,13 +614,18 @@ def write_all(spec: Spec, results: list[PointResult], out: Path, wall_seconds: f
     commands = recorded_commands(out)
     if invocation is not None and invocation not in commands:
         commands.append(invocation)
-    payload = {"spec": spec.model_dump(), "overrides": overrides, "commands": commands,
-               "points": [asdict(r) for r in results],
-               "summary": summary(spec, results),
-               "thresholds": thresholds(spec, results),
-               "expectations": [] if any(r.status == "pending" for r in results) else
-               [{"text": t, "met": ok} for t, ok in check_expectations(spec, results)],
-               "wall_seconds": round(wall_seconds, 1)}
+    payload = {
+        "spec": spec.model_dump(),
+        "overrides": overrides,
+        "commands": commands,
+        "points": [asdict(r) for r in results],
+        "summary": summary(spec, results),
+        "thresholds": thresholds(spec, results),
+        "expectations": []
+        if any(r.status == "pending" for r in results)
+        else [{"text": t, "met": ok} for t, ok in check_expectations(spec, results)],
+        "wall_seconds": round(wall_seconds, 1),
+    }
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     write_csv(spec, results, out / "results.csv")
     plotted = plot(spec, results, out / "results.png")

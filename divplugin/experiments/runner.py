@@ -9,6 +9,7 @@ the tail of its log and the sweep goes on.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -18,17 +19,19 @@ import subprocess
 import sys
 import threading
 import time
+import typing
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import yaml
 
+from divplugin.core.fsutil import sha256_file
+from divplugin.core.paths import HELDOUT_DIR
 from divplugin.errors import ConfigError
 from divplugin.experiments.platform import describe
 from divplugin.experiments.spec import Point, Spec, set_dotted
-from divplugin.output import sha256_file
-from divplugin.paths import HELDOUT_DIR
 
 STEP = re.compile(r"(\d+)/(\d+) \[")
 BASE_STAMP = "divplugin_base_model.json"  # the settings a built base model was made with
@@ -122,7 +125,7 @@ def prepare_pretrained(spec: Spec, overrides: dict[str, Any]) -> None:
     """Convert the spec's packaged pretrained model unless it is there (a named error when
     its package is missing)."""
     if spec.pretrained is not None and "base_model" not in overrides:
-        from divplugin.logs import quiet_dependencies
+        from divplugin.core.logs import quiet_dependencies
         from divplugin.models.pretrained import convert
 
         quiet_dependencies()
@@ -172,18 +175,24 @@ def stop_all() -> None:
             pass
 
 
-def _stream(cmd: list[str], log: Path, cwd: Path, on_step: Callable[[int, int], None] | None = None,
-            env: dict[str, str] | None = None) -> int:
+def _stream(
+    cmd: list[str],
+    log: Path,
+    cwd: Path,
+    on_step: Callable[[int, int], None] | None = None,
+    env: dict[str, str] | None = None,
+) -> int:
     """Run ``cmd`` in a process group of its own with output to ``log`` (``env``: variables added
     to ours); ``on_step(done, total)`` follows the trainer's bar. ``stop_all`` ends it."""
     with open(log, "wb") as f:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        )
         with _RUNNING_LOCK:
             _RUNNING.add(proc)
         training = False
         try:
-            while chunk := proc.stdout.read1(65536):
+            while chunk := typing.cast(io.BufferedReader, proc.stdout).read1(65536):
                 f.write(chunk)
                 if on_step is None:
                     continue
@@ -206,7 +215,6 @@ def _stream(cmd: list[str], log: Path, cwd: Path, on_step: Callable[[int, int], 
         if rc == -signal.SIGKILL and STOPPING.is_set():
             raise Stopped(f"{cmd[0]} was ended")
         return rc
-
 
 
 ERROR_LINE = re.compile(r"^(\w+\.)*\w*(Error|Exception|Exit)\b.*:")
@@ -249,7 +257,14 @@ def train_command(cfg: dict[str, Any], cfg_path: Path) -> list[str]:
     if launcher == "axolotl":
         return [_tool("axolotl"), "train", str(cfg_path), "--launcher", "python"]
     if launcher == "accelerate":
-        return [_tool("accelerate"), "launch", *map(str, cfg.get("launcher_args", [])), "-m", "axolotl.cli.train", str(cfg_path)]
+        return [
+            _tool("accelerate"),
+            "launch",
+            *map(str, cfg.get("launcher_args", [])),
+            "-m",
+            "axolotl.cli.train",
+            str(cfg_path),
+        ]
     return [*launcher, str(cfg_path)]
 
 
@@ -269,8 +284,20 @@ def eval_command(spec: Spec, cfg: dict[str, Any], model_dir: Path, eval_dir: Pat
     args.update(ev.model_args)
     model_args = ",".join(f"{k}={v}" for k, v in args.items())
     prefix = [*ev.launcher, "-m", "divplugin"] if ev.launcher else [sys.executable, "-m", "divplugin"]
-    cmd = [*prefix, "eval", "--model", ev.model, "--model_args", model_args,
-           "--tasks", ",".join(ev.tasks), "--batch_size", str(ev.batch_size), "--output_path", str(eval_dir)]
+    cmd = [
+        *prefix,
+        "eval",
+        "--model",
+        ev.model,
+        "--model_args",
+        model_args,
+        "--tasks",
+        ",".join(ev.tasks),
+        "--batch_size",
+        str(ev.batch_size),
+        "--output_path",
+        str(eval_dir),
+    ]
     if ev.limit:
         cmd += ["--limit", str(ev.limit)]
     if ev.device and ev.model == "hf":
@@ -288,11 +315,16 @@ def build_base_model(spec: Spec, out: Path, seed: int | None = None) -> None:
     target = base_model_dir(out, seed)
     if spec.base_model is None:
         return
-    stamp = json.dumps({**spec.base_model.model_dump(), "seed": spec.base_model.seed if seed is None else seed},
-                       sort_keys=True)
-    if (target / "config.json").is_file() and (target / BASE_STAMP).is_file() and (target / BASE_STAMP).read_text() == stamp:
+    stamp = json.dumps(
+        {**spec.base_model.model_dump(), "seed": spec.base_model.seed if seed is None else seed}, sort_keys=True
+    )
+    if (
+        (target / "config.json").is_file()
+        and (target / BASE_STAMP).is_file()
+        and (target / BASE_STAMP).read_text() == stamp
+    ):
         return
-    from divplugin.logs import quiet_dependencies
+    from divplugin.core.logs import quiet_dependencies
 
     quiet_dependencies()
     from divplugin.models import build_tiny_model
@@ -300,20 +332,27 @@ def build_base_model(spec: Spec, out: Path, seed: int | None = None) -> None:
     tmp = out / f".{target.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     m = spec.base_model
-    build_tiny_model(tmp, arch=m.arch, layers=m.layers, hidden=m.hidden, heads=m.heads, max_len=m.max_len,
-                     seed=m.seed if seed is None else seed)
+    build_tiny_model(
+        tmp,
+        arch=m.arch,
+        layers=m.layers,
+        hidden=m.hidden,
+        heads=m.heads,
+        max_len=m.max_len,
+        seed=m.seed if seed is None else seed,
+    )
     (tmp / BASE_STAMP).write_text(stamp)
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
 
 
 def data_identity(cfg: dict[str, Any]) -> str | None:
-    """The data key (see :func:`divplugin.datacache.data_key`) of what a training config's
+    """The data key (see :func:`divplugin.data.cache.data_key`) of what a training config's
     ``divplugin_*`` keys resolve to, so an edited preset or mixture file counts as a change;
     None when they ask for no divplugin data. Keys that do not resolve give their error: the
     point then runs, fails at axolotl's config check and is recorded as failed."""
     from divplugin.axolotl.args import resolve
-    from divplugin.datacache import data_key
+    from divplugin.data.cache import data_key
 
     try:
         sel = resolve(cfg)
@@ -322,8 +361,9 @@ def data_identity(cfg: dict[str, Any]) -> str | None:
     return None if sel is None else data_key(sel.kind, sel.name, sel.config, sel.subset)
 
 
-def point_hash(spec: Spec, point: Point, out: Path, overrides: dict[str, Any],
-               cfg: dict[str, Any] | None = None) -> str:
+def point_hash(
+    spec: Spec, point: Point, out: Path, overrides: dict[str, Any], cfg: dict[str, Any] | None = None
+) -> str:
     """What a point's result depends on: its training config (``cfg``, else built; paths
     inside ``out`` relative to it, so a results folder can move), the data it resolves to,
     the tiny base model's shape and the evaluation."""
@@ -333,8 +373,14 @@ def point_hash(spec: Spec, point: Point, out: Path, overrides: dict[str, Any],
     if spec.pretrained is not None and "base_model" not in overrides:
         # the machine's model cache is not part of the result: the model's name is
         text = text.replace(json.dumps(str(pretrained_dir(spec.pretrained)))[1:-1], f"<pretrained:{spec.pretrained}>")
-    return _hash({"train": text.replace(str(out), "<out>"), "data": data_identity(cfg), "base_model": base,
-                  "eval": spec.eval.model_dump()})
+    return _hash(
+        {
+            "train": text.replace(str(out), "<out>"),
+            "data": data_identity(cfg),
+            "base_model": base,
+            "eval": spec.eval.model_dump(),
+        }
+    )
 
 
 def finished(spec: Spec, point: Point, out: Path, overrides: dict[str, Any]) -> PointResult | None:
@@ -353,9 +399,15 @@ def finished(spec: Spec, point: Point, out: Path, overrides: dict[str, Any]) -> 
     return old
 
 
-def run_point(spec: Spec, point: Point, out: Path, overrides: dict[str, Any],
-              on_step: Callable[[int, int], None] | None = None, on_phase: Callable[[str], None] | None = None,
-              env: dict[str, str] | None = None) -> PointResult:
+def run_point(
+    spec: Spec,
+    point: Point,
+    out: Path,
+    overrides: dict[str, Any],
+    on_step: Callable[[int, int], None] | None = None,
+    on_phase: Callable[[str], None] | None = None,
+    env: dict[str, str] | None = None,
+) -> PointResult:
     """Train and evaluate one point (``env``: variables for both processes, such as
     ``CUDA_VISIBLE_DEVICES`` or ``OMP_NUM_THREADS``); a point already done is returned as it is."""
     old = finished(spec, point, out, overrides)
@@ -373,7 +425,9 @@ def run_point(spec: Spec, point: Point, out: Path, overrides: dict[str, Any],
         elif stale.exists():
             stale.unlink()
     pdir.mkdir(parents=True, exist_ok=True)
-    (pdir / "train.yml").write_text(yaml.safe_dump({k: v for k, v in cfg.items() if k not in LAUNCH_KEYS}, sort_keys=False))
+    (pdir / "train.yml").write_text(
+        yaml.safe_dump({k: v for k, v in cfg.items() if k not in LAUNCH_KEYS}, sort_keys=False)
+    )
     if spec.base_model is not None and "base_model" not in overrides:
         build_base_model(spec, out, point.seed)
     prepare_pretrained(spec, overrides)

@@ -14,11 +14,11 @@ import copy
 import itertools
 import math
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from divplugin.config import builtin_names, load_builtin_or_file, validate_mapping
+from divplugin.core.yamlconf import builtin_names, load_builtin_or_file, validate_mapping
 from divplugin.errors import ConfigError
 
 
@@ -44,20 +44,30 @@ LAUNCHERS = ("axolotl", "accelerate")
 
 class EvalSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    tasks: list[str] = Field(min_length=1, description="lm-eval tasks (divplugin_markov_unseen, divplugin_humaneval, ...).")
-    limit: Optional[int] = Field(None, ge=1, description="Documents per task (None: all).")
-    batch_size: Union[int, str] = Field(64, description="lm-eval --batch_size: a number, or auto / auto:N.")
-    device: Optional[str] = Field(None, description="lm-eval --device (cpu, cuda); default: lm-eval's (not passed to vLLM).")
+    tasks: list[str] = Field(
+        min_length=1, description="lm-eval tasks (divplugin_markov_unseen, divplugin_humaneval, ...)."
+    )
+    limit: int | None = Field(None, ge=1, description="Documents per task (None: all).")
+    batch_size: int | str = Field(64, description="lm-eval --batch_size: a number, or auto / auto:N.")
+    device: str | None = Field(
+        None, description="lm-eval --device (cpu, cuda); default: lm-eval's (not passed to vLLM)."
+    )
     model: Literal["hf", "vllm"] = Field("hf", description="lm-eval back-end: hf (transformers) or vllm.")
     model_args: dict[str, Any] = Field(
-        default_factory=dict, description="More --model_args: tensor_parallel_size, data_parallel_size, "
-        "gpu_memory_utilization, max_model_len (vllm); parallelize, dtype (hf); ...")
+        default_factory=dict,
+        description="More --model_args: tensor_parallel_size, data_parallel_size, "
+        "gpu_memory_utilization, max_model_len (vllm); parallelize, dtype (hf); ...",
+    )
     launcher: list[str] = Field(
-        default_factory=list, description="A command the evaluation runs under, e.g. [accelerate, launch, --num_processes, "
-        "'8'] for lm-eval's data-parallel hf run (one model copy per process).")
+        default_factory=list,
+        description="A command the evaluation runs under, e.g. [accelerate, launch, --num_processes, "
+        "'8'] for lm-eval's data-parallel hf run (one model copy per process).",
+    )
     heldout: bool = Field(True, description="Pass the point's held-out folder as --metadata data (markov tasks).")
     metadata: dict[str, Any] = Field(
-        default_factory=dict, description="More lm-eval --metadata values, e.g. generator settings for test data made in the task.")
+        default_factory=dict,
+        description="More lm-eval --metadata values, e.g. generator settings for test data made in the task.",
+    )
     args: list[str] = Field(default_factory=list, description="More lm-eval flags, as on its command line.")
 
 
@@ -65,19 +75,28 @@ class PlotSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     x: str = Field(description="The sweep key on the x axis.")
     xscale: Literal["linear", "log"] = "linear"
-    xlabel: Optional[str] = None
+    xlabel: str | None = None
     ylabel: str = "score"
-    metrics: list[str] = Field(min_length=1, description="task/metric pairs to draw, e.g. divplugin_markov_unseen/exact_match.")
+    metrics: list[str] = Field(
+        min_length=1, description="task/metric pairs to draw, e.g. divplugin_markov_unseen/exact_match."
+    )
     x_values: dict[str, float] = Field(
-        default_factory=dict, description="Numbers to draw non-numeric sweep values at (e.g. mixture row -> share of general data).")
+        default_factory=dict,
+        description="Numbers to draw non-numeric sweep values at (e.g. mixture row -> share of general data).",
+    )
     reference: dict[str, list[tuple[float, float]]] = Field(
-        default_factory=dict, description="Published figures drawn beside ours: label -> [(x, y), ...].")
+        default_factory=dict, description="Published figures drawn beside ours: label -> [(x, y), ...]."
+    )
     means: dict[str, list[str]] = Field(
-        default_factory=dict, description="Metrics derived in the report: name (task/metric) -> the metrics whose "
-        "mean per run it is, e.g. a specialist's in-domain score over its tasks; plotted, tabled and checked like any other.")
+        default_factory=dict,
+        description="Metrics derived in the report: name (task/metric) -> the metrics whose "
+        "mean per run it is, e.g. a specialist's in-domain score over its tasks; plotted, tabled and checked like any other.",
+    )
     bands: dict[str, tuple[float, float]] = Field(
-        default_factory=dict, description="Published ranges of x drawn as shaded spans, for claims the paper states "
-        "without numbers per point: label -> (from, to), e.g. where it puts a threshold.")
+        default_factory=dict,
+        description="Published ranges of x drawn as shaded spans, for claims the paper states "
+        "without numbers per point: label -> (from, to), e.g. where it puts a threshold.",
+    )
 
     @field_validator("means")
     @classmethod
@@ -108,38 +127,52 @@ class Point(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     values: dict[str, Any]
-    seed: Optional[int] = None
+    seed: int | None = None
 
 
 class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    base: Optional[str] = Field(None, description="The spec this one started from (resolved when loaded).")
+    base: str | None = Field(None, description="The spec this one started from (resolved when loaded).")
     summary: str = Field("", max_length=72, description="One line for `divplugin experiment --list`.")
     description: str = ""
     hardware: Literal["cpu", "gpu"] = "cpu"
-    parallel: int = Field(1, ge=1, description="Points run at once unless --parallel says otherwise (CPU specs: 2, a "
-                          "core each).")
-    base_model: Optional[TinyModel] = Field(None, description="Build this tiny model as the base_model of every point.")
-    pretrained: Optional[str] = Field(
-        None, description="A packaged pretrained model as the base_model of every point (smollm2-135m-instruct, as "
-        "'divplugin model pretrained' makes it), converted once into divplugin's model cache before the first point.")
+    parallel: int = Field(
+        1, ge=1, description="Points run at once unless --parallel says otherwise (CPU specs: 2, a core each)."
+    )
+    base_model: TinyModel | None = Field(None, description="Build this tiny model as the base_model of every point.")
+    pretrained: str | None = Field(
+        None,
+        description="A packaged pretrained model as the base_model of every point (smollm2-135m-instruct, as "
+        "'divplugin model pretrained' makes it), converted once into divplugin's model cache before the first point.",
+    )
     train: dict[str, Any] = Field(description="The axolotl config every point starts from.")
     sweep: dict[str, list[Any]] = Field(min_length=1, description="Dotted train-config key -> values.")
-    seeds: Optional[list[int]] = Field(
-        None, min_length=1, description="Replicates: every point runs once per seed; the seed is written to each of seed_keys "
-        "and to the base model's initialisation.")
+    seeds: list[int] | None = Field(
+        None,
+        min_length=1,
+        description="Replicates: every point runs once per seed; the seed is written to each of seed_keys "
+        "and to the base model's initialisation.",
+    )
     seed_keys: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SEED_KEYS),
-        description="Dotted train-config keys a replicate's seed is written to (axolotl's `seed` sets the data order).")
+        description="Dotted train-config keys a replicate's seed is written to (axolotl's `seed` sets the data order).",
+    )
     extra_points: list[dict[str, Any]] = Field(
-        default_factory=list, description="More sweep assignments ({key: value} for every sweep key), run with the first seed only.")
+        default_factory=list,
+        description="More sweep assignments ({key: value} for every sweep key), run with the first seed only.",
+    )
     eval: EvalSpec
     plot: PlotSpec
     quick: dict[str, Any] = Field(default_factory=dict, description="Overrides (train/sweep/eval keys) for --quick.")
-    expect: dict[str, Any] = Field(default_factory=dict, description="What the result should show (reported, not enforced).")
-    plan: dict[str, Any] = Field(default_factory=dict, description="Cost-estimate inputs the spec cannot show: params (of a "
-                                 "hub base model), tokens_per_example (of hub data), examples, mfu (see --plan).")
+    expect: dict[str, Any] = Field(
+        default_factory=dict, description="What the result should show (reported, not enforced)."
+    )
+    plan: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Cost-estimate inputs the spec cannot show: params (of a "
+        "hub base model), tokens_per_example (of hub data), examples, mfu (see --plan).",
+    )
 
     @field_validator("sweep")
     @classmethod
@@ -155,7 +188,12 @@ class Spec(BaseModel):
     @classmethod
     def _batch_size(cls, ev: EvalSpec) -> EvalSpec:
         b = ev.batch_size
-        if isinstance(b, int) and b < 1 or isinstance(b, str) and not (b == "auto" or b.startswith("auto:") and b[5:].isdigit()):
+        if (
+            isinstance(b, int)
+            and b < 1
+            or isinstance(b, str)
+            and not (b == "auto" or b.startswith("auto:") and b[5:].isdigit())
+        ):
             raise ValueError(f"eval.batch_size: a number >= 1, auto or auto:N, got {b!r}")
         return ev
 
@@ -163,8 +201,15 @@ class Spec(BaseModel):
     @classmethod
     def _launcher(cls, train: dict[str, Any]) -> dict[str, Any]:
         launcher = train.get("launcher", "axolotl")
-        if not (launcher in LAUNCHERS or isinstance(launcher, list) and launcher and all(isinstance(a, str) for a in launcher)):
-            raise ValueError(f"train.launcher: {', '.join(LAUNCHERS)}, or a command as a list of strings, got {launcher!r}")
+        if not (
+            launcher in LAUNCHERS
+            or isinstance(launcher, list)
+            and launcher
+            and all(isinstance(a, str) for a in launcher)
+        ):
+            raise ValueError(
+                f"train.launcher: {', '.join(LAUNCHERS)}, or a command as a list of strings, got {launcher!r}"
+            )
         args = train.get("launcher_args", [])
         if not isinstance(args, list) or not all(isinstance(a, (str, int)) for a in args):
             raise ValueError(f"train.launcher_args: a list of arguments, got {args!r}")
@@ -196,13 +241,13 @@ class Spec(BaseModel):
 
     @field_validator("seeds")
     @classmethod
-    def _distinct_seeds(cls, seeds: Optional[list[int]]) -> Optional[list[int]]:
+    def _distinct_seeds(cls, seeds: list[int] | None) -> list[int] | None:
         if seeds is not None and len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds: repeated values {seeds}")
         return seeds
 
     @model_validator(mode="after")
-    def _plot_axis(self) -> "Spec":
+    def _plot_axis(self) -> Spec:
         if self.plot.x not in self.sweep:
             raise ValueError(f"plot.x: {self.plot.x!r} is not a sweep key ({', '.join(self.sweep)})")
         missing = [v for v in self.sweep[self.plot.x] if not _plottable(v) and str(v) not in self.plot.x_values]
@@ -225,7 +270,9 @@ class Spec(BaseModel):
         grid = [repr(sorted(v.items())) for v in self.grid()]
         for i, extra in enumerate(self.extra_points):
             if set(extra) != set(self.sweep):
-                raise ValueError(f"extra_points[{i}]: give a value for each sweep key ({', '.join(self.sweep)}), got {sorted(extra)}")
+                raise ValueError(
+                    f"extra_points[{i}]: give a value for each sweep key ({', '.join(self.sweep)}), got {sorted(extra)}"
+                )
             if repr(sorted(extra.items())) in grid:
                 raise ValueError(f"extra_points[{i}]: {extra} is already a point of the sweep")
             grid.append(repr(sorted(extra.items())))
@@ -234,7 +281,9 @@ class Spec(BaseModel):
                     raise ValueError(f"plot.x_values: no number for {value!r} (extra_points[{i}])")
         overlap = set(self.seed_keys) & set(self.sweep)
         if self.seeds and overlap:
-            raise ValueError(f"seed_keys: {sorted(overlap)} are also swept; replicate with seeds: or sweep them, not both")
+            raise ValueError(
+                f"seed_keys: {sorted(overlap)} are also swept; replicate with seeds: or sweep them, not both"
+            )
         return self
 
     def grid(self) -> list[dict[str, Any]]:
@@ -245,16 +294,18 @@ class Spec(BaseModel):
     def points(self) -> list[Point]:
         """Every run: each grid combination once per seed (seed-major within a combination),
         then each extra point with the first seed."""
-        seeds: list[Optional[int]] = list(self.seeds) if self.seeds else [None]
+        seeds: list[int | None] = list(self.seeds) if self.seeds else [None]
         runs = [Point(values=v, seed=s) for v in self.grid() for s in seeds]
         runs += [Point(values={k: extra[k] for k in self.sweep}, seed=seeds[0]) for extra in self.extra_points]
         return runs
 
-    def quick_variant(self) -> "Spec":
+    def quick_variant(self) -> Spec:
         data = self.model_dump()
         for section, value in self.quick.items():
             if section not in ("train", "sweep", "eval", "base_model", "seeds", "extra_points"):
-                raise ConfigError(f"unknown section {section!r}; use train, sweep, eval, base_model, seeds or extra_points", "quick")
+                raise ConfigError(
+                    f"unknown section {section!r}; use train, sweep, eval, base_model, seeds or extra_points", "quick"
+                )
             if isinstance(value, dict) and isinstance(data.get(section), dict) and section in MERGED:
                 data[section] = _deep_merge(data[section], value)  # as base: does
             else:
@@ -318,7 +369,11 @@ def resolve_base(data: Any, where: str, seen: tuple[str, ...] = ()) -> Any:
     for key, value in data.items():
         if key == "base":
             continue
-        out[key] = _deep_merge(out[key], value) if key in MERGED and isinstance(out.get(key), dict) and isinstance(value, dict) else value
+        out[key] = (
+            _deep_merge(out[key], value)
+            if key in MERGED and isinstance(out.get(key), dict) and isinstance(value, dict)
+            else value
+        )
     return out
 
 

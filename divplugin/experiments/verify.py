@@ -9,9 +9,10 @@ how does this platform differ from the one the results were made on?
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from divplugin.errors import ConfigError
 from divplugin.experiments.platform import differences
@@ -27,7 +28,7 @@ class Check:
     id: str
     recorded: PointResult
     rerun: PointResult
-    metrics: dict[str, tuple[Optional[float], Optional[float]]] = field(default_factory=dict)
+    metrics: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     platform: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # {field: (recorded, here)}
 
     @property
@@ -36,7 +37,7 @@ class Check:
 
     @property
     def weights(self) -> str:
-        """"equal", "differ", or "not recorded" (a result made before weights were recorded)."""
+        """ "equal", "differ", or "not recorded" (a result made before weights were recorded)."""
         if not self.recorded.weights or not self.rerun.weights:
             return "not recorded"
         return "equal" if self.recorded.weights == self.rerun.weights else "differ"
@@ -79,25 +80,34 @@ def compare(recorded: PointResult, rerun: PointResult) -> Check:
     return Check(recorded.id, recorded, rerun, metrics, platform)
 
 
-def chosen_points(spec: Spec, recorded: dict[str, PointResult], only: Optional[list[str]]) -> list[Point]:
+def chosen_points(spec: Spec, recorded: dict[str, PointResult], only: list[str] | None) -> list[Point]:
     """The points to rerun: those ``only`` names (globs), else the first one recorded."""
-    from divplugin.experiments import select
+    from divplugin.experiments.sweep import select
 
     points = [p for p in (select(spec, only) if only else spec.points()) if point_id(p) in recorded]
     if not points:
         wanted = ", ".join(only) if only else "any point"
-        raise ConfigError(f"no finished point of {spec.name} matching {wanted} is recorded there "
-                          f"(recorded: {', '.join(sorted(recorded))})", "--verify")
+        raise ConfigError(
+            f"no finished point of {spec.name} matching {wanted} is recorded there "
+            f"(recorded: {', '.join(sorted(recorded))})",
+            "--verify",
+        )
     return points if only else points[:1]
 
 
-def verify(spec: Spec, reference: str | Path, out: str | Path, overrides: dict[str, Any] | None = None,
-           only: Optional[list[str]] = None, hooks: dict[str, Callable] | None = None,
-           threads: Optional[int] = None) -> list[Check]:
+def verify(
+    spec: Spec,
+    reference: str | Path,
+    out: str | Path,
+    overrides: dict[str, Any] | None = None,
+    only: list[str] | None = None,
+    hooks: dict[str, Callable] | None = None,
+    threads: int | None = None,
+) -> list[Check]:
     """Rerun recorded points of ``spec`` in ``out`` (a folder that holds none of them yet) and
     compare each with its record in ``reference``. A point whose config hash differs from the
     record's (the spec, the overrides or the data changed) cannot be compared: a named error."""
-    from divplugin.experiments import run_experiment
+    from divplugin.experiments.sweep import run_experiment
 
     # no --set given: the record's own (a page made with --set says so in results.json)
     overrides = dict(overrides or recorded_overrides(reference))
@@ -108,15 +118,24 @@ def verify(spec: Spec, reference: str | Path, out: str | Path, overrides: dict[s
         pid = point_id(p)
         digest = point_hash(spec, p, out, overrides)
         if recorded[pid].hash and recorded[pid].hash != digest:
-            raise ConfigError(f"point {pid}: its config hash here is {digest}, the record's {recorded[pid].hash}; "
-                              "the spec, the overrides or the generated data differ, so there is nothing to compare",
-                              "--verify")
+            raise ConfigError(
+                f"point {pid}: its config hash here is {digest}, the record's {recorded[pid].hash}; "
+                "the spec, the overrides or the generated data differ, so there is nothing to compare",
+                "--verify",
+            )
         if (out / "points" / pid / "result.json").exists():
             raise ConfigError(f"{out} already holds point {pid}; verify reruns into a folder that does not", "--out")
     if threads is None:  # as many threads as the record says it had, where it says
-        threads = next((r.platform["threads"] for r in (recorded[point_id(p)] for p in points)
-                        if isinstance(r.platform.get("threads"), int)), None)
-    results, _ = run_experiment(spec, out, overrides, hooks, parallel=1, threads=threads,
-                                only=[point_id(p) for p in points])
+        threads = next(
+            (
+                r.platform["threads"]
+                for r in (recorded[point_id(p)] for p in points)
+                if isinstance(r.platform.get("threads"), int)
+            ),
+            None,
+        )
+    results, _ = run_experiment(
+        spec, out, overrides, hooks, parallel=1, threads=threads, only=[point_id(p) for p in points]
+    )
     by_id = {r.id: r for r in results}
     return [compare(recorded[point_id(p)], by_id[point_id(p)]) for p in points]

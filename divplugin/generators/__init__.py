@@ -14,6 +14,7 @@ from divplugin.generators.base import SPLITS, Generator, GeneratorConfig
 from divplugin.generators.registry import generator_names, get_generator_class, register_generator
 from divplugin.generators.settings import make_config
 
+
 def create(name: str, config: GeneratorConfig | None = None, **settings: Any) -> Generator:
     """A generator by name, from a config object or keyword settings."""
     cls = get_generator_class(name)

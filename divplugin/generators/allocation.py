@@ -40,7 +40,9 @@ def largest_remainder(total: int, weights: np.ndarray, rng: np.random.Generator 
     return counts
 
 
-def instruction_weights(n: int, scheme: str, rng: np.random.Generator, alpha: float = 1.0, zipf_exponent: float = 1.0) -> np.ndarray:
+def instruction_weights(
+    n: int, scheme: str, rng: np.random.Generator, alpha: float = 1.0, zipf_exponent: float = 1.0
+) -> np.ndarray:
     """Relative example weights of ``n`` instructions under ``scheme``."""
     if scheme == "uniform":
         return np.ones(n)

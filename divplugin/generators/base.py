@@ -23,25 +23,26 @@ import functools
 import random
 import string
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Iterator, Literal, Union
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from divplugin.config import config_from_dict
+from divplugin.core.seeding import np_rng, py_rng, stable_hash
+from divplugin.core.yamlconf import config_from_dict
+from divplugin.data.records import DEFAULT_PROMPT_TEMPLATE
 from divplugin.errors import ConfigError, GenerationError
 from divplugin.generators.allocation import SCHEMES, example_counts, largest_remainder
 from divplugin.markov.engine import ARROW
-from divplugin.records import DEFAULT_PROMPT_TEMPLATE
-from divplugin.seeding import np_rng, py_rng, stable_hash
 
 SPLITS = ("train", "test", "test_seen")
 CHUNK_SIZE = 1024
 """Examples per chunk; part of the determinism contract (recorded in manifests)."""
 
-Span = Union[int, tuple[int, int]]
+Span = int | tuple[int, int]
 """A length or count: an exact value, or an inclusive ``[min, max]`` range."""
 
 config_dataclass = functools.partial(pydantic_dataclass, config=ConfigDict(extra="forbid", validate_assignment=False))
@@ -86,16 +87,27 @@ class GeneratorConfig:
 
     seed: int = Field(0, description="Base seed; the same config and seed give byte-identical data.")
     num_examples: int = Field(1_000_000, description="Training budget N (examples in the train split).")
-    test_examples: int = Field(100_000, description="Examples of held-out (never trained) instructions in the test split.")
+    test_examples: int = Field(
+        100_000, description="Examples of held-out (never trained) instructions in the test split."
+    )
     seen_test_examples: int = Field(10_000, description="Fresh examples of training instructions (test_seen split).")
     allocation: Literal["uniform", "power", "zipf"] = Field(
-        "uniform", description="How the training budget is spread over instructions: uniform (S = N / I), power(alpha) or zipf."
+        "uniform",
+        description="How the training budget is spread over instructions: uniform (S = N / I), power(alpha) or zipf.",
     )
-    alpha: float = Field(1.0, description="Shape of the power law, PMF alpha*x^(alpha-1); smaller is more peaked (paper: 2 ... 0.03).")
+    alpha: float = Field(
+        1.0, description="Shape of the power law, PMF alpha*x^(alpha-1); smaller is more peaked (paper: 2 ... 0.03)."
+    )
     zipf_exponent: float = Field(1.0, description="Exponent s of the Zipf allocation (weight of rank r is r^-s).")
-    min_examples_per_instruction: int = Field(1, description="Every training instruction gets at least this many examples.")
-    holdout_share: float = Field(0.5, description="Share of the instruction space reserved for test instructions (by salted hash).")
-    holdout_salt: str = Field("divplugin", description="Salt of the hash that partitions instructions into train and test.")
+    min_examples_per_instruction: int = Field(
+        1, description="Every training instruction gets at least this many examples."
+    )
+    holdout_share: float = Field(
+        0.5, description="Share of the instruction space reserved for test instructions (by salted hash)."
+    )
+    holdout_salt: str = Field(
+        "divplugin", description="Salt of the hash that partitions instructions into train and test."
+    )
     prompt_template: str = Field(
         DEFAULT_PROMPT_TEMPLATE, description="User turn of the chat-messages format; fields {instruction} and {input}."
     )
@@ -111,7 +123,9 @@ class GeneratorConfig:
         check_range("zipf_exponent", self.zipf_exponent, 0.0, float("inf"), lo_open=True)
         check_range("holdout_share", self.holdout_share, 0.0, 1.0, lo_open=True)
         if self.holdout_share >= 1.0:
-            raise ConfigError(f"must be < 1 so that training instructions exist, got {self.holdout_share}", "holdout_share")
+            raise ConfigError(
+                f"must be < 1 so that training instructions exist, got {self.holdout_share}", "holdout_share"
+            )
         names = {f for _, f, _, _ in string.Formatter().parse(self.prompt_template) if f is not None}
         if not names <= {"instruction", "input"} or "input" not in names:
             raise ConfigError(
@@ -138,7 +152,7 @@ class GeneratorConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = {}
-        for f in fields(self):
+        for f in fields(self):  # type: ignore[arg-type]
             v = getattr(self, f.name)
             out[f.name] = list(v) if isinstance(v, tuple) else v
         return out
@@ -147,7 +161,7 @@ class GeneratorConfig:
 def config_field_docs(cls: type) -> dict[str, tuple[Any, str]]:
     """{field: (default, description)} for a config class."""
     out = {}
-    for name, info in cls.__pydantic_fields__.items():
+    for name, info in cls.__pydantic_fields__.items():  # type: ignore[attr-defined]
         out[name] = (info.default, info.description or "")
     return out
 
@@ -213,7 +227,9 @@ class Generator(ABC):
         """Draw a candidate: (canonical text, family, k, payload), or None to redraw."""
 
     @abstractmethod
-    def make_chunk(self, split: str, plan: Plan, start: int, stop: int, rng: random.Random, nrng: np.random.Generator) -> Columns:
+    def make_chunk(
+        self, split: str, plan: Plan, start: int, stop: int, rng: random.Random, nrng: np.random.Generator
+    ) -> Columns:
         """Render examples ``start:stop`` of ``plan``."""
 
     def holdout_side(self, text: str) -> str:
@@ -307,7 +323,9 @@ class Generator(ABC):
         if index < 0 or start >= len(plan):
             raise IndexError(f"chunk {index} out of range for split {split!r} ({self.num_chunks(split)} chunks)")
         seed = self.config.seed
-        return self.make_chunk(split, plan, start, stop, py_rng(seed, "chunk", split, index), np_rng(seed, "chunk", split, index))
+        return self.make_chunk(
+            split, plan, start, stop, py_rng(seed, "chunk", split, index), np_rng(seed, "chunk", split, index)
+        )
 
     def iter_split(self, split: str = "train") -> Iterator[dict[str, Any]]:
         """Yield the examples of ``split`` as records."""
@@ -382,8 +400,8 @@ class SymbolStream:
 
     def take(self, n: int) -> str:
         if self.pos + n > len(self.buf):
-            self.buf = self.buf[self.pos:] + random_string_pool(self.nrng, self.alphabet, max(self.block, n))
+            self.buf = self.buf[self.pos :] + random_string_pool(self.nrng, self.alphabet, max(self.block, n))
             self.pos = 0
-        s = self.buf[self.pos:self.pos + n]
+        s = self.buf[self.pos : self.pos + n]
         self.pos += n
         return s

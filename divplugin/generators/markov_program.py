@@ -10,6 +10,7 @@ random inputs when drawn, and kept only if enough of their runs qualify.
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 from pydantic import Field
@@ -48,7 +49,9 @@ class MarkovProgramConfig(GeneratorConfig):
     test_examples: int = Field(10_000, description="Examples of held-out programs in the test split.")
     seen_test_examples: int = Field(5_000, description="Fresh examples of training programs (test_seen split).")
     alphabet: str = Field("abc", description="Symbols of inputs and rules.")
-    markers: str = Field("", description="Extra marker symbols that rules may use but inputs never contain (e.g. 'xy').")
+    markers: str = Field(
+        "", description="Extra marker symbols that rules may use but inputs never contain (e.g. 'xy')."
+    )
     num_programs: int = Field(1000, description="Distinct training programs.")
     test_programs: int = Field(200, description="Distinct held-out programs, never seen in training.")
     rules_per_program: Span = Field((2, 4), description="Rules per program: exact or [min, max].")
@@ -56,9 +59,13 @@ class MarkovProgramConfig(GeneratorConfig):
     rhs_len: Span = Field((0, 3), description="Right-hand side length: exact or [min, max].")
     terminating_share: float = Field(0.2, description="Probability that a rule is terminating ('->.').")
     input_len: Span = Field((4, 12), description="Input length: exact or [min, max].")
-    steps: Span = Field((1, 16), description="Kept runs take this many steps: exact or [min, max]; max is the step limit.")
+    steps: Span = Field(
+        (1, 16), description="Kept runs take this many steps: exact or [min, max]; max is the step limit."
+    )
     max_string_len: int = Field(64, description="Runs whose string grows longer than this are discarded.")
-    min_probe_success: float = Field(0.25, description=f"A program is kept if at least this share of {PROBES} probe runs qualify.")
+    min_probe_success: float = Field(
+        0.25, description=f"A program is kept if at least this share of {PROBES} probe runs qualify."
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -118,12 +125,16 @@ class MarkovProgram(Generator):
             return None
         return format_rules(rules), "program", len(rules), algo
 
-    def make_chunk(self, split: str, plan: Plan, start: int, stop: int, rng: random.Random, nrng: np.random.Generator) -> Columns:
+    def make_chunk(
+        self, split: str, plan: Plan, start: int, stop: int, rng: random.Random, nrng: np.random.Generator
+    ) -> Columns:
         cfg = self.config
         ilo, ihi = span(cfg.input_len)
         stream = SymbolStream(nrng, cfg.alphabet, (stop - start) * max(ihi, 1))
         cols: Columns = {"instruction": [], "input": [], "output": [], "metadata": {}}
-        meta = {k: [] for k in ("source", "split", "index", "rule_id", "family", "num_rules", "noop", "status", "steps")}
+        meta: dict[str, list[Any]] = {
+            k: [] for k in ("source", "split", "index", "rule_id", "family", "num_rules", "noop", "status", "steps")
+        }
         for j in range(start, stop):
             inst = plan.instructions[plan.task_idx[j]]
             for _ in range(MAX_TRIES):
@@ -140,8 +151,15 @@ class MarkovProgram(Generator):
             cols["input"].append(s)
             cols["output"].append(res.output)
             for key, value in (
-                ("source", self.name), ("split", split), ("index", j), ("rule_id", inst.id), ("family", inst.family),
-                ("num_rules", inst.k), ("noop", res.steps == 0), ("status", res.status.value), ("steps", res.steps),
+                ("source", self.name),
+                ("split", split),
+                ("index", j),
+                ("rule_id", inst.id),
+                ("family", inst.family),
+                ("num_rules", inst.k),
+                ("noop", res.steps == 0),
+                ("status", res.status.value),
+                ("steps", res.steps),
             ):
                 meta[key].append(value)
         cols["metadata"] = meta

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import random
 import string
-from typing import Union
 
 import numpy as np
 from pydantic import Field
@@ -44,29 +43,40 @@ class MarkovRewriteConfig(GeneratorConfig):
     """The paper's task (defaults: its main setting, I = 1,000 rules, N = 10^6 examples)."""
 
     alphabet: str = Field(string.ascii_lowercase, description="Symbols of rules and inputs (paper: lowercase letters).")
-    input_len: Span = Field(50, description="Length of the input z: exact, or [min, max] (paper: 50; 500 for families).")
+    input_len: Span = Field(
+        50, description="Length of the input z: exact, or [min, max] (paper: 50; 500 for families)."
+    )
     pattern_len: Span = Field(20, description="Length of x: exact, or [min, max] (paper: 20; 60 for families).")
-    replacement_len: Union[Span, None] = Field(None, description="Length of y: exact or [min, max]; default: as pattern_len.")
+    replacement_len: Span | None = Field(None, description="Length of y: exact or [min, max]; default: as pattern_len.")
     num_rules: int = Field(1000, description="Distinct training rules I (examples per rule S = num_examples / I).")
     test_rules: int = Field(1000, description="Distinct held-out rules in the test split, never seen in training.")
-    noop_fraction: float = Field(0.0, description="Share of examples whose input lacks x (paper's Task 2: 0.1 ... 0.5).")
-    occurrences: Union[int, list[int]] = Field(
-        1, description="Copies of x in has-op inputs: a count, or a list to draw from per example (paper: 1, 10, 20, [1,5,10,15,20])."
+    noop_fraction: float = Field(
+        0.0, description="Share of examples whose input lacks x (paper's Task 2: 0.1 ... 0.5)."
     )
-    test_occurrences: Union[int, list[int], None] = Field(
-        None, description="Copies of x in has-op inputs of held-out rules (the test split): a count or a list; default: as occurrences."
+    occurrences: int | list[int] = Field(
+        1,
+        description="Copies of x in has-op inputs: a count, or a list to draw from per example (paper: 1, 10, 20, [1,5,10,15,20]).",
+    )
+    test_occurrences: int | list[int] | None = Field(
+        None,
+        description="Copies of x in has-op inputs of held-out rules (the test split): a count or a list; default: as occurrences.",
     )
     exact_occurrences: bool = Field(True, description="Reject inputs in which the filler creates extra copies of x.")
     families: list[str] = Field(["unconstrained"], description=f"Rule families of training rules, from {FAMILIES}.")
-    k_range: Span = Field((3, 4), description="Strength k of constrained training families: exact or [min, max] (paper: 3-4 ... 3-60).")
-    test_families: Union[list[str], None] = Field(None, description="Families of test rules; default: as families.")
+    k_range: Span = Field(
+        (3, 4), description="Strength k of constrained training families: exact or [min, max] (paper: 3-4 ... 3-60)."
+    )
+    test_families: list[str] | None = Field(None, description="Families of test rules; default: as families.")
     test_k_range: Span = Field((1, 2), description="Strength k of constrained test families (paper: k < 3).")
-    constrain_replacement: bool = Field(True, description="Draw y from the rule's family too (else y is unconstrained).")
-    cipher: Union[str, None] = Field(
-        None, description="The 'replace, then encrypt' twist of the paper's pretrained-model experiment: the answer "
+    constrain_replacement: bool = Field(
+        True, description="Draw y from the rule's family too (else y is unconstrained)."
+    )
+    cipher: str | None = Field(
+        None,
+        description="The 'replace, then encrypt' twist of the paper's pretrained-model experiment: the answer "
         "is the rewritten string passed through this cipher, in every split (no-op answers too): 'shift:K' (each "
         "symbol becomes the one K places later in the alphabet, cyclically) or the alphabet in another order (a "
-        "substitution: the i-th symbol becomes the i-th symbol given). Default: none."
+        "substitution: the i-th symbol becomes the i-th symbol given). Default: none.",
     )
 
     @property
@@ -113,7 +123,7 @@ class MarkovRewriteConfig(GeneratorConfig):
             self.cipher_table()
         self._check_capacity()
 
-    def cipher_table(self) -> dict[int, str] | None:
+    def cipher_table(self) -> dict[int, int] | None:
         """The ``str.translate`` table of ``cipher`` (None without one); a ConfigError names a bad one."""
         c, a = self.cipher, self.alphabet
         if c is None:
@@ -126,13 +136,18 @@ class MarkovRewriteConfig(GeneratorConfig):
             except ValueError:
                 raise ConfigError(f"'shift:K' needs a whole number K, got {c!r}", "cipher") from None
             if k % len(a) == 0:
-                raise ConfigError(f"a shift of {k} leaves every symbol of the {len(a)}-symbol alphabet as it is", "cipher")
-            target = a[k % len(a):] + a[:k % len(a)]
+                raise ConfigError(
+                    f"a shift of {k} leaves every symbol of the {len(a)}-symbol alphabet as it is", "cipher"
+                )
+            target = a[k % len(a) :] + a[: k % len(a)]
         else:
             target = c
             if sorted(target) != sorted(a):
-                raise ConfigError(f"a substitution lists every symbol of the alphabet {a!r} once, in another order; "
-                                  f"got {c!r} (or use 'shift:K')", "cipher")
+                raise ConfigError(
+                    f"a substitution lists every symbol of the alphabet {a!r} once, in another order; "
+                    f"got {c!r} (or use 'shift:K')",
+                    "cipher",
+                )
             if target == a:
                 raise ConfigError(f"{c!r} is the alphabet in its own order: it encrypts nothing", "cipher")
         return str.maketrans(a, target)
@@ -154,8 +169,9 @@ class MarkovRewriteConfig(GeneratorConfig):
             if not want:
                 continue
             klo, khi = span(ks)
+
             # families (and strengths) can produce the same strings: count the largest, not the sum
-            def strings(lengths: tuple[int, int], families: list[str]) -> int:
+            def strings(lengths: tuple[int, int], families: list[str], klo: int = klo, khi: int = khi) -> int:
                 return sum(
                     max(distinct_strings(a, n, f, k) for f in families for k in range(klo, khi + 1))
                     for n in range(lengths[0], lengths[1] + 1)
@@ -200,7 +216,9 @@ class MarkovRewrite(Generator):
             return None
         return f"{x} {ARROW} {y}" if y else f"{x} {ARROW}", family, k, (x, y, _self_overlaps(x))
 
-    def make_chunk(self, split: str, plan: Plan, start: int, stop: int, rng: random.Random, nrng: np.random.Generator) -> Columns:
+    def make_chunk(
+        self, split: str, plan: Plan, start: int, stop: int, rng: random.Random, nrng: np.random.Generator
+    ) -> Columns:
         cfg = self.config
         ilo, ihi = span(cfg.input_len)
         occ_choices = cfg.occurrences_for(split)
@@ -266,7 +284,9 @@ def _self_overlaps(x: str) -> bool:
 FAST_TRIES = 8
 
 
-def _make_input(stream: SymbolStream, rng: random.Random, x: str, length: int, occ: int, exact: bool, overlaps: bool) -> str | None:
+def _make_input(
+    stream: SymbolStream, rng: random.Random, x: str, length: int, occ: int, exact: bool, overlaps: bool
+) -> str | None:
     """An input of ``length`` symbols holding exactly ``occ`` copies of ``x`` (None if none found).
 
     The first tries use uniform random filler; after that the filler is drawn so that it

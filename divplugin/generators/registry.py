@@ -25,4 +25,7 @@ def get_generator_class(name: str) -> type[Generator]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ConfigError(f"unknown generator {name!r}{did_you_mean(name, _REGISTRY)} Available: {', '.join(generator_names())}", "generator") from None
+        raise ConfigError(
+            f"unknown generator {name!r}{did_you_mean(name, _REGISTRY)} Available: {', '.join(generator_names())}",
+            "generator",
+        ) from None

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Sequence
 from typing import Any, Union
 
 import yaml
 
-from divplugin.config import config_from_dict
+from divplugin.core.yamlconf import config_from_dict
 from divplugin.errors import ConfigError, did_you_mean
 
 if typing.TYPE_CHECKING:
     from divplugin.generators.base import GeneratorConfig
 
 
-def make_config(name: str, settings: dict[str, Any] | None = None) -> "GeneratorConfig":
+def make_config(name: str, settings: dict[str, Any] | None = None) -> GeneratorConfig:
     """A validated config for generator ``name`` (errors name the offending key)."""
     from divplugin.generators.registry import get_generator_class
 
@@ -36,7 +37,11 @@ def _is_plain_str(annotation: Any) -> bool:
 
 def _list_only(annotation: Any) -> bool:
     """True for ``list[...]`` and ``Optional[list[...]]``, whose values are always lists."""
-    kinds = [a for a in typing.get_args(annotation) if a is not type(None)] if typing.get_origin(annotation) in (Union, types.UnionType) else [annotation]
+    kinds = (
+        [a for a in typing.get_args(annotation) if a is not type(None)]
+        if typing.get_origin(annotation) in (Union, types.UnionType)
+        else [annotation]
+    )
     return bool(kinds) and all(typing.get_origin(a) is list for a in kinds)
 
 
@@ -56,7 +61,7 @@ def parse_value(raw: str, annotation: Any) -> Any:
 
 def parse_overrides(args: list[str], config_class: type, where: str) -> dict[str, Any]:
     """``--field value``, ``--field=value`` and ``--set field=value`` pairs to a settings dict."""
-    fields = config_class.__pydantic_fields__
+    fields = config_class.__pydantic_fields__  # type: ignore[attr-defined]
     hints = typing.get_type_hints(config_class)
     out: dict[str, Any] = {}
     i = 0
@@ -87,15 +92,19 @@ def parse_overrides(args: list[str], config_class: type, where: str) -> dict[str
     return out
 
 
-def resolve_generator(generator: str | None = None, preset: str | None = None,
-                      layers: list[tuple[str, dict[str, Any]]] = (), overrides: list[str] = ()):
+def resolve_generator(
+    generator: str | None = None,
+    preset: str | None = None,
+    layers: Sequence[tuple[str, dict[str, Any]]] = (),
+    overrides: Sequence[str] = (),
+):
     """(name, validated config) from a generator name, a preset and further layers of
     settings, later layers winning; ``overrides`` are ``--name value`` command-line pairs.
 
     Each layer is ``(where, settings)``; a ``generator:`` key in a layer must agree with
     the generator named so far."""
+    from divplugin.generators.presets import load_preset
     from divplugin.generators.registry import get_generator_class
-    from divplugin.presets import load_preset
 
     stack = [(f"preset {preset}", load_preset(preset))] if preset else []
     settings: dict[str, Any] = {}

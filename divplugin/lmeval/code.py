@@ -22,8 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from divplugin.codeeval.passk import pass_at_k
+from divplugin.core.host import usable_cores
 from divplugin.errors import ConfigError, did_you_mean
-from divplugin.host import usable_cores
 
 MODES = ("completion", "instruct", "auto")
 KEYS = ("data", "workers", "results_dir", "mode")
@@ -67,14 +67,20 @@ def load_tokenizer(source: str, trust_remote_code: bool = False, revision: str |
     try:
         from transformers import AutoTokenizer
     except ImportError:
-        raise ConfigError("instruct mode renders prompts with the model's tokenizer: pip install transformers "
-                          "(or 'divplugin[axolotl]')", "mode") from None
+        raise ConfigError(
+            "instruct mode renders prompts with the model's tokenizer: pip install transformers "
+            "(or 'divplugin[axolotl]')",
+            "mode",
+        ) from None
     kwargs = {"trust_remote_code": trust_remote_code, **({"revision": revision} if revision else {})}
     try:
         return AutoTokenizer.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"could not load the tokenizer of {source!r} to render instruct prompts: "
-                          f"{type(exc).__name__}: {str(exc)[:300]}", "tokenizer") from None
+        raise ConfigError(
+            f"could not load the tokenizer of {source!r} to render instruct prompts: "
+            f"{type(exc).__name__}: {str(exc)[:300]}",
+            "tokenizer",
+        ) from None
 
 
 def _flag(value) -> bool:
@@ -92,8 +98,11 @@ def resolve_mode(mode: str, metadata: dict):
         return mode, None
     source = tokenizer_source(metadata)
     if source is None:
-        raise ConfigError("instruct mode renders the prompt with the model's chat template, but no model or "
-                          "tokenizer was named: give --model_args pretrained=MODEL (or tokenizer=DIR)", "mode")
+        raise ConfigError(
+            "instruct mode renders the prompt with the model's chat template, but no model or "
+            "tokenizer was named: give --model_args pretrained=MODEL (or tokenizer=DIR)",
+            "mode",
+        )
     tok = load_tokenizer(source, _flag(metadata.get("trust_remote_code", False)), metadata.get("revision"))
     if mode == "auto":
         return ("instruct" if has_chat_template(tok) else "completion"), tok
@@ -128,11 +137,18 @@ def load_code(benchmark: str, task_mode: str = "completion", data: str | None = 
     problems = _problems(benchmark, data)
     _STATE[(benchmark, mode)] = {"data": data, **{k: metadata[k] for k in ("workers", "results_dir") if k in metadata}}
     logging.getLogger(__name__).info("divplugin code: %s in %s mode", benchmark, mode)
-    return {"test": datasets.Dataset.from_dict({
-        "task_id": [p.task_id for p in problems], "benchmark": [benchmark] * len(problems),
-        "mode": [mode] * len(problems),
-        "prompt": [model_prompt(p, mode, tok) for p in problems], "entry_point": [p.entry_point for p in problems],
-        "canonical_solution": [reference_answer(p, mode) for p in problems]})}
+    return {
+        "test": datasets.Dataset.from_dict(
+            {
+                "task_id": [p.task_id for p in problems],
+                "benchmark": [benchmark] * len(problems),
+                "mode": [mode] * len(problems),
+                "prompt": [model_prompt(p, mode, tok) for p in problems],
+                "entry_point": [p.entry_point for p in problems],
+                "canonical_solution": [reference_answer(p, mode) for p in problems],
+            }
+        )
+    }
 
 
 def load_code_instruct(benchmark: str, data: str | None = None, **metadata):
@@ -141,7 +157,7 @@ def load_code_instruct(benchmark: str, data: str | None = None, **metadata):
 
 
 def _results_path(benchmark: str, mode: str, state: dict) -> Path:
-    from divplugin.paths import cache_dir
+    from divplugin.core.paths import cache_dir
 
     folder = Path(state.get("results_dir") or (cache_dir() / "code_results"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -164,8 +180,7 @@ def execute_all(resps, docs):
     asked = [by_id[d["task_id"]] for d in docs]
     workers = int(state.get("workers") or usable_cores())
     with Executor(workers=workers, allow_code_execution=True) as ex:
-        report = evaluate(benchmark, asked, samples, ex, mode=mode,
-                          results_path=_results_path(benchmark, mode, state))
+        report = evaluate(benchmark, asked, samples, ex, mode=mode, results_path=_results_path(benchmark, mode, state))
     verdicts = iter({"status": rec["status"], "base": rec["base"]} for rec in report.records)
     return [[next(verdicts) for _ in rs] for rs in resps]
 

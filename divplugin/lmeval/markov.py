@@ -12,17 +12,16 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
+from divplugin.data.records import completion_prompt, read_jsonl
 from divplugin.errors import ConfigError, did_you_mean
-from divplugin.records import DEFAULT_PROMPT_TEMPLATE, completion_prompt, read_jsonl
 
 SUBSETS = {"unseen": "test", "seen": "test_seen", "noop": "test", "hasop": "test", "programs": "test"}
 
 
 def _rows_from_folder(folder: Path, split: str) -> tuple[list[dict], str]:
-    from divplugin.output import load_manifest
+    from divplugin.data.manifest import load_manifest, prompt_template
 
-    manifest = load_manifest(folder)
-    template = manifest.get("config", {}).get("prompt_template", DEFAULT_PROMPT_TEMPLATE)
+    template = prompt_template(load_manifest(folder))
     path = folder / f"{split}.jsonl"
     if not path.is_file():
         raise ConfigError(f"{folder} has no {split}.jsonl (write it with --format jsonl)", "data")
@@ -55,14 +54,17 @@ def _generator_settings(name: str, metadata: dict) -> dict:
 
 def _rows_generated(split: str, settings: dict, programs: bool) -> tuple[list[dict], str]:
     from divplugin.generators import create
+    from divplugin.generators.presets import load_preset
     from divplugin.generators.settings import resolve_generator
-    from divplugin.presets import load_preset
 
     settings = dict(settings)
     preset = settings.pop("preset", "programs-small" if programs else "cpu-small")
     size = int(settings.pop("size", 500))
-    name = settings.pop("generator", None) or (load_preset(preset).get("generator") if preset else None) \
+    name = (
+        settings.pop("generator", None)
+        or (load_preset(preset).get("generator") if preset else None)
         or "markov_rewrite"
+    )
     layer = {**_generator_settings(name, settings), "test_examples": size, "seen_test_examples": size}
     name, config = resolve_generator(name, preset, [("--metadata", layer)])
     gen = create(name, config)
@@ -96,8 +98,11 @@ def load_markov(subset: str = "unseen", data: str | None = None, family: str | N
         rows = [r for r in rows if r["metadata"].get("family") == family]
     if not rows:
         what = f"family={family}" if family else f"subset={subset}"
-        raise ConfigError(f"no test examples for {what} in this data; generate data that has them "
-                          f"(e.g. noop_fraction > 0, or families: [{family}])", "subset")
+        raise ConfigError(
+            f"no test examples for {what} in this data; generate data that has them "
+            f"(e.g. noop_fraction > 0, or families: [{family}])",
+            "subset",
+        )
     docs = {
         "prompt": [completion_prompt(template, r["instruction"], r["input"]) for r in rows],
         "answer": [r["output"] for r in rows],

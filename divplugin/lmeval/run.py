@@ -95,7 +95,7 @@ def patched_lm_eval(argv: list[str], ours_only: bool, captured: dict):
     saved = (sys.argv, lm_eval.tasks.TaskManager, lm_eval.simple_evaluate)
     base, original = saved[1], saved[2]
 
-    class OursOnly(base):
+    class OursOnly(base):  # type: ignore[valid-type,misc]
         def __init__(self, *args, **kwargs):
             kwargs["include_defaults"] = False
             super().__init__(*args, **kwargs)
@@ -132,9 +132,11 @@ def main(argv: list[str]) -> int:
     tasks = (_flag(argv, "--tasks") or "").split(",")
     instruct = [t for t in tasks if t.strip().startswith(PREFIX) and t.strip().endswith("_instruct")]
     if instruct and any(a == "--apply_chat_template" or a.startswith("--apply_chat_template=") for a in argv):
-        print(f"divplugin eval: {', '.join(instruct)} renders the model's chat template itself, as EvalPlus does; "
-              "--apply_chat_template would wrap that prompt in the template a second time. Drop the flag.",
-              file=sys.stderr)
+        print(
+            f"divplugin eval: {', '.join(instruct)} renders the model's chat template itself, as EvalPlus does; "
+            "--apply_chat_template would wrap that prompt in the template a second time. Drop the flag.",
+            file=sys.stderr,
+        )
         return 2
     ours_only = include is None and all(t.strip().startswith(PREFIX) for t in tasks if t.strip())
     if _flag(argv, "--model") == "divplugin-oracle":

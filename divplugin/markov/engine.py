@@ -20,9 +20,9 @@ terminating rule is written ``lhs -> .rhs``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterable, Sequence
 
 ARROW = "->"
 
@@ -142,7 +142,7 @@ class MarkovAlgorithm:
     rules: Sequence[Rule]
 
     @classmethod
-    def from_text(cls, text: str, syntax: str = "divplugin") -> "MarkovAlgorithm":
+    def from_text(cls, text: str, syntax: str = "divplugin") -> MarkovAlgorithm:
         return cls(parse_rules(text, syntax=syntax))
 
     def to_text(self, sep: str = "\n") -> str:
@@ -153,7 +153,7 @@ class MarkovAlgorithm:
         for i, rule in enumerate(self.rules):
             pos = s.find(rule.lhs)
             if pos != -1:
-                return i, s[:pos] + rule.rhs + s[pos + len(rule.lhs):]
+                return i, s[:pos] + rule.rhs + s[pos + len(rule.lhs) :]
         return None
 
     def run(self, s: str, max_steps: int = 10_000, trace: bool = False, max_len: int | None = None) -> RunResult:

@@ -3,12 +3,21 @@ benchmark decontamination and a report (``divplugin mix SPEC --out DIR``)."""
 
 from divplugin.mixtures.build import Built, build_mixture, mix, write_mixture
 from divplugin.mixtures.spec import (
-           Mixture,
-           Source,
-           load_mixture,
-           load_mixture_dict,
-           preset_names,
+    Mixture,
+    Source,
+    load_mixture,
+    load_mixture_dict,
+    preset_names,
 )
 
-__all__ = ["Built", "Mixture", "Source", "build_mixture", "load_mixture", "load_mixture_dict", "mix", "preset_names",
-           "write_mixture"]
+__all__ = [
+    "Built",
+    "Mixture",
+    "Source",
+    "build_mixture",
+    "load_mixture",
+    "load_mixture_dict",
+    "mix",
+    "preset_names",
+    "write_mixture",
+]

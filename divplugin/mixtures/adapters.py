@@ -6,7 +6,8 @@ output: FIELD}`` handles any other layout, ``messages`` handles chat rows.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Row = dict[str, Any]
 Record = dict[str, str]
@@ -32,8 +33,11 @@ def oss_instruct(row: Row) -> Record:
 def cot_collection(row: Row) -> Record:
     """CoT-Collection (kaist-ai/CoT-Collection): source / rationale / target."""
     _need(row, "source", "rationale", "target")
-    return {"instruction": row["source"], "input": "",
-            "output": f"{row['rationale'].strip()} So the answer is {row['target'].strip()}"}
+    return {
+        "instruction": row["source"],
+        "input": "",
+        "output": f"{row['rationale'].strip()} So the answer is {row['target'].strip()}",
+    }
 
 
 def ultrainteract(row: Row) -> Record:
@@ -46,8 +50,11 @@ def openorca(row: Row) -> Record:
     """OpenOrca (Open-Orca/OpenOrca): system_prompt / question / response."""
     _need(row, "question", "response")
     system = (row.get("system_prompt") or "").strip()
-    return {"instruction": f"{system}\n\n{row['question']}" if system else row["question"], "input": "",
-            "output": row["response"]}
+    return {
+        "instruction": f"{system}\n\n{row['question']}" if system else row["question"],
+        "input": "",
+        "output": row["response"],
+    }
 
 
 def evol_instruct(row: Row) -> Record:
@@ -75,17 +82,27 @@ def divplugin(row: Row) -> Record:
 
 
 ADAPTERS: dict[str, Callable[[Row], Record]] = {
-    "alpaca": alpaca, "oss_instruct": oss_instruct, "cot_collection": cot_collection,
-    "ultrainteract": ultrainteract, "openorca": openorca, "evol_instruct": evol_instruct,
-    "messages": messages, "divplugin": divplugin,
+    "alpaca": alpaca,
+    "oss_instruct": oss_instruct,
+    "cot_collection": cot_collection,
+    "ultrainteract": ultrainteract,
+    "openorca": openorca,
+    "evol_instruct": evol_instruct,
+    "messages": messages,
+    "divplugin": divplugin,
 }
 
 
 def mapping_adapter(fields: dict[str, str]) -> Callable[[Row], Record]:
     """An adapter from a field mapping; ``input`` is optional."""
+
     def adapt(row: Row) -> Record:
         _need(row, fields["instruction"], fields["output"])
         inp = fields.get("input")
-        return {"instruction": row[fields["instruction"]], "input": (row.get(inp) or "") if inp else "",
-                "output": row[fields["output"]]}
+        return {
+            "instruction": row[fields["instruction"]],
+            "input": (row.get(inp) or "") if inp else "",
+            "output": row[fields["output"]],
+        }
+
     return adapt

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -42,6 +42,9 @@ def token_counter(tokenizer: str | None) -> Callable[[list[str]], list[int]]:
 
         tok = AutoTokenizer.from_pretrained(tokenizer)
     except Exception as exc:
-        raise ConfigError(f"cannot load {tokenizer!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
-                          "give a local tokenizer folder when offline", "tokenizer") from None
+        raise ConfigError(
+            f"cannot load {tokenizer!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
+            "give a local tokenizer folder when offline",
+            "tokenizer",
+        ) from None
     return lambda texts: [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]

@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from divplugin.data.rows import read_path
 from divplugin.errors import ConfigError, DataFileError
 from divplugin.mixtures.adapters import ADAPTERS, mapping_adapter
 from divplugin.mixtures.spec import Source
-
-LOCAL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".parquet", ".arrow")
 
 
 class SourceError(ConfigError):
@@ -20,70 +19,31 @@ class SourceError(ConfigError):
         super().__init__(message, f"source {source!r}")
 
 
-def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(LOCAL_SUFFIXES))
-
-
-def _read_file(path: Path) -> list[dict[str, Any]]:
-    name = path.name
-    if name.endswith((".jsonl", ".jsonl.gz")):
-        from divplugin.records import read_jsonl
-
-        return read_jsonl(path)
-    if name.endswith(".json"):
-        import json
-
-        data = json.loads(path.read_text())
-        if not isinstance(data, list):
-            raise DataFileError(f"{path}: a .json source must hold a list of rows")
-        return data
-    if name.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
-    if name.endswith(".arrow"):
-        import pyarrow as pa
-
-        with pa.memory_map(str(path)) as f:
-            try:
-                return pa.ipc.open_stream(f).read_all().to_pylist()
-            except pa.ArrowInvalid:
-                return pa.ipc.open_file(f).read_all().to_pylist()
-    raise DataFileError(f"{path}: unsupported file type; use one of {', '.join(LOCAL_SUFFIXES)}")
-
-
 def _read_local(src: Source) -> list[dict[str, Any]]:
+    assert src.path is not None
     path = Path(src.path)
     if not path.exists():
         raise SourceError(src.name, f"path {path} does not exist")
-    if path.is_dir():
-        if (path / "dataset_info.json").is_file() or (path / "state.json").is_file():
-            import datasets
-
-            ds = datasets.load_from_disk(str(path))
-            if isinstance(ds, datasets.DatasetDict):
-                ds = ds["train"] if "train" in ds else next(iter(ds.values()))
-            return ds.to_list()
-        files = _files(path)
-        if not files:
-            raise SourceError(src.name, f"folder {path} holds no {', '.join(LOCAL_SUFFIXES)} files")
-        rows = []
-        for f in files:
-            rows += _read_file(f)
-        return rows
-    return _read_file(path)
+    try:
+        return read_path(path)
+    except DataFileError as exc:
+        raise SourceError(src.name, str(exc)) from None
 
 
 def _read_hub(src: Source) -> list[dict[str, Any]]:
     import datasets
 
     hub = src.hub
+    assert hub is not None
     try:
         ds = datasets.load_dataset(hub.id, hub.subset, split=hub.split, revision=hub.revision)
     except Exception as exc:  # offline, missing, gated: the message says which source and what to do
-        raise SourceError(src.name, f"cannot load {hub.id!r} from the Hugging Face hub ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:200]}). Offline? Download it elsewhere and give 'path:' "
-                          "to a local JSONL/Parquet/Arrow copy instead of 'hub:'") from None
+        raise SourceError(
+            src.name,
+            f"cannot load {hub.id!r} from the Hugging Face hub ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200]}). Offline? Download it elsewhere and give 'path:' "
+            "to a local JSONL/Parquet/Arrow copy instead of 'hub:'",
+        ) from None
     if src.limit:
         ds = ds.select(range(min(src.limit, len(ds))))
     return ds.to_list()
@@ -94,6 +54,7 @@ def _read_generator(src: Source) -> list[dict[str, Any]]:
     from divplugin.generators.settings import resolve_generator
 
     g = src.generator
+    assert g is not None
     try:
         name, cfg = resolve_generator(g.generator, g.preset, [("settings", g.settings)])
     except ConfigError as exc:

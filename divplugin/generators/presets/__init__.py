@@ -11,14 +11,17 @@ from divplugin.errors import ConfigError, did_you_mean
 
 
 def preset_names() -> list[str]:
-    from divplugin.config import builtin_names
+    from divplugin.core.yamlconf import builtin_names
 
-    return builtin_names("divplugin", "presets")
+    return builtin_names("divplugin.generators", "presets")
 
 
 def preset_text(name: str) -> str:
     if name not in preset_names():
-        raise ConfigError(f"unknown preset {name!r}{did_you_mean(name, preset_names())} Available: {', '.join(preset_names())}", "preset")
+        raise ConfigError(
+            f"unknown preset {name!r}{did_you_mean(name, preset_names())} Available: {', '.join(preset_names())}",
+            "preset",
+        )
     return resources.files(__name__).joinpath(f"{name}.yaml").read_text()
 
 

