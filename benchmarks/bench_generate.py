@@ -68,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     add_json_flag(ap, "bench-generate")
     args = ap.parse_args(argv)
 
-    from divplugin.data.writer import default_workers
+    from divplugin.core.host import usable_cores
 
-    workers = args.workers or default_workers()
+    workers = args.workers or usable_cores()
     rows = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

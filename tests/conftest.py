@@ -58,6 +58,30 @@ def pytest_sessionfinish(session, exitstatus):
     path.write_text(json.dumps(record, indent=2) + "\n")
 
 
+@pytest.fixture(scope="session")
+def ex():
+    """A sandbox that may run code (two workers; 3 s and 1 GiB a run), shared by a process's tests."""
+    from divplugin.execution import Executor, Limits
+
+    with Executor(workers=2, allow_code_execution=True, limits=Limits(timeout_s=3, memory_mb=1024)) as e:
+        yield e
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    """``cli(*args)``: the divplugin command run in this process (typer's runner), its tables
+    drawn 200 columns wide; returns the result (``exit_code``, ``output`` with stderr)."""
+    from typer.testing import CliRunner
+
+    from divplugin.cli import app
+    from divplugin.cli.ui import console, out_console
+
+    for c in (console, out_console):
+        monkeypatch.setattr(c, "width", 200)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, [str(a) for a in args])
+
+
 @pytest.fixture
 def small_rewrite():
     """A small markov_rewrite config exercising no-ops and mixed occurrences."""

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 
-def cli(*args, cwd=None):
+def cli_subprocess(*args, cwd=None):
+    """The command as a user runs it (``python -m divplugin``), in a process of its own."""
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run(
         [sys.executable, "-m", "divplugin", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env
@@ -21,7 +22,7 @@ def test_generate_from_yaml_with_flag_overrides(tmp_path):
         "generator: markov_rewrite\nseed: 4\nnum_rules: 20\nnum_examples: 2000\ntest_rules: 10\n"
         "test_examples: 200\nseen_test_examples: 100\ninput_len: 16\npattern_len: [2, 3]\nalphabet: '0123456789'\n"
     )
-    r = cli(
+    r = cli_subprocess(
         "generate",
         "--config",
         cfg,
@@ -42,7 +43,7 @@ def test_generate_from_yaml_with_flag_overrides(tmp_path):
     assert m["config"]["alphabet"] == "0123456789" and m["seed"] == 4
     assert m["splits"]["train"]["examples"] == 2000
     assert "train" in r.stdout and "2,000" in r.stdout and "no-op" in r.stdout
-    r2 = cli("inspect", tmp_path / "out")
+    r2 = cli_subprocess("inspect", tmp_path / "out")
     assert r2.returncode == 0 and "2,000" in r2.stdout
 
 
@@ -59,27 +60,28 @@ def test_generate_from_yaml_with_flag_overrides(tmp_path):
         (["generate", "markov_rewrite", "--out", "{o}", "--input-len"], "expects a value"),
     ],
 )
-def test_generate_errors_exit_2_and_name_the_problem(tmp_path, args, message):
-    r = cli(*[a.replace("{o}", str(tmp_path / "o")) for a in args], cwd=tmp_path)
-    assert r.returncode == 2, r.stdout + r.stderr
+def test_generate_errors_exit_2_and_name_the_problem(tmp_path, args, message, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = cli(*[a.replace("{o}", str(tmp_path / "o")) for a in args])
+    assert r.exit_code == 2, r.stdout + r.stderr
     assert message in r.stderr
     assert not (tmp_path / "o").exists()
 
 
-def test_generate_conflicting_generator_and_bad_yaml(tmp_path):
+def test_generate_conflicting_generator_and_bad_yaml(tmp_path, cli):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("generator: markov_program\n")
     r = cli("generate", "markov_rewrite", "-c", cfg, "-o", tmp_path / "o")
-    assert r.returncode == 2 and "markov_program" in r.stderr
+    assert r.exit_code == 2 and "markov_program" in r.stderr
     cfg.write_text("- just\n- a list\n")
     r = cli("generate", "markov_rewrite", "-c", cfg, "-o", tmp_path / "o")
-    assert r.returncode == 2 and "mapping" in r.stderr
+    assert r.exit_code == 2 and "mapping" in r.stderr
     cfg.write_text("num_rules: [unclosed\n")
     r = cli("generate", "markov_rewrite", "-c", cfg, "-o", tmp_path / "o")
-    assert r.returncode == 2 and "not valid YAML" in r.stderr
+    assert r.exit_code == 2 and "not valid YAML" in r.stderr
 
 
-def test_generate_refuses_existing_output(tmp_path):
+def test_generate_refuses_existing_output(tmp_path, cli):
     (tmp_path / "o").mkdir()
     r = cli(
         "generate",
@@ -97,24 +99,24 @@ def test_generate_refuses_existing_output(tmp_path):
         "--seen-test-examples",
         "0",
     )
-    assert r.returncode == 2 and "--overwrite" in r.stderr
+    assert r.exit_code == 2 and "--overwrite" in r.stderr
 
 
-def test_generators_listing_and_settings():
+def test_generators_listing_and_settings(cli):
     r = cli("generators")
-    assert r.returncode == 0 and "markov_rewrite" in r.stdout and "markov_program" in r.stdout
+    assert r.exit_code == 0 and "markov_rewrite" in r.stdout and "markov_program" in r.stdout
     r = cli("generators", "markov_rewrite")
-    assert r.returncode == 0 and "noop_fraction" in r.stdout and "occurrences" in r.stdout
+    assert r.exit_code == 0 and "noop_fraction" in r.stdout and "occurrences" in r.stdout
 
 
-def test_markov_run(tmp_path):
+def test_markov_run(tmp_path, cli):
     rules = tmp_path / "r.txt"
     rules.write_text("# swap\nba -> ab\n")
     r = cli("markov", "run", rules, "bbaa", "--trace")
-    assert r.returncode == 0 and "bbaa => aabb" in r.stdout and "halted, 4 steps" in r.stdout
+    assert r.exit_code == 0 and "bbaa => aabb" in r.stdout and "halted, 4 steps" in r.stdout
     rules.write_text("ba => ab\n")
     r = cli("markov", "run", rules, "x")
-    assert r.returncode == 2 and "line 1" in r.stderr
+    assert r.exit_code == 2 and "line 1" in r.stderr
 
 
 def test_one_value_for_a_list_setting_is_a_list_of_one():
@@ -132,7 +134,7 @@ def test_one_value_for_a_list_setting_is_a_list_of_one():
     }
 
 
-def test_generate_from_preset_with_overrides(tmp_path):
+def test_generate_from_preset_with_overrides(tmp_path, cli):
     r = cli(
         "generate",
         "--preset",
@@ -148,16 +150,16 @@ def test_generate_from_preset_with_overrides(tmp_path):
         "--seen-test-examples",
         "0",
     )
-    assert r.returncode == 0, r.stderr
+    assert r.exit_code == 0, r.stderr
     m = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert m["config"]["alphabet"] == "abcdefgh" and m["config"]["num_rules"] == 20
     assert list(m["splits"]) == ["train", "test"]
     r = cli("generate", "markov_program", "--preset", "cpu-small", "-o", tmp_path / "p")
-    assert r.returncode == 2 and "is for generator 'markov_rewrite'" in r.stderr
+    assert r.exit_code == 2 and "is for generator 'markov_rewrite'" in r.stderr
     r = cli("presets")
-    assert r.returncode == 0 and "paper-main" in r.stdout
+    assert r.exit_code == 0 and "paper-main" in r.stdout
     r = cli("presets", "paper-families")
-    assert r.returncode == 0 and "test_k_range" in r.stdout
+    assert r.exit_code == 0 and "test_k_range" in r.stdout
 
 
 @pytest.mark.parametrize(
@@ -168,18 +170,18 @@ def test_generate_from_preset_with_overrides(tmp_path):
         (["--layers", "0"], "--layers"),
     ],
 )
-def test_model_tiny_bad_flags_are_named(flags, named, tmp_path):
+def test_model_tiny_bad_flags_are_named(flags, named, tmp_path, cli):
     r = cli("model", "tiny", tmp_path / "m", *flags)
-    assert r.returncode == 2 and named in r.stderr
+    assert r.exit_code == 2 and named in r.stderr
     assert not (tmp_path / "m").exists()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
-def test_model_tiny_builds_a_loadable_model(arch, tmp_path):
+def test_model_tiny_builds_a_loadable_model(arch, tmp_path, cli):
     pytest.importorskip("transformers")
     r = cli("model", "tiny", tmp_path / "m", "--arch", arch, "--layers", "1", "--hidden", "32", "--heads", "2")
-    assert r.returncode == 0, r.stderr
+    assert r.exit_code == 0, r.stderr
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tmp_path / "m")
@@ -188,4 +190,4 @@ def test_model_tiny_builds_a_loadable_model(arch, tmp_path):
     ids = tok("ab -> c\nxaby\n")["input_ids"]
     assert len(ids) == len("ab -> c\nxaby\n") and tok.decode(ids) == "ab -> c\nxaby\n"
     again = cli("model", "tiny", tmp_path / "m")
-    assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert again.exit_code == 2 and "--overwrite" in again.stderr

@@ -31,6 +31,7 @@ def _some(problems, n, keep=()):
 
 @pytest.fixture(scope="module")
 def ex():
+    """The sandbox with its default limits (EvalPlus's), unlike the shared one."""
     with Executor(workers=2, allow_code_execution=True) as e:
         yield e
 

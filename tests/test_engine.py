@@ -10,7 +10,6 @@ from divplugin.markov import (
     RuleSyntaxError,
     Status,
     StringTooLong,
-    apply_once,
     count_occurrences,
     format_rule,
     format_rules,
@@ -118,6 +117,12 @@ B1 -> 1B
         "00011H1111000",
     ),
 ]
+
+
+def apply_once(lhs: str, rhs: str, s: str) -> str:
+    """The paper's task, as a reference: the leftmost occurrence of ``lhs`` replaced by ``rhs``
+    once; ``s`` unchanged (a no-op) when ``lhs`` does not occur."""
+    return s.replace(lhs, rhs, 1)
 
 
 @pytest.mark.parametrize(

@@ -11,12 +11,6 @@ TEST = "def check(candidate):\n    assert abs(candidate(1) - 2) < 1e-9\n    asse
 GOOD = "def f(x):\n    return x + 1\n"
 
 
-@pytest.fixture(scope="module")
-def ex():
-    with Executor(workers=2, allow_code_execution=True, limits=Limits(timeout_s=3, memory_mb=1024)) as e:
-        yield e
-
-
 def test_needs_explicit_opt_in():
     with pytest.raises(CodeExecutionNotAllowed, match="allow_code_execution"):
         Executor()

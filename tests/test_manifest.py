@@ -5,9 +5,7 @@ and folders written by earlier versions still read."""
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from divplugin.cli import app
 from divplugin.data.manifest import FORMAT_VERSION, load_manifest, upgrade
 from divplugin.data.rows import load_rows
 from divplugin.data.writer import write_dataset
@@ -49,10 +47,14 @@ def folders(tmp_path_factory):
     return root
 
 
-def _inspect(folder):
-    result = CliRunner().invoke(app, ["inspect", str(folder)], env={"COLUMNS": "200"})
-    assert result.exit_code == 0, result.output
-    return result.output
+@pytest.fixture
+def inspect(cli):
+    def run(folder):
+        result = cli("inspect", folder)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    return run
 
 
 def test_every_kind_has_one_versioned_manifest(folders):
@@ -76,23 +78,23 @@ def test_every_kind_has_one_versioned_manifest(folders):
     assert selected["config"] == load_manifest(folders / "generated")["config"]  # its prompt template, for the tasks
 
 
-def test_inspect_reads_a_generated_folder(folders):
-    out = _inspect(folders / "generated")
+def test_inspect_reads_a_generated_folder(folders, inspect):
+    out = inspect(folders / "generated")
     assert "markov_rewrite (seed" in out and "test_seen" in out and "400" in out and "instructions" in out
 
 
-def test_inspect_reads_a_mixture_folder(folders):
-    out = _inspect(folders / "mixture")
+def test_inspect_reads_a_mixture_folder(folders, inspect):
+    out = inspect(folders / "mixture")
     assert "mixture m (seed" in out and "rewrite" in out and "300" in out and "exact dup" in out
 
 
-def test_inspect_reads_a_selected_folder(folders):
-    out = _inspect(folders / "selected-mixture")
+def test_inspect_reads_a_selected_folder(folders, inspect):
+    out = inspect(folders / "selected-mixture")
     assert "100 of 300 rows, by kcenter" in out and "Vendi" in out and "selected" in out and "random" in out
-    assert "splits" in _inspect(folders / "selected-generated")
+    assert "splits" in inspect(folders / "selected-generated")
 
 
-def test_folders_written_before_the_version_read_as_today(folders, tmp_path):
+def test_folders_written_before_the_version_read_as_today(folders, tmp_path, inspect):
     """A mixture folder from before version 2 has no format_version and one ``files.train``
     entry; generated and selected folders from version 1 have no ``kind``."""
     import shutil
@@ -105,7 +107,7 @@ def test_folders_written_before_the_version_read_as_today(folders, tmp_path):
         del m[key]
     (old_mix / "manifest.json").write_text(json.dumps({**m, "files": {"train": train}}))
     assert load_manifest(old_mix)["splits"]["train"] == {"examples": 300, "files": {"jsonl": train}}
-    assert "mixture m (seed" in _inspect(old_mix)
+    assert "mixture m (seed" in inspect(old_mix)
     rows, kind = load_rows(str(old_mix))
     assert len(rows) == 300 and kind == "mixture folder (train)"
 
@@ -114,7 +116,7 @@ def test_folders_written_before_the_version_read_as_today(folders, tmp_path):
     g = json.loads((old_gen / "manifest.json").read_text())
     del g["kind"]
     (old_gen / "manifest.json").write_text(json.dumps({**g, "format_version": 1}))
-    assert load_manifest(old_gen)["kind"] == "generated" and "markov_rewrite (seed" in _inspect(old_gen)
+    assert load_manifest(old_gen)["kind"] == "generated" and "markov_rewrite (seed" in inspect(old_gen)
     selected = select_dataset(
         str(old_gen), tmp_path / "sel", 50, SelectSettings(method="random"), fields=["instruction"]
     )
@@ -130,9 +132,9 @@ def test_folders_written_before_the_version_read_as_today(folders, tmp_path):
         ([1, 2], "a manifest is a JSON object"),
     ],
 )
-def test_a_bad_manifest_is_named(tmp_path, manifest, message):
+def test_a_bad_manifest_is_named(tmp_path, manifest, message, cli):
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match=message):
         load_manifest(tmp_path)
-    result = CliRunner().invoke(app, ["inspect", str(tmp_path)])
+    result = cli("inspect", tmp_path)
     assert result.exit_code != 0 and message in result.output

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from divplugin.errors import ConfigError
-from divplugin.mixtures import build_mixture, load_mixture, load_mixture_dict, mix, preset_names
+from divplugin.mixtures import build_mixture, load_mixture, load_mixture_dict, mix, mixture_names
 from divplugin.mixtures.budget import split_total
 
 
@@ -390,7 +390,7 @@ def test_nothing_is_written_on_error(pools, tmp_path):
 
 
 def test_presets_reproduce_the_paper_grids():
-    assert {"deepseek-table1", "codeqwen-table2", "onlyif-table3"} <= set(preset_names())
+    assert {"deepseek-table1", "codeqwen-table2", "onlyif-table3"} <= set(mixture_names())
     ds = load_mixture("deepseek-table1")
     row = ds.row("oss18k-alpaca2k")
     assert [(s.name, s.count) for s in row.sources] == [("oss", 18000), ("alpaca", 2000), ("cot", 0)]
@@ -404,7 +404,7 @@ def test_presets_reproduce_the_paper_grids():
         ds.row("oss18k-alpaca2")
 
 
-@pytest.mark.parametrize("name", [n for n in preset_names() if all(s.generator for s in load_mixture(n).sources)])
+@pytest.mark.parametrize("name", [n for n in mixture_names() if all(s.generator for s in load_mixture(n).sources)])
 def test_generator_presets_build_the_rows_that_ask_most_of_each_source(name):
     """A preset whose sources are all generators builds, at full size, the rows that ask the
     most of each source: the rows where cleaning could leave a source short of its budget."""

@@ -7,10 +7,22 @@ import pyarrow.parquet as pq
 import pytest
 
 from divplugin.data.manifest import load_manifest, read_instructions
-from divplugin.data.records import encode_jsonl, to_record
+from divplugin.data.records import RECORD_FORMATS, encode_jsonl, render_prompt
 from divplugin.data.writer import write_dataset
 from divplugin.errors import ConfigError, OutputExistsError
 from divplugin.generators import SPLITS, create
+
+
+def to_record(row: dict, record_format: str, prompt_template: str) -> dict:
+    """The reference rendering of a row in ``record_format`` that the fast encoder must match."""
+    if record_format == "instruction":
+        return row
+    assert record_format in RECORD_FORMATS
+    user = render_prompt(prompt_template, row["instruction"], row["input"])
+    return {
+        "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": row["output"]}],
+        "metadata": row["metadata"],
+    }
 
 
 @pytest.fixture

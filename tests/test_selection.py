@@ -16,8 +16,8 @@ from divplugin.diversity.select import (
     choose,
     facility_location,
     kcenter,
-    largest_remainder,
     random_rows,
+    split_by_size,
 )
 from divplugin.diversity.subset import select_dataset
 from divplugin.errors import ConfigError
@@ -116,7 +116,7 @@ def test_random_is_stratified_exactly():
     groups = ["a"] * 700 + ["b"] * 200 + ["c"] * 100
     idx = random_rows(1000, 100, seed=0, groups=groups)
     assert collections.Counter(groups[i] for i in idx) == {"a": 70, "b": 20, "c": 10}
-    assert largest_remainder(10, [1, 1, 1]) == [4, 3, 3] and sum(largest_remainder(7, [5, 3, 2])) == 7
+    assert split_by_size(10, [1, 1, 1]) == [4, 3, 3] and sum(split_by_size(7, [5, 3, 2])) == 7
 
 
 def test_balanced_caps_every_group_alike(pool):

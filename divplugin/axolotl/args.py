@@ -55,8 +55,9 @@ class DivpluginArgs(BaseModel):
     )
     divplugin_cache_dir: str | None = Field(
         None,
-        description="Where generated data is kept, one folder per settings hash "
-        "(default: $DIVPLUGIN_CACHE/generated, i.e. ~/.cache/divplugin/generated).",
+        description="Where the data is kept, one folder per settings hash: generated data and mixtures in it, "
+        "selections in its selected/ (default: $DIVPLUGIN_CACHE/generated, /mixtures and /selected; "
+        "$DIVPLUGIN_CACHE is ~/.cache/divplugin unless set).",
     )
     divplugin_workers: int | None = Field(
         None, description="Processes that generate the data (default: all cores); the data is the same for any number."
@@ -94,7 +95,7 @@ class DivpluginArgs(BaseModel):
 
 
 @dataclass(frozen=True)
-class Selection:
+class DataRequest:
     """What the ``divplugin_*`` keys ask to train on: ``kind`` "generated" (``name`` is the
     generator, ``config`` its validated config) or "mixture" (``config`` is the Mixture);
     ``subset``: the rows to keep of it (:func:`subset_request`), or None for all."""
@@ -166,8 +167,8 @@ def subset_request(value: Any) -> dict[str, Any] | None:
     return {"budget": budget, "fields": fields, "dedup": dedup, **settings.to_dict(), **({"by": by} if by else {})}
 
 
-def resolve(data: dict[str, Any]) -> Selection | None:
-    """The Selection the ``divplugin_*`` keys of a raw config ask for, or None when they ask
+def resolve(data: dict[str, Any]) -> DataRequest | None:
+    """The DataRequest the ``divplugin_*`` keys of a raw config ask for, or None when they ask
     for nothing; raises ValueError naming the key at fault. Resolved once per distinct set
     of keys: register, the schema's validator and load_datasets share the result."""
     keys = {k: v for k, v in data.items() if k.startswith(PREFIX) and v is not None}
@@ -179,13 +180,13 @@ def resolve(data: dict[str, Any]) -> Selection | None:
 
 
 @functools.lru_cache(maxsize=32)
-def _resolve(keys_json: str) -> Selection | None:
+def _resolve(keys_json: str) -> DataRequest | None:
     data = json.loads(keys_json)
     data.pop("mixture file", None)
     subset = subset_request(data.pop("divplugin_select", None))
     mixture = _mixture(data)
     if mixture is not None:
-        return Selection("mixture", mixture.name, mixture, subset)
+        return DataRequest("mixture", mixture.name, mixture, subset)
     generated = _generated(data)
     if generated is None:
         if subset is not None:
@@ -195,7 +196,7 @@ def _resolve(keys_json: str) -> Selection | None:
             )
         return None
     name, config = generated
-    return Selection("generated", name, config, subset)
+    return DataRequest("generated", name, config, subset)
 
 
 MIXTURE_KEYS = ("divplugin_mixture", "divplugin_mixture_row", "divplugin_mixture_paths")

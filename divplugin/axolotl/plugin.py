@@ -21,7 +21,7 @@ from typing import Any
 from axolotl.integrations.base import BasePlugin
 from axolotl.utils.logging import get_logger
 
-from divplugin.axolotl.args import Selection, resolve
+from divplugin.axolotl.args import DataRequest, resolve
 from divplugin.core.fsutil import atomic_directory
 from divplugin.core.paths import HELDOUT_DIR, cache_dir
 from divplugin.data.cache import ensure_generated
@@ -45,7 +45,7 @@ class Prepared:
     ``test_datasets:`` entry when ``divplugin_eval_split`` asks for one), and the held-out
     files to save for evaluation (generated data only)."""
 
-    selection: Selection
+    request: DataRequest
     folder: Path
     dataset: dict[str, Any]
     test_dataset: dict[str, Any] | None
@@ -55,43 +55,43 @@ class Prepared:
 def prepare(cfg: Any) -> Prepared | None:
     """Resolve the ``divplugin_*`` keys and make the data (once: a folder named by the
     settings hash is reused); None when the config asks for no divplugin data."""
-    sel = resolve(dict(cfg))
-    if sel is None:
+    req = resolve(dict(cfg))
+    if req is None:
         return None
-    if sel.kind == "mixture":
+    if req.kind == "mixture":
         root = Path(_get(cfg, "divplugin_cache_dir") or cache_dir() / "mixtures")
-        folder, created = ensure_mixture(root, sel.config)
-        folder = _subset(cfg, sel, folder)
+        folder, created = ensure_mixture(root, req.config)
+        folder = _subset(cfg, req, folder)
         entry = {"path": str(folder / "train.jsonl"), "ds_type": "json"}
-        if sel.config.record_format == "messages":
+        if req.config.record_format == "messages":
             entry.update(type="chat_template", field_messages="messages")
         else:
             entry["type"] = _get(cfg, "divplugin_dataset_type", "divplugin.axolotl.mixture")
-        LOG.info("divplugin: %s mixture %s in %s", "built" if created else "reusing", sel.name, folder)
-        return Prepared(sel, folder, entry, None, ())
+        LOG.info("divplugin: %s mixture %s in %s", "built" if created else "reusing", req.name, folder)
+        return Prepared(req, folder, entry, None, ())
     root = Path(_get(cfg, "divplugin_cache_dir") or cache_dir() / "generated")
-    folder, created = ensure_generated(root, sel.name, sel.config, workers=_get(cfg, "divplugin_workers"))
-    LOG.info("divplugin: %s %s data in %s", "generated" if created else "reusing", sel.name, folder)
-    folder = _subset(cfg, sel, folder)
+    folder, created = ensure_generated(root, req.name, req.config, workers=_get(cfg, "divplugin_workers"))
+    LOG.info("divplugin: %s %s data in %s", "generated" if created else "reusing", req.name, folder)
+    folder = _subset(cfg, req, folder)
     dtype = _get(cfg, "divplugin_dataset_type", "divplugin.axolotl.markov")
     entry = {"path": str(folder / "train.jsonl"), "ds_type": "json", "type": dtype, "split": "train"}
     split = _get(cfg, "divplugin_eval_split")
     test = {**entry, "path": str(folder / f"{split}.jsonl")} if split else None
-    return Prepared(sel, folder, entry, test, tuple(n for n in HELDOUT_FILES if (folder / n).is_file()))
+    return Prepared(req, folder, entry, test, tuple(n for n in HELDOUT_FILES if (folder / n).is_file()))
 
 
-def _subset(cfg: Any, sel: Selection, folder: Path) -> Path:
+def _subset(cfg: Any, req: DataRequest, folder: Path) -> Path:
     """The folder of the rows ``divplugin_select`` keeps of ``folder`` (``folder`` itself without it)."""
-    if sel.subset is None:
+    if req.subset is None:
         return folder
     root = Path(_get(cfg, "divplugin_cache_dir") or cache_dir()) / "selected"
-    chosen, created = ensure_selected(root, folder, sel.subset)
+    chosen, created = ensure_selected(root, folder, req.subset)
     LOG.info(
         "divplugin: %s %s of %s rows (%s) in %s",
         "chose" if created else "reusing",
-        f"{sel.subset['budget']:,}",
+        f"{req.subset['budget']:,}",
         folder.name,
-        sel.subset["method"],
+        req.subset["method"],
         chosen,
     )
     return chosen
@@ -102,7 +102,7 @@ def trains_alpaca(prepared: Prepared | None, tokenizer: Any) -> bool:
     strategy and a tokenizer without a chat template."""
     return (
         prepared is not None
-        and prepared.selection.kind == "mixture"
+        and prepared.request.kind == "mixture"
         and prepared.dataset.get("type") == "divplugin.axolotl.mixture"
         and not getattr(tokenizer, "chat_template", None)
     )

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from divplugin import __version__
+from divplugin.cli.experiment import experiment_app
+from divplugin.cli.ui import (
+    console,
+    fail,
+    interruptible,
+    out_console,
+    progress_bars,
+    settings_options,
+    show,
+)
 from divplugin.diversity.select import SelectSettings
 from divplugin.diversity.subset import DEFAULT_FIELDS
 from divplugin.errors import ConfigError, DivpluginError
@@ -33,34 +32,7 @@ app = typer.Typer(
 )
 markov_app = typer.Typer(no_args_is_help=True, help="Run Markov algorithms written in the rule text syntax.")
 app.add_typer(markov_app, name="markov")
-console = Console(stderr=True)
-out_console = Console()
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def _interruptible(note: str):
-    """Ctrl-C or SIGTERM inside: say what was kept (``note``) and exit with status 130."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        console.print(f"[red]interrupted[/]: {note}", highlight=False)
-        raise typer.Exit(130) from None
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description:<10}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
+app.add_typer(experiment_app, name="experiment")
 
 
 def _version(value: bool) -> None:
@@ -115,7 +87,7 @@ def generate(
         gen = create(name, cfg)
         fmt = [f.strip() for f in formats.split(",") if f.strip()]
         totals = {s: gen.split_size(s) for s in ("train", "test", "test_seen")}
-        with _interruptible("no partial dataset was left behind"), _progress() as progress:
+        with interruptible("no partial dataset was left behind"), progress_bars() as progress:
             console.print(f"[bold]{name}[/]: drawing instructions and planning {sum(totals.values()):,} examples ...")
             for s in totals:
                 gen.plan(s)
@@ -130,58 +102,13 @@ def generate(
                 progress=lambda split, n: progress.advance(bars[split], n),
             )
     except DivpluginError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except (FileExistsError, FileNotFoundError, PermissionError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     from divplugin.data.manifest import upgrade
     from divplugin.data.summary import summary
 
     show(summary(upgrade(manifest), out))
-
-
-def settings_options(cls: Any, skip: tuple[str, ...] = (), short: dict[str, str] | None = None) -> Callable:
-    """Give a command one ``--name`` option per setting of ``cls`` (its type, default and
-    description), collected into the command's ``settings`` argument as a dict: the options
-    are built from the settings' one declaration, never written out again."""
-    import functools
-    import inspect
-
-    fields = {n: info for n, info in cls.fields().items() if n not in skip}
-
-    def wrap(fn: Callable) -> Callable:
-        sig = inspect.signature(fn)
-        params = [p for p in sig.parameters.values() if p.name != "settings"]
-        for name, info in fields.items():
-            flags = [f"--{name.replace('_', '-')}", *([short[name]] if short and name in short else [])]
-            params.append(
-                inspect.Parameter(
-                    name,
-                    inspect.Parameter.KEYWORD_ONLY,
-                    annotation=info.annotation,
-                    default=typer.Option(info.default, *flags, help=info.description),
-                )
-            )
-
-        @functools.wraps(fn)
-        def command(**kwargs: Any) -> Any:
-            return fn(**{k: v for k, v in kwargs.items() if k not in fields}, settings={k: kwargs[k] for k in fields})
-
-        command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
-        command.__annotations__ = {p.name: p.annotation for p in params}
-        return command
-
-    return wrap
-
-
-def show(tables: list) -> None:
-    """Draw :class:`divplugin.data.summary.Table` rows in the terminal."""
-    for t in tables:
-        table = Table(title=t.title or None, caption=t.caption or None)
-        for i, col in enumerate(t.columns):
-            table.add_column(col, justify="left" if i == 0 else "right", no_wrap=i == 0)
-        for row in t.rows:
-            table.add_row(*row)
-        out_console.print(table)
 
 
 @app.command()
@@ -202,7 +129,7 @@ def generators(name: str | None = typer.Argument(None, help="Show the settings o
     try:
         cls = get_generator_class(name)
     except DivpluginError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     table = Table(title=f"{name} settings (YAML keys; CLI flags --name-with-dashes)")
     for col in ("setting", "default", "description"):
         table.add_column(col, overflow="fold")
@@ -220,7 +147,7 @@ def presets(name: str | None = typer.Argument(None, help="Print this preset's YA
         try:
             out_console.print(preset_text(name), highlight=False, markup=False)
         except DivpluginError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         return
     table = Table(title="presets (divplugin generate --preset NAME --out DIR)")
     table.add_column("preset", no_wrap=True)
@@ -241,7 +168,7 @@ def inspect(
     try:
         manifest = load_manifest(folder)
     except (FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     show(summary(manifest, folder))
 
 
@@ -257,11 +184,11 @@ def markov_run(
     from divplugin.markov import MarkovAlgorithm, RuleSyntaxError
 
     if not rules.is_file():
-        _fail(f"rule file {rules} does not exist")
+        fail(f"rule file {rules} does not exist")
     try:
         algo = MarkovAlgorithm.from_text(rules.read_text(), syntax=syntax)
     except (RuleSyntaxError, ValueError) as exc:
-        _fail(f"{rules}: {exc}")
+        fail(f"{rules}: {exc}")
     for s in inputs:
         res = algo.run(s, max_steps=max_steps, trace=trace)
         for i, step in res.trace:
@@ -316,7 +243,7 @@ def model_tiny(
     from divplugin.models.tiny import DEFAULT_CHARS, build_tiny_model
 
     if out.exists() and any(out.iterdir()) and not overwrite:
-        _fail(f"{out} exists and is not empty; pass --overwrite to replace it")
+        fail(f"{out} exists and is not empty; pass --overwrite to replace it")
     try:
         path = build_tiny_model(
             out,
@@ -329,9 +256,9 @@ def model_tiny(
             seed=seed,
         )
     except ConfigError as exc:
-        _fail(f"--{(exc.field or '').replace('_', '-')}: {exc.message}")
+        fail(f"--{(exc.field or '').replace('_', '-')}: {exc.message}")
     except ImportError as exc:
-        _fail(f"{exc}; install the [axolotl] or [eval] extra for transformers and tokenizers")
+        fail(f"{exc}; install the [axolotl] or [eval] extra for transformers and tokenizers")
     import json
 
     params = json.loads((path / "config.json").read_text())
@@ -363,13 +290,13 @@ def model_pretrained(
     try:
         model = get_packaged(name)
         if out is not None and out.exists() and not out.is_dir():
-            _fail(f"--out: {out} exists and is not a folder")
+            fail(f"--out: {out} exists and is not a folder")
         with console.status(f"converting {model.name} (about a minute, once)"):
             path = convert(name, out, source=source, overwrite=overwrite)
     except ConfigError as exc:
-        _fail(f"--{exc.field}: {exc.message}" if exc.field in ("source",) else str(exc))
+        fail(f"--{exc.field}: {exc.message}" if exc.field in ("source",) else str(exc))
     except DivpluginError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     import json
 
     info = json.loads((path / "config.json").read_text())
@@ -380,292 +307,6 @@ def model_pretrained(
         soft_wrap=True,
     )
     out_console.print(str(path), highlight=False, soft_wrap=True)
-
-
-@app.command(
-    help=(
-        "Run an experiment: for every point of a sweep, train with axolotl (through the plugin) and "
-        "score with divplugin's lm-eval tasks; then a table, CSV/JSON, a plot and a results page. "
-        "Resumable: re-running skips finished points and retries failed ones."
-    )
-)
-def experiment(
-    spec: str | None = typer.Argument(None, help="A built-in experiment (--list) or a spec YAML file."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Results folder (default: results/NAME)."),
-    quick: bool = typer.Option(False, "--quick", help="The spec's few-minute variant: the whole flow, small."),
-    sets: list[str] = typer.Option(
-        [], "--set", help="KEY=VALUE axolotl config override for every point (value read as YAML)."
-    ),
-    list_: bool = typer.Option(False, "--list", help="List the built-in experiments."),
-    parallel: int | None = typer.Option(
-        None,
-        "--parallel",
-        "-j",
-        help="Points to run at once, each with its share of --devices or of the CPU cores (default: the spec's).",
-    ),
-    devices: str | None = typer.Option(
-        None, "--devices", help="GPUs to share out, e.g. 0,1,2,3 (CUDA_VISIBLE_DEVICES of each point)."
-    ),
-    threads: int | None = typer.Option(
-        None,
-        "--threads",
-        help="CPU threads per point (OMP_NUM_THREADS); default: the cores other work leaves free, shared out among the points running at once.",
-    ),
-    only: list[str] = typer.Option(
-        [], "--only", help="Run only the points whose id matches (glob; repeatable): one point per cluster job."
-    ),
-    report: bool = typer.Option(
-        False, "--report", help="Run nothing: collect the points already done in --out into the results page."
-    ),
-    plan: bool = typer.Option(
-        False, "--plan", help="Run nothing: estimate each point's training tokens, FLOPs and time on --gpu."
-    ),
-    gpu: str = typer.Option(
-        "h100",
-        "--gpu",
-        help="Accelerator for --plan: h100, h200, a100, a40, l40s, rtx4090, or cpu (one core of this machine, measured).",
-    ),
-    mfu: float | None = typer.Option(
-        None, "--mfu", help="Model FLOPs utilisation assumed by --plan (default: the spec's, else 0.3)."
-    ),
-    verify: Path | None = typer.Option(
-        None,
-        "--verify",
-        help="A results folder (e.g. docs/results/NAME): rerun its first point (or those --only names) in a fresh --out and compare weights, metrics and platform with its record; exit 1 if they differ.",
-    ),
-) -> None:
-    import time
-
-    import yaml
-
-    from divplugin.experiments import (
-        check_expectations,
-        collect_report,
-        load_spec,
-        run_experiment,
-        spec_names,
-    )
-    from divplugin.experiments.report import group, thresholds
-
-    if list_ or spec is None:
-        table = Table(title="experiments (divplugin experiment NAME)")
-        for col in ("name", "hardware", "points", "what it shows"):
-            table.add_column(col)
-        for name in spec_names():
-            s = load_spec(name)
-            table.add_row(name, s.hardware, str(len(s.points())), s.summary or s.description.strip().split(". ")[0])
-        out_console.print(table)
-        return
-    overrides = {}
-    for item in sets:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            _fail(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key] = yaml.safe_load(raw)
-    try:
-        loaded = load_spec(spec)
-        if quick:
-            loaded = loaded.quick_variant()
-        evals = {k.removeprefix("eval."): overrides.pop(k) for k in [k for k in overrides if k.startswith("eval.")]}
-        if evals:
-            from divplugin.experiments.spec import validate_spec
-
-            data = loaded.model_dump()
-            data["eval"].update(evals)
-            loaded = validate_spec(data, f"{loaded.name} (--set eval.*)")
-    except DivpluginError as exc:
-        _fail(str(exc))
-    if plan:
-        _print_plan(loaded, gpu, mfu)
-        return
-    if verify is not None:
-        _verify(loaded, verify, out, overrides, only, threads)
-        return
-    parallel = parallel or loaded.parallel
-    out = out or Path("results") / loaded.name
-    device_list = [d.strip() for d in devices.split(",") if d.strip()] if devices else None
-    started = time.perf_counter()
-    if report:
-        try:
-            results, files = collect_report(loaded, out, overrides or None)  # none given: the folder's own
-        except DivpluginError as exc:
-            _fail(str(exc))
-        console.print(
-            f"[bold]{loaded.name}[/]: {len(results)} of {len(loaded.points())} points done in {out}", highlight=False
-        )
-    else:
-        try:
-            from divplugin.experiments import select
-
-            points = select(loaded, only or None)
-        except DivpluginError as exc:
-            _fail(str(exc))
-        console.print(
-            f"[bold]{loaded.name}[/]: {len(points)} points -> {out}"
-            + (f" ({parallel} at a time)" if parallel > 1 else ""),
-            highlight=False,
-        )
-        with _interruptible("finished points are kept; run the same command again to resume"), _progress() as prog:
-            overall = prog.add_task("sweep", total=len(points))
-            bars, hooks = _point_bars(prog)
-
-            def on_result(r) -> None:
-                prog.advance(overall)
-                if r.id in bars:
-                    prog.remove_task(bars.pop(r.id))
-                if r.status != "done":
-                    console.print(f"[red]point {r.id} failed[/] (the sweep goes on):\n{r.error}", highlight=False)
-
-            try:
-                import shlex
-
-                results, files = run_experiment(
-                    loaded,
-                    out,
-                    overrides,
-                    {**hooks, "result": on_result},
-                    parallel=parallel,
-                    devices=device_list,
-                    threads=threads,
-                    only=only or None,
-                    command=shlex.join(["divplugin", *sys.argv[1:]]),
-                )
-            except DivpluginError as exc:
-                _fail(str(exc))
-    table = Table(title=f"{loaded.name} ({(time.perf_counter() - started) / 60:.1f} min)")
-    table.add_column("point")
-    table.add_column("runs done", justify="right")
-    for m in loaded.plot.metrics:
-        table.add_column(m.replace("divplugin_", ""), justify="right")
-    table.add_column("train s", justify="right")
-    for g in group(results):
-        stats = [g.stat(m) for m in loaded.plot.metrics]
-        train_s = sum(r.train_seconds for r in g.runs) / len(g.runs)
-        table.add_row(
-            g.label, f"{len(g.done)}/{len(g.runs)}", *(st.text() if st else "-" for st in stats), f"{train_s:.0f}"
-        )
-    out_console.print(table)
-    for text, ok in check_expectations(loaded, results):
-        out_console.print(f"{'[green]met[/]' if ok else '[red]NOT met[/]'}: {text}", highlight=False)
-    for t in thresholds(loaded, results):
-        est = "never reached" if t["estimate"] is None else f"about {t['estimate']:.0f}"
-        out_console.print(f"threshold ({t['metric']} = {t['level']}): {est}", highlight=False)
-    for kind, path in files.items():
-        out_console.print(f"{kind}: {path}", highlight=False, soft_wrap=True)
-    if any(r.status != "done" for r in results):
-        raise typer.Exit(1)
-
-
-def _point_bars(prog: Progress) -> tuple[dict[str, Any], dict[str, Callable]]:
-    """A progress bar per running point: the bars by point id, and the run hooks that keep
-    them (``point``, ``phase``, ``step``)."""
-    bars: dict[str, Any] = {}
-
-    def on_point(i: int, pid: str) -> None:
-        bars[pid] = prog.add_task(pid[:24], total=None)
-
-    def on_phase(pid: str, name: str) -> None:
-        prog.reset(bars[pid], description=f"{pid[:24]} {name}", total=None)
-
-    def on_step(pid: str, done: int, total: int) -> None:
-        prog.update(bars[pid], total=total, completed=done)
-
-    return bars, {"point": on_point, "phase": on_phase, "step": on_step}
-
-
-def _verify(spec, reference: Path, out: Path | None, overrides: dict, only: list[str], threads: int | None) -> None:
-    import shutil
-    import tempfile
-
-    from divplugin.experiments.verify import verify
-
-    work = out or Path(tempfile.mkdtemp(prefix=f"divplugin-verify-{spec.name}-"))
-    console.print(f"[bold]{spec.name}[/]: rerunning recorded points of {reference} in {work}", highlight=False)
-    try:
-        with _interruptible("nothing to resume: run the same command again"), _progress() as prog:
-            checks = verify(spec, reference, work, overrides, only or None, _point_bars(prog)[1], threads)
-    except DivpluginError as exc:
-        _fail(str(exc))
-    finally:
-        if out is None:
-            shutil.rmtree(work, ignore_errors=True)
-    failed = False
-    for c in checks:
-        table = Table(title=f"{c.id}: recorded against rerun")
-        for col in ("metric", "recorded", "rerun", "equal"):
-            table.add_column(col, justify="right" if col != "metric" else "left")
-        for m, (a, b) in c.metrics.items():
-            table.add_row(
-                m, "-" if a is None else f"{a:.6g}", "-" if b is None else f"{b:.6g}", "yes" if a == b else "[red]no[/]"
-            )
-        out_console.print(table)
-        if c.rerun.status != "done":
-            out_console.print(f"[red]the rerun failed[/]:\n{c.rerun.error}", highlight=False)
-        out_console.print(
-            f"weights: {c.weights}" + (f" (sha256 {c.rerun.weights[:16]}...)" if c.rerun.weights else ""),
-            highlight=False,
-        )
-        if not c.recorded.platform:
-            out_console.print("platform: the record does not say where it was made", highlight=False)
-        elif c.platform:
-            out_console.print("platform differences (recorded -> here):", highlight=False)
-            for key, (a, b) in c.platform.items():
-                out_console.print(f"  {key}: {a} -> {b}", highlight=False)
-        else:
-            out_console.print("platform: the same as recorded", highlight=False)
-        verdict = "[green]reproduced[/]" if c.ok else "[red]NOT reproduced[/]"
-        out_console.print(f"{c.id}: {verdict}", highlight=False)
-        failed |= not c.ok
-    if failed:
-        raise typer.Exit(1)
-
-
-def _print_plan(spec, gpu: str, mfu: float | None) -> None:
-    import math
-
-    from divplugin.experiments.plan import plan as make_plan
-
-    try:
-        rows, basis = make_plan(spec, gpu, mfu)
-    except DivpluginError as exc:
-        _fail(str(exc))
-    where = "one core of this CPU" if gpu == "cpu" else f"one {gpu}"
-    peak = (
-        f"{basis['peak_tflops'] * 1e3:.0f} GFLOP/s fp32, measured"
-        if gpu == "cpu"
-        else f"{basis['peak_tflops']:.0f} TFLOP/s"
-    )
-    table = Table(title=f"{spec.name}: training cost on {where} ({peak} peak, MFU {basis['mfu']:.0%} assumed)")
-    for col in ("point", "examples", "epochs", "tokens/example", "tokens", "params", "FLOPs", "hours"):
-        table.add_column(col, justify="left" if col == "point" else "right")
-    for r in rows:
-        table.add_row(
-            r.point,
-            f"{r.examples:,}",
-            f"{r.epochs:g}",
-            f"{r.tokens_per_example:.0f}",
-            f"{r.tokens:.3g}",
-            f"{r.params:.3g}",
-            f"{r.flops:.3g}",
-            f"{r.hours:.2f}",
-        )
-    out_console.print(table)
-    hours = [r.hours for r in rows if not math.isnan(r.hours)]
-    if hours and gpu == "cpu":
-        par = spec.parallel
-        wall = max(sum(hours[i::par]) for i in range(min(par, len(hours))))
-        out_console.print(
-            f"all {len(rows)} points: {sum(hours):.1f} core-hours; about {wall:.1f} h with --parallel {par} "
-            f"(one core each), training only",
-            highlight=False,
-        )
-    elif hours:
-        eight = max(sum(hours[i::8]) for i in range(min(8, len(hours))))
-        out_console.print(
-            f"all {len(rows)} points: {sum(hours):.1f} h on one {gpu}; about {eight:.1f} h on 8 "
-            f"(--parallel 8 --devices 0,1,2,3,4,5,6,7, one point per GPU), training only",
-            highlight=False,
-        )
 
 
 @app.command(
@@ -686,33 +327,33 @@ def mix_cmd(
     no_report: bool = typer.Option(False, "--no-report", help="Skip the report (counts still go to manifest.json)."),
     list_: bool = typer.Option(False, "--list", help="List the built-in presets and their rows."),
 ) -> None:
-    from divplugin.mixtures import load_mixture, mix, preset_names
+    from divplugin.mixtures import load_mixture, mix, mixture_names
 
     if list_ or spec is None:
         table = Table(title="mixture presets (divplugin mix NAME --mixture ROW --out DIR)")
         table.add_column("preset")
         table.add_column("sources")
         table.add_column("rows")
-        for name in preset_names():
+        for name in mixture_names():
             m = load_mixture(name)
             table.add_row(name, ", ".join(s.name for s in m.sources), ", ".join(m.mixtures))
         out_console.print(table)
         return
     if out is None:
-        _fail("--out is required")
+        fail("--out is required")
     try:
         m = load_mixture(spec)
         local = {}
         for item in paths:
             name, sep, path = item.partition("=")
             if not sep or not name:
-                _fail(f"--path expects SOURCE=PATH, got {item!r}")
+                fail(f"--path expects SOURCE=PATH, got {item!r}")
             local[name] = path
         try:
             m = m.with_paths(local).select(mixture)
         except ConfigError as exc:
-            _fail(f"--{'mixture' if exc.field == 'mixture' else 'path'}: {exc.message}")
-        with _interruptible("no partial mixture was left behind"), _progress() as prog:
+            fail(f"--{'mixture' if exc.field == 'mixture' else 'path'}: {exc.message}")
+        with interruptible("no partial mixture was left behind"), progress_bars() as prog:
             bars: dict[str, Any] = {}
 
             def on_progress(source: str, done: int, total: int) -> None:
@@ -722,7 +363,7 @@ def mix_cmd(
 
             manifest = mix(m, out, overwrite, on_progress, report=not no_report)
     except DivpluginError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     from divplugin.data.summary import sources_table
 
     show([sources_table(manifest, f"{m.name}: {manifest['examples']:,} examples -> {out}")])
@@ -767,14 +408,14 @@ def diversity_cmd(
     from divplugin.diversity.scores import EMBEDDERS, score_texts
 
     if embedder not in (*EMBEDDERS, "none"):
-        _fail(f"--embedder must be one of {', '.join((*EMBEDDERS, 'none'))}, got {embedder!r}")
+        fail(f"--embedder must be one of {', '.join((*EMBEDDERS, 'none'))}, got {embedder!r}")
     names = [f.strip() for f in fields.split(",") if f.strip()]
     if not names:
-        _fail("--fields: give at least one field")
+        fail("--fields: give at least one field")
     try:
         rows, kind = load_rows(data, split)
         if not rows:
-            _fail(f"{data} holds no rows")
+            fail(f"{data} holds no rows")
         texts = texts_of(rows, names)
         group_by = by
         if group_by is None:
@@ -794,26 +435,15 @@ def diversity_cmd(
                 clusters=clusters,
             )
     except DivpluginError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if embedder == "minilm" and report.points is None:
         console.print(
             "[yellow]no embedding scores: install divplugin[embed] for all-MiniLM-L6-v2, or use --embedder chars[/]"
         )
-    table = Table(
-        title=f"diversity of {data} ({kind}; fields {', '.join(names)}; {report.sample:,} of {report.total_rows:,} rows)"
-    )
-    cols = ["rows", "distinct", "compression ratio", "n-gram diversity"]
-    if report.points is not None:
-        cols += ["Vendi", "mean cosine distance", "clusters covered"]
-    table.add_column(group_by or "data")
-    for c in cols:
-        table.add_column(c, justify="right")
-    for name, sc in [("all", report.overall), *report.groups.items()]:
-        vals = [f"{sc.rows:,}", f"{sc.distinct:,}", f"{sc.compression_ratio:.3f}", f"{sc.ngram_diversity:.3f}"]
-        if report.points is not None:
-            vals += [f"{sc.vendi:.2f}", f"{sc.mean_cosine_distance:.3f}", str(sc.clusters_covered)]
-        table.add_row(name, *vals)
-    out_console.print(table)
+    from divplugin.diversity.scores import scores_table
+
+    title = f"diversity of {data} ({kind}; fields {', '.join(names)}; {report.sample:,} of {report.total_rows:,} rows)"
+    show([scores_table(report, group_by or "data", title)])
     if report.points is not None:
         out_console.print(
             f"embedder: {report.embedder}; {report.clusters} clusters, normalised entropy {report.cluster_entropy:.3f}",
@@ -857,14 +487,14 @@ def select_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
     settings: dict[str, Any] | None = None,
 ) -> None:
-    from divplugin.diversity.select import default_workers
+    from divplugin.diversity.select import selection_workers
     from divplugin.diversity.subset import select_dataset
 
     names = [f.strip() for f in fields.split(",") if f.strip()]
     if not names:
-        _fail("--fields: give at least one field")
+        fail("--fields: give at least one field")
     if workers < 0:
-        _fail(f"--workers must be >= 0, got {workers}")
+        fail(f"--workers must be >= 0, got {workers}")
     try:
         chosen = SelectSettings.of(settings or {})
         with console.status(f"choosing {budget:,} rows by {chosen.method}"):
@@ -878,20 +508,20 @@ def select_cmd(
                 by=by,
                 dedup=dedup,
                 formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
-                workers=workers or default_workers(),
+                workers=workers or selection_workers(),
                 overwrite=overwrite,
             )
     except ConfigError as exc:
         flag = (
             f"--{exc.field.replace('_', '-')}" if exc.field and not exc.field.startswith(("-", "DATA")) else exc.field
         )
-        _fail(f"{flag}: {exc.message}" if flag else str(exc))
+        fail(f"{flag}: {exc.message}" if flag else str(exc))
     except DivpluginError as exc:
-        _fail(str(exc))
-    from divplugin.data.summary import scores_table, selection_title
+        fail(str(exc))
+    from divplugin.data.summary import selection_table, selection_title
 
     sel = manifest["selection"]
-    show([scores_table(sel, f"{selection_title(sel)} ({sel['seconds']:.1f} s)")])
+    show([selection_table(sel, f"{selection_title(sel)} ({sel['seconds']:.1f} s)")])
     out_console.print(f"written to {out} (report.md, manifest.json)", highlight=False, soft_wrap=True)
 
 
@@ -925,24 +555,24 @@ def code_score(
     from divplugin.execution import Executor
 
     if not allow:
-        _fail("scoring runs model-generated code; pass --allow-code-execution to confirm")
+        fail("scoring runs model-generated code; pass --allow-code-execution to confirm")
     if workers < 0:
-        _fail(f"--workers must be >= 0, got {workers}")
+        fail(f"--workers must be >= 0, got {workers}")
     from divplugin.codeeval.sanitize import MODES
 
     if mode not in MODES:
-        _fail(f"--mode: unknown mode {mode!r}; choose from {', '.join(MODES)}")
+        fail(f"--mode: unknown mode {mode!r}; choose from {', '.join(MODES)}")
     try:
         problems = load_problems(benchmark, data)
         rows = read_jsonl(samples)
     except DivpluginError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     asked = {str(r.get("task_id")) for r in rows if isinstance(r, dict)}
     problems = [p for p in problems if p.task_id in asked] or problems
     results = results or samples.with_name(samples.name.removesuffix(".jsonl") + ".results.jsonl")
     with (
-        _interruptible(f"scored samples are kept in {results}; run the same command again to resume"),
-        _progress() as prog,
+        interruptible(f"scored samples are kept in {results}; run the same command again to resume"),
+        progress_bars() as prog,
         Executor(workers=workers or None, allow_code_execution=True) as ex,
     ):
         task = prog.add_task(f"scoring {benchmark}", total=len(rows))
@@ -951,7 +581,7 @@ def code_score(
                 benchmark, problems, rows, ex, mode=mode, results_path=results, progress=lambda: prog.advance(task)
             )
         except DivpluginError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     table = Table(title=f"{benchmark}: {report.num_samples} samples, {report.num_problems} problems")
     table.add_column("metric")
     table.add_column("value", justify="right")

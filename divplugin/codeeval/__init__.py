@@ -1,6 +1,6 @@
 """Code benchmarks scored by execution: HumanEval(+), MBPP(+), pass@k (EvalPlus's protocol)."""
 
-from divplugin.codeeval.evaluate import Report, SampleError, evaluate
+from divplugin.codeeval.evaluate import PassReport, SampleError, evaluate
 from divplugin.codeeval.passk import mean_pass_at_k, pass_at_k
 from divplugin.codeeval.problems import (
     BENCHMARKS,
@@ -14,7 +14,7 @@ __all__ = [
     "BENCHMARKS",
     "BenchmarkDataError",
     "Problem",
-    "Report",
+    "PassReport",
     "SampleError",
     "evaluate",
     "extract_code",

@@ -34,7 +34,7 @@ class SampleError(DivpluginError, ValueError):
 
 
 @dataclass
-class Report:
+class PassReport:
     benchmark: str
     pass_at_k: dict
     num_problems: int
@@ -101,7 +101,7 @@ def evaluate(
     ks=(1, 10, 100),
     progress=None,
     expected=None,
-) -> Report:
+) -> PassReport:
     """Score `samples` (an iterable of dicts); every problem must have at least one sample.
     `mode` says how the samples' ``completion`` answers were generated."""
     if mode not in MODES:
@@ -171,7 +171,7 @@ def evaluate(
         per_problem[rec["task_id"]][1] += rec["status"] == "pass"
         statuses[rec["status"]] += 1
     counts = [(v[0], v[1]) for v in per_problem.values()]
-    return Report(
+    return PassReport(
         benchmark,
         mean_pass_at_k(counts, ks),
         len(by_id),

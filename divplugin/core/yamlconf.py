@@ -104,3 +104,18 @@ def config_from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
         raise ConfigError(f"got {errors[0].get('input')!r}; expected: {' or '.join(msgs)}", f"{prefix}{name}") from None
     cfg.validate()
     return cfg
+
+
+ADDED_LATER: dict[str, Any] = {"identity": "when-set"}
+"""``json_schema_extra`` of a setting added after identities were first made from its class."""
+
+
+def identity_dict(values: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """``values`` as an identity (what data keys and settings hashes are made of): a setting
+    declared with ``json_schema_extra=ADDED_LATER`` is left out while it holds its default, so
+    that adding a setting never moves the keys of what was made before it existed."""
+    out = dict(values)
+    for name, info in fields.items():
+        if info.json_schema_extra == ADDED_LATER and name in out and out[name] == info.default:
+            del out[name]
+    return out

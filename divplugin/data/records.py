@@ -62,21 +62,6 @@ def completion_prompt(template: str, instruction: str, input: str) -> str:
     return render_prompt(template, instruction, input) + "\n"
 
 
-def to_record(row: dict[str, Any], record_format: str, prompt_template: str) -> dict[str, Any]:
-    """One row (instruction/input/output/metadata) in ``record_format``."""
-    if record_format == "instruction":
-        return row
-    if record_format == "messages":
-        return {
-            "messages": [
-                {"role": "user", "content": render_prompt(prompt_template, row["instruction"], row["input"])},
-                {"role": "assistant", "content": row["output"]},
-            ],
-            "metadata": row["metadata"],
-        }
-    raise ValueError(f"unknown record format {record_format!r}; expected one of {RECORD_FORMATS}")
-
-
 def _plain(text: str) -> bool:
     """Whether JSON encodes ``text`` as itself in quotes (printable ASCII, no quote or backslash)."""
     return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text

@@ -3,25 +3,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from divplugin.core.table import Table
 from divplugin.data.writer import numeric_sort_key
-
-
-@dataclass
-class Table:
-    title: str
-    columns: list[str]
-    rows: list[list[str]] = field(default_factory=list)
-    caption: str = ""
-
-    def markdown(self) -> str:
-        """A Markdown table (numbers right-aligned: every column but the first)."""
-        lines = ["| " + " | ".join(self.columns) + " |", "|---|" + "---:|" * (len(self.columns) - 1)]
-        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
-        return "\n".join(lines)
 
 
 def _n(value: Any) -> str:
@@ -91,7 +77,7 @@ def sources_table(manifest: dict[str, Any], title: str) -> Table:
     return table
 
 
-def scores_table(sel: dict[str, Any], title: str) -> Table:
+def selection_table(sel: dict[str, Any], title: str) -> Table:
     """A selection's diversity scores: the pool, the chosen rows and a random subset as large."""
     table = Table(
         title,
@@ -138,7 +124,7 @@ def summary(manifest: dict[str, Any], folder: str | Path | None = None) -> list[
     tables = []
     if kind == "selected":
         sel = manifest["selection"]
-        tables.append(scores_table(sel, f"{selection_title(sel)} from {sel['source']}{where}"))
+        tables.append(selection_table(sel, f"{selection_title(sel)} from {sel['source']}{where}"))
         title = "splits"
     else:
         title = f"{manifest['generator']} (seed {manifest['seed']}){where}"

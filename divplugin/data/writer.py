@@ -87,11 +87,6 @@ def _encode_chunk(job: tuple[str, int, str]) -> tuple[bytes, dict[str, Any]]:
     return encode_jsonl(cols, record_format, gen.config.prompt_template), chunk_stats(cols, gen.summary_fields)
 
 
-def default_workers() -> int:
-    """Writer processes by default: the cores this process may use (divplugin.core.host)."""
-    return usable_cores()
-
-
 def encoded_chunks(
     gen: Generator, split: str, record_format: str = "instruction", workers: int | None = None
 ) -> Iterator[tuple[bytes, dict[str, Any]]]:
@@ -101,7 +96,7 @@ def encoded_chunks(
     """
     if record_format not in RECORD_FORMATS:
         raise ConfigError(f"must be one of {RECORD_FORMATS}, got {record_format!r}", "record_format")
-    workers = default_workers() if workers is None else workers
+    workers = usable_cores() if workers is None else workers
     if workers < 1:
         raise ConfigError(f"must be >= 1, got {workers}", "workers")
     jobs = [(split, c, record_format) for c in range(gen.num_chunks(split))]

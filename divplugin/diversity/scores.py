@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from divplugin.core.table import Table
 from divplugin.errors import ConfigError
 
 Embedder = str  # one of EMBEDDERS (checked where settings are validated)
@@ -182,7 +183,7 @@ class Scores:
 
 
 @dataclass
-class Report:
+class DiversityReport:
     """Scores of a sample of rows, overall and per group, and how they were computed."""
 
     overall: Scores
@@ -219,7 +220,7 @@ def score_texts(
     seed: int = 0,
     embedder: Embedder | None = "minilm",
     clusters: int = 16,
-) -> Report:
+) -> DiversityReport:
     """Diversity of ``texts`` (``groups``: a label per text, for per-group scores) on a seeded
     sample of at most ``sample`` of them; ``embedder`` None skips the embedding scores."""
     if not texts:
@@ -247,7 +248,7 @@ def score_texts(
             out.clusters_covered = int(len(set(labels[idx].tolist())))
         return out
 
-    report = Report(
+    report = DiversityReport(
         scores(np.arange(len(sample_texts))),
         embedder=(MINILM if embedder == "minilm" else embedder) if vecs is not None else None,
         clusters=k,
@@ -265,4 +266,16 @@ def score_texts(
     return report
 
 
-# ----------------------------------------------------------------------------- reading data
+def scores_table(report: DiversityReport, group: str, title: str = "") -> Table:
+    """The scores, overall ("all") and per group, one row each: ``divplugin diversity``'s table
+    and a mixture report's."""
+    embedded = report.points is not None
+    cols = ["rows", "distinct", "compression ratio", "n-gram diversity"]
+    cols += ["Vendi", "mean cosine distance", "clusters covered"] if embedded else []
+    table = Table(title, [group, *cols])
+    for name, sc in [("all", report.overall), *report.groups.items()]:
+        row = [name, f"{sc.rows:,}", f"{sc.distinct:,}", f"{sc.compression_ratio:.3f}", f"{sc.ngram_diversity:.3f}"]
+        if embedded:
+            row += [f"{sc.vendi:.2f}", f"{sc.mean_cosine_distance:.3f}", str(sc.clusters_covered)]
+        table.rows.append(row)
+    return table

@@ -136,7 +136,7 @@ def embed_rows(texts: list[str], settings: SelectSettings, workers: int = 1) -> 
     return project(x, settings.dim, settings.seed)
 
 
-def largest_remainder(total: int, sizes: list[int]) -> list[int]:
+def split_by_size(total: int, sizes: list[int]) -> list[int]:
     """`total` split in proportion to `sizes`, in whole numbers that sum to it, none above its size."""
     n = sum(sizes)
     exact = [total * s / n for s in sizes]
@@ -162,7 +162,7 @@ def random_rows(n: int, budget: int, seed: int, groups: list[str] | None = None)
     rng = np.random.default_rng([seed, 11])
     if groups is None:
         return np.sort(rng.choice(n, budget, replace=False))
-    return _per_group(rng, groups, lambda sizes: largest_remainder(budget, sizes))
+    return _per_group(rng, groups, lambda sizes: split_by_size(budget, sizes))
 
 
 def capped_quota(total: int, sizes: list[int]) -> list[int]:
@@ -283,7 +283,7 @@ def folded_facility_location(
     n = len(x)
     perm = np.random.default_rng([settings.seed, 13]).permutation(n)
     folds = np.array_split(perm, max(1, -(-n // settings.fold_size)))
-    quota = largest_remainder(budget, [len(f) for f in folds])
+    quota = split_by_size(budget, [len(f) for f in folds])
 
     def one(k: int) -> np.ndarray:
         fold = np.sort(folds[k])
@@ -331,6 +331,6 @@ def choose(
         return folded_facility_location(x, budget, settings, workers, progress)
 
 
-def default_workers() -> int:
-    """Selection workers by default: the usable cores (divplugin.core.host), at most 4."""
+def selection_workers() -> int:
+    """Workers for choosing rows by default: the usable cores (divplugin.core.host), at most 4."""
     return min(4, usable_cores())

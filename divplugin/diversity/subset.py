@@ -19,7 +19,7 @@ from divplugin.core.fsutil import HashedFile, atomic_directory, check_new_output
 from divplugin.data.cache import ensure_folder, subset_key
 from divplugin.data.manifest import header, is_dataset, load_manifest, write_manifest
 from divplugin.data.rows import groups_of, load_rows, texts_of
-from divplugin.data.summary import scores_table, selection_title
+from divplugin.data.summary import selection_table, selection_title
 from divplugin.data.writer import OUTPUT_FORMATS, write_formats
 from divplugin.diversity.dedup import NearDuplicates, RowRef, text_key
 from divplugin.diversity.select import SelectSettings, choose, random_rows
@@ -149,7 +149,7 @@ def selection_report(sel: dict[str, Any]) -> str:
         f"embedder {sel['embedder']} (projected to {sel['dim'] or 'all'} dimensions); seed {sel['seed']}; "
         f"dedup {sel['dedup']}; {sel['seconds']:.1f} s.",
         "",
-        scores_table(sel, "").markdown(),
+        selection_table(sel, "").markdown(),
         "",
         'Scores on a seeded sample of each set (`divplugin diversity`\'s); "random" is a seeded random '
         "subset of the same size, for comparison.",

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from divplugin.core.table import Table
 from divplugin.experiments.platform import KERNEL_VARIABLES
-from divplugin.experiments.runner import PointResult, point_id
+from divplugin.experiments.runner import RESULT_SCHEMA, PointResult, point_id
 from divplugin.experiments.spec import Spec
 
 
@@ -480,6 +481,55 @@ def flags(spec: Spec, results: list[PointResult], overrides: dict[str, Any] | No
     return out
 
 
+def points_table(spec: Spec, results: list[PointResult]) -> Table:
+    """A row per point: runs done, each metric (mean and spread over seeds), seconds of
+    training and evaluation, and steps/s: the page's table and the one the CLI prints."""
+    cols = page_columns(spec, results)
+    speed = any(r.steps_per_second for r in results)  # results made before it was recorded have none
+    table = Table(
+        spec.name,
+        ["point", "runs", *(c.replace("divplugin_", "") for c in cols), "train s", "eval s"]
+        + (["steps/s"] if speed else []),
+    )
+    for g in group(results):
+        done = g.done
+        tr = statistics.fmean(r.train_seconds for r in done) if done else 0.0
+        ev = statistics.fmean(r.eval_seconds for r in done) if done else 0.0
+        rates = [r.steps_per_second for r in done if r.steps_per_second]
+        stats = [g.stat(c) for c in cols]
+        row = [
+            g.label,
+            f"{len(done)}/{len(g.runs)}",
+            *(st.text() if st else "" for st in stats),
+            f"{tr:.0f}",
+            f"{ev:.0f}",
+        ]
+        table.rows.append(row + ([f"{statistics.fmean(rates):.3g}" if rates else ""] if speed else []))
+    return table
+
+
+def runs_table(spec: Spec, results: list[PointResult]) -> Table:
+    """A row per run (point and seed): its status, metrics and seconds."""
+    cols = page_columns(spec, results)
+    table = Table(
+        "every run",
+        ["run", "seed", "status", *(c.replace("divplugin_", "") for c in cols), "train s", "eval s"],
+        left=(0, 2),
+    )
+    for r in results:
+        table.rows.append(
+            [
+                r.id,
+                str(r.seed),
+                r.status,
+                *(_fmt(r.metrics.get(c, "")) for c in cols),
+                f"{r.train_seconds:.0f}",
+                f"{r.eval_seconds:.0f}",
+            ]
+        )
+    return table
+
+
 def write_page(
     spec: Spec,
     results: list[PointResult],
@@ -489,7 +539,6 @@ def write_page(
     overrides: dict[str, Any] | None = None,
     commands: list[dict[str, Any]] | None = None,
 ) -> Path:
-    cols = page_columns(spec, results)
     groups = group(results)
     lines = [f"# {title(spec, results, overrides)}", "", spec.description.strip(), ""]
     if overrides:
@@ -502,26 +551,7 @@ def write_page(
     replicated = any(len(g.runs) > 1 for g in groups)
     if replicated:
         lines += ["Mean ± standard deviation (min-max, n replicates) over seeds.", ""]
-    speed = any(r.steps_per_second for r in results)  # results made before it was recorded have none
-    lines += [
-        "| point | runs | "
-        + " | ".join(c.replace("divplugin_", "") for c in cols)
-        + " | train s | eval s |"
-        + (" steps/s |" if speed else ""),
-        "|---|---:|" + "---:|" * len(cols) + "---:|---:|" + ("---:|" if speed else ""),
-    ]
-    for g in groups:
-        stats = [g.stat(c) for c in cols]
-        done = g.done
-        tr = statistics.fmean(r.train_seconds for r in done) if done else 0.0
-        ev = statistics.fmean(r.eval_seconds for r in done) if done else 0.0
-        rates = [r.steps_per_second for r in done if r.steps_per_second]
-        lines.append(
-            f"| {g.label} | {len(done)}/{len(g.runs)} | "
-            + " | ".join(st.text() if st else "" for st in stats)
-            + f" | {tr:.0f} | {ev:.0f} |"
-            + (f" {statistics.fmean(rates):.3g} |" if rates else " |" if speed else "")
-        )
+    lines.append(points_table(spec, results).markdown())
     pending = [r for r in results if r.status == "pending"]
     if pending:
         lines += [
@@ -536,21 +566,7 @@ def write_page(
     if checks or found:
         lines += ["", "## Expected", ""] + [f"- {'met' if ok else 'NOT met'}: {text}" for text, ok in checks] + found
     if replicated:
-        lines += [
-            "",
-            "## Every run",
-            "",
-            "| run | seed | status | "
-            + " | ".join(c.replace("divplugin_", "") for c in cols)
-            + " | train s | eval s |",
-            "|---|---:|---|" + "---:|" * len(cols) + "---:|---:|",
-        ]
-        for r in results:
-            lines.append(
-                f"| {r.id} | {r.seed} | {r.status} | "
-                + " | ".join(_fmt(r.metrics.get(c, "")) for c in cols)
-                + f" | {r.train_seconds:.0f} | {r.eval_seconds:.0f} |"
-            )
+        lines += ["", "## Every run", "", runs_table(spec, results).markdown()]
     failed = [r for r in results if r.status == "failed"]
     if failed:
         lines += ["", "## Failed points", ""]
@@ -615,6 +631,7 @@ def write_all(
     if invocation is not None and invocation not in commands:
         commands.append(invocation)
     payload = {
+        "schema_version": RESULT_SCHEMA,  # of the file and of each point's record (runner.load_result)
         "spec": spec.model_dump(),
         "overrides": overrides,
         "commands": commands,

@@ -37,6 +37,9 @@ STEP = re.compile(r"(\d+)/(\d+) \[")
 BASE_STAMP = "divplugin_base_model.json"  # the settings a built base model was made with
 
 
+RESULT_SCHEMA = 2  # of a point's record (result.json, results.json's points); 1: before it was written
+
+
 @dataclass
 class PointResult:
     id: str
@@ -53,6 +56,26 @@ class PointResult:
     steps_per_second: float | None = None  # the trainer's own figure: the training loop alone
     steps: int | None = None  # the optimizer steps the training log last reported (None: made before it was kept)
     note: str = ""  # what a person added to the record afterwards (shown on the results page)
+    schema_version: int = RESULT_SCHEMA
+
+
+def load_result(record: Any, log_dir: Path | None = None) -> PointResult:
+    """A point's record, in today's form whatever divplugin wrote it: the one place that knows
+    old records. Schema 1 (no ``schema_version``) may lack ``steps_per_second``, ``steps``,
+    ``weights``, ``platform`` and ``note``: ``steps_per_second`` is read from the training log
+    in ``log_dir`` when it is there; ``steps`` stays None (the log's bar of that time is not
+    trusted to be the trainer's). Raises ValueError or TypeError for what is not a record."""
+    if not isinstance(record, dict):
+        raise TypeError(f"a point's record is a JSON object, got {type(record).__name__}")
+    version = record.get("schema_version", 1)
+    if version not in (1, RESULT_SCHEMA):
+        raise ValueError(
+            f"unsupported point record schema_version {version!r} (this divplugin reads 1 to {RESULT_SCHEMA})"
+        )
+    result = PointResult(**{**record, "schema_version": RESULT_SCHEMA})
+    if version == 1 and result.steps_per_second is None and log_dir is not None:
+        result.steps_per_second = steps_per_second(log_dir / "train.log")
+    return result
 
 
 STEPS_PER_SECOND = re.compile(r"'train_steps_per_second': '?([0-9.]+)")
@@ -153,26 +176,37 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-_RUNNING: set[subprocess.Popen] = set()
-_RUNNING_LOCK = threading.Lock()
-STOPPING = threading.Event()  # set by stop_all: a point's killed process means "stopped", not "failed"
-
-
 class Stopped(Exception):
     """The sweep was stopped while this point ran (its processes were ended)."""
 
 
-def stop_all() -> None:
-    """End every training or evaluation process a point started (their whole process groups:
-    ``accelerate launch`` starts children of its own)."""
-    STOPPING.set()
-    with _RUNNING_LOCK:
-        procs = list(_RUNNING)
-    for proc in procs:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+class Processes:
+    """The training and evaluation processes of one sweep's points: :meth:`stop` ends them all
+    (their whole process groups: ``accelerate launch`` starts children of its own), and a point
+    whose process ended that way is stopped, not failed. Each sweep owns its own."""
+
+    def __init__(self) -> None:
+        self._running: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    def add(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            self._running.add(proc)
+
+    def discard(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            self._running.discard(proc)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        with self._lock:
+            procs = list(self._running)
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 def _stream(
@@ -181,15 +215,16 @@ def _stream(
     cwd: Path,
     on_step: Callable[[int, int], None] | None = None,
     env: dict[str, str] | None = None,
+    processes: Processes | None = None,
 ) -> int:
     """Run ``cmd`` in a process group of its own with output to ``log`` (``env``: variables added
-    to ours); ``on_step(done, total)`` follows the trainer's bar. ``stop_all`` ends it."""
+    to ours); ``on_step(done, total)`` follows the trainer's bar. ``processes.stop()`` ends it."""
+    processes = processes or Processes()
     with open(log, "wb") as f:
         proc = subprocess.Popen(
             cmd, cwd=cwd, env=_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
         )
-        with _RUNNING_LOCK:
-            _RUNNING.add(proc)
+        processes.add(proc)
         training = False
         try:
             while chunk := typing.cast(io.BufferedReader, proc.stdout).read1(65536):
@@ -210,9 +245,8 @@ def _stream(
             proc.wait()
             raise
         finally:
-            with _RUNNING_LOCK:
-                _RUNNING.discard(proc)
-        if rc == -signal.SIGKILL and STOPPING.is_set():
+            processes.discard(proc)
+        if rc == -signal.SIGKILL and processes.stopping.is_set():
             raise Stopped(f"{cmd[0]} was ended")
         return rc
 
@@ -389,13 +423,11 @@ def finished(spec: Spec, point: Point, out: Path, overrides: dict[str, Any]) -> 
     if not done.is_file():
         return None
     try:
-        old = PointResult(**json.loads(done.read_text()))
+        old = load_result(json.loads(done.read_text()), done.parent)
     except (ValueError, TypeError):
         return None
     if old.status != "done" or old.hash != point_hash(spec, point, out, overrides):
         return None
-    if old.steps_per_second is None:  # recorded before results held it: the log still does
-        old.steps_per_second = steps_per_second(done.parent / "train.log")
     return old
 
 
@@ -407,9 +439,11 @@ def run_point(
     on_step: Callable[[int, int], None] | None = None,
     on_phase: Callable[[str], None] | None = None,
     env: dict[str, str] | None = None,
+    processes: Processes | None = None,
 ) -> PointResult:
     """Train and evaluate one point (``env``: variables for both processes, such as
-    ``CUDA_VISIBLE_DEVICES`` or ``OMP_NUM_THREADS``); a point already done is returned as it is."""
+    ``CUDA_VISIBLE_DEVICES`` or ``OMP_NUM_THREADS``; ``processes``: the sweep's, which can stop
+    them); a point already done is returned as it is."""
     old = finished(spec, point, out, overrides)
     if old is not None:
         return old
@@ -435,7 +469,7 @@ def run_point(
     t0 = time.perf_counter()
     if on_phase:
         on_phase("train")
-    rc = _stream(train_command(cfg, pdir / "train.yml"), pdir / "train.log", pdir, on_step, env)
+    rc = _stream(train_command(cfg, pdir / "train.yml"), pdir / "train.log", pdir, on_step, env, processes)
     result.train_seconds = round(time.perf_counter() - t0, 1)
     if rc != 0:
         result.error = f"axolotl train exited with {rc}:\n{_tail(pdir / 'train.log')}"
@@ -446,7 +480,9 @@ def run_point(
         if on_phase:
             on_phase("eval")
         t1 = time.perf_counter()
-        rc = _stream(eval_command(spec, cfg, model_dir, eval_dir), pdir / "eval.log", pdir, env=env)
+        rc = _stream(
+            eval_command(spec, cfg, model_dir, eval_dir), pdir / "eval.log", pdir, env=env, processes=processes
+        )
         result.eval_seconds = round(time.perf_counter() - t1, 1)
         if rc != 0:
             result.error = f"divplugin eval exited with {rc}:\n{_tail(pdir / 'eval.log')}"

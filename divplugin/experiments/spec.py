@@ -134,7 +134,7 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     base: str | None = Field(None, description="The spec this one started from (resolved when loaded).")
-    summary: str = Field("", max_length=72, description="One line for `divplugin experiment --list`.")
+    summary: str = Field("", max_length=72, description="One line for `divplugin experiment list`.")
     description: str = ""
     hardware: Literal["cpu", "gpu"] = "cpu"
     parallel: int = Field(
@@ -171,7 +171,7 @@ class Spec(BaseModel):
     plan: dict[str, Any] = Field(
         default_factory=dict,
         description="Cost-estimate inputs the spec cannot show: params (of a "
-        "hub base model), tokens_per_example (of hub data), examples, mfu (see --plan).",
+        "hub base model), tokens_per_example (of hub data), examples, mfu (see `divplugin experiment plan`).",
     )
 
     @field_validator("sweep")
@@ -299,6 +299,17 @@ class Spec(BaseModel):
         runs += [Point(values={k: extra[k] for k in self.sweep}, seed=seeds[0]) for extra in self.extra_points]
         return runs
 
+    def with_sets(self, sets: dict[str, Any]) -> tuple[Spec, dict[str, Any]]:
+        """(spec, axolotl overrides) for ``--set KEY=VALUE`` pairs: ``eval.KEY`` ones change the
+        spec's evaluation, the others are axolotl config overrides for every point."""
+        evals = {k.removeprefix("eval."): v for k, v in sets.items() if k.startswith("eval.")}
+        overrides = {k: v for k, v in sets.items() if not k.startswith("eval.")}
+        if not evals:
+            return self, overrides
+        data = self.model_dump()
+        data["eval"].update(evals)
+        return validate_spec(data, f"{self.name} (--set eval.*)"), overrides
+
     def quick_variant(self) -> Spec:
         data = self.model_dump()
         for section, value in self.quick.items():
@@ -307,7 +318,7 @@ class Spec(BaseModel):
                     f"unknown section {section!r}; use train, sweep, eval, base_model, seeds or extra_points", "quick"
                 )
             if isinstance(value, dict) and isinstance(data.get(section), dict) and section in MERGED:
-                data[section] = _deep_merge(data[section], value)  # as base: does
+                data[section] = _deep_merge(data[section], value)  # as axolotl's `base:` merges
             else:
                 data[section] = value
         data["quick"] = {}

@@ -13,19 +13,18 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-import divplugin.experiments.runner as runner
 from divplugin.core.host import free_cores, usable_cores
 from divplugin.errors import ConfigError
 from divplugin.experiments.platform import KERNEL_VARIABLES
 from divplugin.experiments.report import recorded_overrides, with_means, write_all
 from divplugin.experiments.runner import (
     PointResult,
+    Processes,
     build_base_model,
     finished,
     point_id,
     prepare_pretrained,
     run_point,
-    stop_all,
 )
 from divplugin.experiments.spec import Point, Spec
 
@@ -84,7 +83,7 @@ def run_experiment(
         raise ConfigError(f"{len(devices)} devices cannot be shared by {parallel} parallel points", "--devices")
     hooks = hooks or {}
     overrides = dict(overrides or {})
-    runner.STOPPING.clear()
+    processes = Processes()  # this sweep's: stopping them stops no other sweep
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -141,6 +140,7 @@ def run_experiment(
             (lambda d, t: step(pid, d, t)) if step else None,
             (lambda name: phase(pid, name)) if phase else None,
             slot_env(slot, parallel, devices, threads),
+            processes,
         )
 
     pool = ThreadPoolExecutor(max_workers=parallel)
@@ -164,7 +164,7 @@ def run_experiment(
             free.sort()
     except BaseException:
         # interrupted (Ctrl-C, SIGTERM) or failed: end the points in progress, keep what is done
-        stop_all()
+        processes.stop()
         pool.shutdown(wait=True, cancel_futures=True)
         report()
         raise
@@ -180,7 +180,7 @@ def collect_report(
     ``overrides`` the ``--set`` overrides the folder's results.json records are used."""
     out = Path(out).resolve()
     if not (out / "points").is_dir():
-        raise ConfigError(f"{out} holds no points of a run", "--report")
+        raise ConfigError(f"{out} holds no points of a run", "--out")
     if overrides is None:
         overrides = recorded_overrides(out)
     results = [r for p in spec.points() if (r := finished(spec, p, out, dict(overrides or {}))) is not None]

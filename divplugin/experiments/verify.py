@@ -17,7 +17,7 @@ from typing import Any
 from divplugin.errors import ConfigError
 from divplugin.experiments.platform import differences
 from divplugin.experiments.report import recorded_overrides
-from divplugin.experiments.runner import PointResult, point_hash, point_id
+from divplugin.experiments.runner import PointResult, load_result, point_hash, point_id
 from divplugin.experiments.spec import Point, Spec
 
 
@@ -51,23 +51,23 @@ def recorded_results(reference: str | Path) -> dict[str, PointResult]:
     """The points a results folder holds (``points/ID/result.json``, else its ``results.json``)."""
     reference = Path(reference)
     if not reference.is_dir():
-        raise ConfigError(f"{reference} is not a results folder", "--verify")
+        raise ConfigError(f"{reference} is not a results folder", "RECORD")
     found: dict[str, PointResult] = {}
     files = sorted((reference / "points").glob("*/result.json"))
     try:
         if files:
             for f in files:
-                r = PointResult(**json.loads(f.read_text()))
+                r = load_result(json.loads(f.read_text()), f.parent)
                 found[r.id] = r
         elif (reference / "results.json").is_file():
             for p in json.loads((reference / "results.json").read_text()).get("points", []):
-                r = PointResult(**p)
+                r = load_result(p)
                 found[r.id] = r
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{reference}: unreadable result ({exc})", "--verify") from None
+        raise ConfigError(f"{reference}: unreadable result ({exc})", "RECORD") from None
     done = {k: r for k, r in found.items() if r.status == "done"}
     if not done:
-        raise ConfigError(f"{reference} holds no finished point (points/*/result.json or results.json)", "--verify")
+        raise ConfigError(f"{reference} holds no finished point (points/*/result.json or results.json)", "RECORD")
     return done
 
 
@@ -90,7 +90,7 @@ def chosen_points(spec: Spec, recorded: dict[str, PointResult], only: list[str] 
         raise ConfigError(
             f"no finished point of {spec.name} matching {wanted} is recorded there "
             f"(recorded: {', '.join(sorted(recorded))})",
-            "--verify",
+            "RECORD",
         )
     return points if only else points[:1]
 
@@ -121,7 +121,7 @@ def verify(
             raise ConfigError(
                 f"point {pid}: its config hash here is {digest}, the record's {recorded[pid].hash}; "
                 "the spec, the overrides or the generated data differ, so there is nothing to compare",
-                "--verify",
+                "RECORD",
             )
         if (out / "points" / pid / "result.json").exists():
             raise ConfigError(f"{out} already holds point {pid}; verify reruns into a folder that does not", "--out")

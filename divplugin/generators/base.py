@@ -109,7 +109,8 @@ class GeneratorConfig:
         "divplugin", description="Salt of the hash that partitions instructions into train and test."
     )
     prompt_template: str = Field(
-        DEFAULT_PROMPT_TEMPLATE, description="User turn of the chat-messages format; fields {instruction} and {input}."
+        DEFAULT_PROMPT_TEMPLATE,
+        description="The prompt: the user turn of the messages format, and the completion prompt of training and the lm-eval tasks; fields {instruction} and {input}.",
     )
 
     def validate(self) -> None:
@@ -151,11 +152,15 @@ class GeneratorConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as plain values: the identity of the data (``config_hash``), without the
+        settings added later that hold their defaults (``core.yamlconf.identity_dict``)."""
+        from divplugin.core.yamlconf import identity_dict
+
         out = {}
         for f in fields(self):  # type: ignore[arg-type]
             v = getattr(self, f.name)
             out[f.name] = list(v) if isinstance(v, tuple) else v
-        return out
+        return identity_dict(out, type(self).__pydantic_fields__)  # type: ignore[attr-defined]
 
 
 def config_field_docs(cls: type) -> dict[str, tuple[Any, str]]:

@@ -18,6 +18,7 @@ import string
 import numpy as np
 from pydantic import Field
 
+from divplugin.core.yamlconf import ADDED_LATER
 from divplugin.errors import ConfigError, GenerationError
 from divplugin.generators.base import (
     Columns,
@@ -77,6 +78,7 @@ class MarkovRewriteConfig(GeneratorConfig):
         "is the rewritten string passed through this cipher, in every split (no-op answers too): 'shift:K' (each "
         "symbol becomes the one K places later in the alphabet, cyclically) or the alphabet in another order (a "
         "substitution: the i-th symbol becomes the i-th symbol given). Default: none.",
+        json_schema_extra=dict(ADDED_LATER),
     )
 
     @property
@@ -151,12 +153,6 @@ class MarkovRewriteConfig(GeneratorConfig):
             if target == a:
                 raise ConfigError(f"{c!r} is the alphabet in its own order: it encrypts nothing", "cipher")
         return str.maketrans(a, target)
-
-    def to_dict(self) -> dict:
-        out = super().to_dict()
-        if out.get("cipher") is None:
-            out.pop("cipher", None)  # without the twist, data keeps the identity it had before the setting existed
-        return out
 
     def _check_capacity(self) -> None:
         """Fail early when the rule space cannot hold the distinct rules asked for."""

@@ -25,17 +25,15 @@ from divplugin.codeeval.passk import pass_at_k
 from divplugin.core.host import usable_cores
 from divplugin.errors import ConfigError, did_you_mean
 
-MODES = ("completion", "instruct", "auto")
+TASK_MODES = ("completion", "instruct", "auto")
 KEYS = ("data", "workers", "results_dir", "mode")
 # Model arguments that name where a tokenizer is, most specific first (hf: tokenizer, peft,
 # pretrained; vllm: tokenizer, lora_local_path, pretrained; API back-ends: tokenizer, model).
 TOKENIZER_KEYS = ("tokenizer", "peft", "lora_local_path", "pretrained", "model")
 
-# (benchmark, mode) -> the --metadata its documents were loaded with (data, workers, results_dir).
 # lm-eval hands --metadata to the task's `custom_dataset` (load_code) but not to its filter
-# (execute_all), which runs later in the same process; this is how the filter learns where
-# the benchmark's data is and how to run it.
-_STATE: dict = {}
+# (execute_all): the documents carry what the filter needs to know, as columns.
+RUN_COLUMNS = ("data", "workers", "results_dir")
 
 
 @lru_cache(maxsize=8)
@@ -83,7 +81,7 @@ def load_tokenizer(source: str, trust_remote_code: bool = False, revision: str |
         ) from None
 
 
-def _flag(value) -> bool:
+def _truthy(value) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes")
 
 
@@ -92,8 +90,10 @@ def resolve_mode(mode: str, metadata: dict):
     a chat template, as EvalPlus decides."""
     from divplugin.codeeval.prompts import has_chat_template
 
-    if mode not in MODES:
-        raise ConfigError(f"unknown mode {mode!r}{did_you_mean(mode, MODES)} Choose from: {', '.join(MODES)}", "mode")
+    if mode not in TASK_MODES:
+        raise ConfigError(
+            f"unknown mode {mode!r}{did_you_mean(mode, TASK_MODES)} Choose from: {', '.join(TASK_MODES)}", "mode"
+        )
     if mode == "completion":
         return mode, None
     source = tokenizer_source(metadata)
@@ -103,7 +103,7 @@ def resolve_mode(mode: str, metadata: dict):
             "tokenizer was named: give --model_args pretrained=MODEL (or tokenizer=DIR)",
             "mode",
         )
-    tok = load_tokenizer(source, _flag(metadata.get("trust_remote_code", False)), metadata.get("revision"))
+    tok = load_tokenizer(source, _truthy(metadata.get("trust_remote_code", False)), metadata.get("revision"))
     if mode == "auto":
         return ("instruct" if has_chat_template(tok) else "completion"), tok
     return mode, tok
@@ -135,7 +135,7 @@ def load_code(benchmark: str, task_mode: str = "completion", data: str | None = 
     mode, tok = resolve_mode(str(metadata.get("mode") or task_mode), metadata)
     data = data or os.environ.get("DIVPLUGIN_BENCHMARKS") or None
     problems = _problems(benchmark, data)
-    _STATE[(benchmark, mode)] = {"data": data, **{k: metadata[k] for k in ("workers", "results_dir") if k in metadata}}
+    run = {"data": data, **{k: metadata.get(k) for k in ("workers", "results_dir")}}
     logging.getLogger(__name__).info("divplugin code: %s in %s mode", benchmark, mode)
     return {
         "test": datasets.Dataset.from_dict(
@@ -146,6 +146,7 @@ def load_code(benchmark: str, task_mode: str = "completion", data: str | None = 
                 "prompt": [model_prompt(p, mode, tok) for p in problems],
                 "entry_point": [p.entry_point for p in problems],
                 "canonical_solution": [reference_answer(p, mode) for p in problems],
+                **{k: ["" if run[k] is None else str(run[k])] * len(problems) for k in RUN_COLUMNS},
             }
         )
     }
@@ -173,7 +174,7 @@ def execute_all(resps, docs):
     if not docs:
         return resps
     benchmark, mode = docs[0]["benchmark"], docs[0]["mode"]
-    state = _STATE.get((benchmark, mode), {})
+    state = {k: docs[0].get(k) or None for k in RUN_COLUMNS}
     problems = _problems(benchmark, state.get("data"))
     by_id = {p.task_id: p for p in problems}
     samples = [{"task_id": d["task_id"], "completion": r} for d, rs in zip(docs, resps) for r in rs]

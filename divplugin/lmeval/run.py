@@ -21,7 +21,7 @@ def tasks_dir() -> Path:
     return Path(str(files("divplugin.eval_tasks")))
 
 
-def _flag(argv: list[str], name: str) -> str | None:
+def _argv_value(argv: list[str], name: str) -> str | None:
     for i, a in enumerate(argv):
         if a == name and i + 1 < len(argv):
             return argv[i + 1]
@@ -126,10 +126,10 @@ def main(argv: list[str]) -> int:
         print(f"divplugin eval needs lm-eval >= 0.4.9: pip install 'divplugin[eval]' ({exc})", file=sys.stderr)
         return 2
     argv = list(argv)
-    include = _flag(argv, "--include_path")
+    include = _argv_value(argv, "--include_path")
     if include is None:
         argv += ["--include_path", str(tasks_dir())]
-    tasks = (_flag(argv, "--tasks") or "").split(",")
+    tasks = (_argv_value(argv, "--tasks") or "").split(",")
     instruct = [t for t in tasks if t.strip().startswith(PREFIX) and t.strip().endswith("_instruct")]
     if instruct and any(a == "--apply_chat_template" or a.startswith("--apply_chat_template=") for a in argv):
         print(
@@ -139,7 +139,7 @@ def main(argv: list[str]) -> int:
         )
         return 2
     ours_only = include is None and all(t.strip().startswith(PREFIX) for t in tasks if t.strip())
-    if _flag(argv, "--model") == "divplugin-oracle":
+    if _argv_value(argv, "--model") == "divplugin-oracle":
         register_oracle()  # only then: lm-eval imports its own backends when its registry is empty
     captured: dict = {}
     with patched_lm_eval(argv, ours_only, captured):

@@ -1,4 +1,5 @@
-"""Markov algorithms and the paper's single-rule rewrite task."""
+"""Markov algorithms: rules, their text syntax and an interpreter (the generators build the
+paper's tasks from them: :mod:`divplugin.generators`)."""
 
 from divplugin.markov.engine import (
     MarkovAlgorithm,
@@ -7,7 +8,6 @@ from divplugin.markov.engine import (
     RunResult,
     Status,
     StringTooLong,
-    apply_once,
     count_occurrences,
     format_rule,
     format_rules,
@@ -22,7 +22,6 @@ __all__ = [
     "RunResult",
     "Status",
     "StringTooLong",
-    "apply_once",
     "count_occurrences",
     "format_rule",
     "format_rules",

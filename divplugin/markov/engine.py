@@ -145,9 +145,6 @@ class MarkovAlgorithm:
     def from_text(cls, text: str, syntax: str = "divplugin") -> MarkovAlgorithm:
         return cls(parse_rules(text, syntax=syntax))
 
-    def to_text(self, sep: str = "\n") -> str:
-        return format_rules(self.rules, sep)
-
     def step(self, s: str) -> tuple[int, str] | None:
         """Apply one step; returns (rule index, new string) or None when no rule applies."""
         for i, rule in enumerate(self.rules):
@@ -178,12 +175,6 @@ class MarkovAlgorithm:
         return RunResult(s, Status.STEP_LIMIT, max_steps, steps)
 
     __call__ = run
-
-
-def apply_once(lhs: str, rhs: str, s: str) -> str:
-    """The paper's task: replace the leftmost occurrence of ``lhs`` in ``s`` by ``rhs``,
-    once; ``s`` unchanged (a no-op) when ``lhs`` does not occur."""
-    return s.replace(lhs, rhs, 1)
 
 
 def count_occurrences(s: str, sub: str) -> int:

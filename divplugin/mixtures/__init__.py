@@ -7,7 +7,7 @@ from divplugin.mixtures.spec import (
     Source,
     load_mixture,
     load_mixture_dict,
-    preset_names,
+    mixture_names,
 )
 
 __all__ = [
@@ -18,6 +18,6 @@ __all__ = [
     "load_mixture",
     "load_mixture_dict",
     "mix",
-    "preset_names",
+    "mixture_names",
     "write_mixture",
 ]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from divplugin.diversity.scores import Report, score_texts
+from divplugin.diversity.scores import DiversityReport, score_texts, scores_table
 from divplugin.mixtures.budget import token_counter
 
 
@@ -25,7 +25,7 @@ def _lengths(values: list[int]) -> dict[str, float]:
     }
 
 
-def diversity(m, rows: list[dict[str, Any]]) -> Report | None:
+def diversity(m, rows: list[dict[str, Any]]) -> DiversityReport | None:
     """The mixture's diversity scores (divplugin.diversity.scores), overall and per source."""
     if not rows:
         return None
@@ -40,7 +40,7 @@ def diversity(m, rows: list[dict[str, Any]]) -> Report | None:
     )
 
 
-def diversity_table(div: Report, group: str) -> str:
+def diversity_table(div: DiversityReport, group: str) -> str:
     """Markdown: the diversity scores, overall and per group, with how they were computed."""
     emb = div.points is not None
     head = f"Diversity of {div.sample:,} rows (of {div.total_rows:,})"
@@ -53,19 +53,10 @@ def diversity_table(div: Report, group: str) -> str:
         ". Vendi: effective number of distinct rows; compression ratio: lower is more diverse; "
         "n-gram diversity (n = 1-4): higher is more diverse."
     )
-    cols = ["rows", "distinct", "compression ratio", "n-gram diversity"] + (
-        ["Vendi", "mean cosine distance", "clusters covered"] if emb else []
-    )
-    lines = [head, "", f"| {group} | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
-    for name, sc in [("all", div.overall), *div.groups.items()]:
-        vals = [f"{sc.rows:,}", f"{sc.distinct:,}", f"{sc.compression_ratio:.3f}", f"{sc.ngram_diversity:.3f}"]
-        if emb:
-            vals += [f"{sc.vendi:.2f}", f"{sc.mean_cosine_distance:.3f}", str(sc.clusters_covered)]
-        lines.append(f"| {name} | " + " | ".join(vals) + " |")
-    return "\n".join(lines)
+    return "\n".join([head, "", scores_table(div, group).markdown()])
 
 
-def _plot(m, figures: dict[str, Any], lengths: dict[str, list[int]], div: Report | None, path: Path) -> bool:
+def _plot(m, figures: dict[str, Any], lengths: dict[str, list[int]], div: DiversityReport | None, path: Path) -> bool:
     try:
         import matplotlib
 

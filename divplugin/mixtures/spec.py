@@ -258,7 +258,7 @@ def load_mixture_dict(data: Any, where: str) -> Mixture:
     return validate_mapping(Mixture, data, where)
 
 
-def preset_names() -> list[str]:
+def mixture_names() -> list[str]:
     return builtin_names(__package__, "presets")
 
 
