@@ -123,7 +123,7 @@ def divplugin_dedup(texts: list[str], seed: int = 0) -> list[int | None]:
     out: list[int | None] = []
     for i, sk in enumerate(sketches):
         dup = near.seen(sk, RowRef(0, i))
-        out.append(None if dup is None else dup.index)
+        out.append(None if dup is None else dup.row)
     return out
 
 
