@@ -39,6 +39,10 @@ def test_args_resolve_preset_and_settings():
         ({"divplugin_settings": {"num_rules": 5}}, "divplugin_generator"),
         ({"divplugin_preset": "cpu-small", "divplugin_workers": 0}, "divplugin_workers"),
         ({"divplugin_preset": "cpu-small", "divplugin_eval_split": "train"}, "divplugin_eval_split"),
+        ({"divplugin_preset": "cpu-small", "divplugin_eval": {"splits": ["train"]}}, "divplugin_eval.splits"),
+        ({"divplugin_preset": "cpu-small", "divplugin_eval": {"every": 0}}, "divplugin_eval.every"),
+        ({"divplugin_preset": "cpu-small", "divplugin_eval": {"evry": 10}}, "divplugin_eval.evry"),
+        ({"divplugin_preset": "cpu-small", "divplugin_eval": {"examples": 0}}, "divplugin_eval.examples"),
         ({"divplugin_mixture": "deepseek-table1"}, "divplugin_mixture_row: deepseek-table1 is a grid"),
         (
             {"divplugin_mixture": "deepseek-table1", "divplugin_mixture_row": "oss18k-alpaca"},
@@ -166,6 +170,14 @@ def test_bad_plugin_settings_fail_at_config_load(tiny_model, tmp_path):
     with pytest.raises(Exception, match="pattern_len"):
         _load_cfg(cfg, tmp_path)
     assert not (tmp_path / "gen").exists() or not any((tmp_path / "gen").glob("markov_rewrite-*/manifest.json"))
+
+
+def test_an_eval_the_data_cannot_serve_fails_at_config_load(tiny_model, tmp_path):
+    """divplugin_eval asking for more held-out rows than the data has stops at config load."""
+    cfg = _base(tiny_model, tmp_path, divplugin_eval={"examples": 45})  # test holds 50, test_seen 40
+    with pytest.raises(Exception, match=r"divplugin_eval.examples: asks for 45 rows but the test_seen split holds 40"):
+        _load_cfg(cfg, tmp_path)
+    assert _load_cfg(_base(tiny_model, tmp_path, divplugin_eval={"examples": 40}), tmp_path).divplugin_eval
 
 
 def test_a_plugin_that_cannot_be_imported_fails_the_run(tiny_model, tmp_path):
@@ -449,3 +461,46 @@ def test_axolotl_train_end_to_end(adapter, tiny_model, tmp_path):
     train = Path(manifest["config"] and (tmp_path / "gen").glob("markov_rewrite-*/train.jsonl").__next__())
     train_rules = {json.loads(line)["metadata"]["rule_id"] for line in train.open()}
     assert test_rules and not test_rules & train_rules
+
+
+@pytest.mark.slow
+def test_scores_while_training_reach_the_trainer_log_and_match_lm_eval(tiny_model, tmp_path):
+    """divplugin_eval: held-out exact match at steps 4 and 6 (every 4, and the last) in the
+    trainer's log history and in divplugin_eval.jsonl; the last evaluation's answers are, row by
+    row, the ones `divplugin eval` (lm-eval's divplugin_markov tasks) gives the saved model."""
+    settings = {"every": 4, "examples": 30, "batch_size": 1, "max_new_tokens": 24}
+    cfg = _base(tiny_model, tmp_path, max_steps=6, logging_steps=2, learning_rate=3e-3, divplugin_eval=settings)
+    cfg.update(save_strategy="steps", save_steps=6)  # a checkpoint keeps the trainer's state
+    proc, _ = _axolotl_train(cfg, tmp_path)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    out = tmp_path / "out"
+    recs = [json.loads(line) for line in (out / "divplugin_eval.jsonl").open()]
+    assert [(r["step"], r["split"], r["n"]) for r in recs] == [
+        (4, "test", 30),
+        (4, "test_seen", 30),
+        (6, "test", 30),
+        (6, "test_seen", 30),
+    ]
+    history = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())["log_history"]
+    logged = [h for h in history if "divplugin/unseen_exact_match" in h]
+    assert [h["step"] for h in logged] == [4, 6]
+    assert logged[-1]["divplugin/unseen_exact_match"] == recs[2]["exact_match"]
+    assert logged[-1]["divplugin/seen_exact_match"] == recs[3]["exact_match"]
+    answers = [json.loads(line) for line in (out / "divplugin_eval_answers.jsonl").open()]
+    assert {a["step"] for a in answers} == {6} and len(answers) == 60
+    lm = subprocess.run(
+        [sys.executable, "-m", "divplugin", "eval", "--model", "hf", "--model_args", f"pretrained={out},dtype=float32",
+         "--device", "cpu", "--tasks", "divplugin_markov_unseen,divplugin_markov_seen", "--batch_size", "1",
+         "--gen_kwargs", "max_gen_toks=24", "--log_samples", "--output_path", str(tmp_path / "lm"),
+         "--metadata", json.dumps({"data": str(out / "divplugin_data")})],
+        capture_output=True, text=True, cwd=tmp_path, timeout=900,
+    )  # fmt: skip
+    assert lm.returncode == 0, lm.stderr[-3000:]
+    theirs = {}
+    for f in (tmp_path / "lm").rglob("samples_*.jsonl"):
+        split = "test" if "unseen" in f.name else "test_seen"
+        for line in f.read_text().splitlines():
+            r = json.loads(line)
+            theirs[(split, r["doc_id"])] = (r["filtered_resps"][0].split("\n", 1)[0].strip(), r["exact_match"])
+    ours = {(a["split"], a["index"]): (a["answer"], float(a["exact_match"])) for a in answers}
+    assert ours and all(theirs[key] == value for key, value in ours.items())

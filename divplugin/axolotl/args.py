@@ -15,11 +15,37 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from divplugin.errors import ConfigError
 
 PREFIX = "divplugin_"
+
+
+Split = Literal["test", "test_seen"]
+SPLITS_SCORED: tuple[Split, ...] = ("test", "test_seen")
+
+
+class TrainingEval(BaseModel):
+    """``divplugin_eval``: exact match on held-out rows while the model trains."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    every: int = Field(250, ge=1, description="Score every N optimizer steps, and at the last step.")
+    examples: int = Field(
+        500, ge=1, description="Rows of each split scored: a seeded sample, the same rows at every step."
+    )
+    splits: list[Split] = Field(
+        default_factory=lambda: list(SPLITS_SCORED),
+        min_length=1,
+        description="test (rules never trained on: reported as unseen) and/or test_seen (fresh examples of "
+        "trained rules: seen).",
+    )
+    batch_size: int = Field(64, ge=1, description="Rows generated at once (greedy, left-padded).")
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="Tokens generated at most (default: the longest answer's, plus 8)."
+    )
+    seed: int = Field(0, description="Seed of the sample of rows.")
 
 
 class DivpluginArgs(BaseModel):
@@ -72,6 +98,14 @@ class DivpluginArgs(BaseModel):
         None,
         description="Also evaluate the loss during training on this split: test (rules never trained on) "
         "or test_seen (fresh examples of trained rules). Needs val_set_size: 0.",
+    )
+    divplugin_eval: TrainingEval | None = Field(
+        None,
+        description="Score exact match on held-out rows during training, with the divplugin_markov tasks' "
+        "scoring: {every: 250, examples: 500, splits: [test, test_seen], batch_size: 64}. The scores go to the "
+        "trainer's log (console, trainer_state.json, TensorBoard, W&B, ...) as divplugin/unseen_exact_match "
+        "and divplugin/seen_exact_match (and _hasop, _noop where the data has no-ops), and to "
+        "OUTPUT_DIR/divplugin_eval.jsonl.",
     )
     divplugin_heldout_dir: str | None = Field(
         None,

@@ -21,11 +21,11 @@ from typing import Any
 from axolotl.integrations.base import BasePlugin
 from axolotl.utils.logging import get_logger
 
-from divplugin.axolotl.args import DataRequest, resolve
+from divplugin.axolotl.args import DataRequest, TrainingEval, resolve
 from divplugin.core.fsutil import atomic_directory
 from divplugin.core.paths import HELDOUT_DIR, cache_dir
 from divplugin.data.cache import ensure_generated
-from divplugin.data.manifest import INSTRUCTIONS, MANIFEST
+from divplugin.data.manifest import INSTRUCTIONS, MANIFEST, load_manifest
 from divplugin.diversity.subset import ensure_selected
 from divplugin.mixtures.build import ensure_mixture
 
@@ -113,6 +113,32 @@ def _add_dataset(cfg: Any, entry: dict[str, Any]) -> None:
     cfg["datasets"] = [*(d for d in (cfg.get("datasets") or []) if _get(d, "path") != entry["path"]), entry]
 
 
+def training_eval(cfg: Any) -> TrainingEval | None:
+    """The ``divplugin_eval`` settings of a config, or None."""
+    value = _get(cfg, "divplugin_eval")
+    if value is None or isinstance(value, TrainingEval):
+        return value
+    return TrainingEval.model_validate(dict(value))
+
+
+def check_training_eval(settings: TrainingEval | None, prepared: Prepared) -> None:
+    """At config load, before any training: the data has the splits ``divplugin_eval`` scores,
+    with as many rows as it asks for (ValueError names the key)."""
+    if settings is None:
+        return
+    if prepared.request.kind != "generated":
+        raise ValueError("divplugin_eval: scores the held-out rules of generated data; a mixture has none")
+    splits = load_manifest(prepared.folder)["splits"]
+    for split in settings.splits:
+        have = int(splits.get(split, {}).get("examples", 0))
+        if have == 0:
+            raise ValueError(f"divplugin_eval.splits: the data has no {split} rows (set its generator's examples)")
+        if settings.examples > have:
+            raise ValueError(
+                f"divplugin_eval.examples: asks for {settings.examples:,} rows but the {split} split holds {have:,}"
+            )
+
+
 def heldout_dir(cfg: Any) -> Path:
     return Path(_get(cfg, "divplugin_heldout_dir") or Path(_get(cfg, "output_dir", "./model-out")) / HELDOUT_DIR)
 
@@ -137,9 +163,18 @@ class DivPlugin(BasePlugin):
         self.prepared = prepare(cfg)
         if self.prepared is None:
             return
+        check_training_eval(training_eval(cfg), self.prepared)
         _add_dataset(cfg, self.prepared.dataset)
         if self.prepared.test_dataset:
             cfg["test_datasets"] = [self.prepared.test_dataset]
+
+    def add_callbacks_post_trainer(self, cfg: Any, trainer: Any) -> list[Any]:
+        settings = training_eval(cfg)
+        if settings is None or self.prepared is None:
+            return []
+        from divplugin.axolotl.evaluation import HeldoutEval
+
+        return [HeldoutEval(trainer, self.prepared.folder, settings, _get(cfg, "output_dir", "./model-out"))]
 
     def post_trainer_create(self, cfg: Any, trainer: Any) -> None:
         tok = getattr(trainer, "processing_class", None) or getattr(trainer, "tokenizer", None)

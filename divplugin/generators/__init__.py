@@ -11,6 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from divplugin.generators.base import SPLITS, Generator, GeneratorConfig
+
+# each generator module registers its class (``@register_generator``) when it is imported
+from divplugin.generators.markov_program import MarkovProgram
+from divplugin.generators.markov_rewrite import MarkovRewrite
 from divplugin.generators.registry import generator_names, get_generator_class, register_generator
 from divplugin.generators.settings import make_config
 
@@ -23,12 +27,6 @@ def create(name: str, config: GeneratorConfig | None = None, **settings: Any) ->
         return cls(config)
     return cls(config, **settings)
 
-
-from divplugin.generators.markov_program import MarkovProgram  # noqa: E402
-from divplugin.generators.markov_rewrite import MarkovRewrite  # noqa: E402
-
-register_generator(MarkovRewrite)
-register_generator(MarkovProgram)
 
 __all__ = [
     "SPLITS",

@@ -365,10 +365,17 @@ class Generator(ABC):
     # -- scoring ----------------------------------------------------------------------
     @staticmethod
     def score_answer(answer: str | None, entry: dict[str, Any]) -> float:
-        """1.0 for an exact match of the whole output (surrounding white space ignored), else 0.0."""
+        """1.0 when the answer (:func:`answer_of` a generation) is the output exactly, else 0.0:
+        the scoring of the lm-eval tasks and of the plugin's evaluation during training."""
         if answer is None:
             return 0.0
-        return 1.0 if answer.strip() == entry["output"] else 0.0
+        return 1.0 if answer_of(answer) == entry["output"] else 0.0
+
+
+def answer_of(generation: str) -> str:
+    """A model's answer in a generation: its first line, without surrounding white space (the
+    answer ends with a newline; what a model writes after it is not its answer)."""
+    return generation.split("\n", 1)[0].strip()
 
 
 def rows(cols: Columns) -> Iterator[dict[str, Any]]:

@@ -29,6 +29,7 @@ from divplugin.generators.base import (
     config_dataclass,
     span,
 )
+from divplugin.generators.registry import register_generator
 from divplugin.markov.engine import (
     MarkovAlgorithm,
     Rule,
@@ -83,6 +84,7 @@ class MarkovProgramConfig(GeneratorConfig):
             raise ConfigError(f"must be >= the longest input ({span(self.input_len)[1]})", "max_string_len")
 
 
+@register_generator
 class MarkovProgram(Generator):
     """Full multi-rule Markov algorithms run to completion."""
 

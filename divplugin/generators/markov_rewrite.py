@@ -34,6 +34,7 @@ from divplugin.generators.base import (
     span,
 )
 from divplugin.generators.families import FAMILIES, distinct_strings, family_string
+from divplugin.generators.registry import register_generator
 from divplugin.markov.engine import ARROW, count_occurrences
 
 MAX_TRIES = 1000
@@ -185,6 +186,7 @@ class MarkovRewriteConfig(GeneratorConfig):
                 )
 
 
+@register_generator
 class MarkovRewrite(Generator):
     """Single-rule leftmost rewrite, the task of arXiv 2405.19787."""
 

@@ -1,5 +1,5 @@
-"""The registry of generators: ``name -> generator class`` (the package registers its own
-generators when it is imported; ``register_generator`` adds others)."""
+"""The registry of generators: ``name -> generator class``. A generator module registers its
+class with ``@register_generator`` (the package imports its own); a plugin's module does the same."""
 
 from __future__ import annotations
 

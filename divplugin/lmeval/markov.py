@@ -14,6 +14,7 @@ from pathlib import Path
 
 from divplugin.data.records import completion_prompt, read_jsonl
 from divplugin.errors import ConfigError, did_you_mean
+from divplugin.generators.base import answer_of
 
 SUBSETS = {"unseen": "test", "seen": "test_seen", "noop": "test", "hasop": "test", "programs": "test"}
 
@@ -120,10 +121,6 @@ def similarity(prediction: str, answer: str) -> float:
     return difflib.SequenceMatcher(None, prediction, answer, autojunk=False).ratio()
 
 
-def clean(prediction: str) -> str:
-    return prediction.split("\n", 1)[0].strip()
-
-
 def process_results(doc: dict, results: list[str]) -> dict:
-    pred = clean(results[0])
+    pred = answer_of(results[0])
     return {"exact_match": float(pred == doc["answer"]), "similarity": similarity(pred, doc["answer"])}
