@@ -43,6 +43,15 @@ def test_args_resolve_preset_and_settings():
         ({"divplugin_preset": "cpu-small", "divplugin_eval": {"every": 0}}, "divplugin_eval.every"),
         ({"divplugin_preset": "cpu-small", "divplugin_eval": {"evry": 10}}, "divplugin_eval.evry"),
         ({"divplugin_preset": "cpu-small", "divplugin_eval": {"examples": 0}}, "divplugin_eval.examples"),
+        ({"divplugin_preset": "cpu-small", "divplugin_lm_eval": {"tasks": []}}, "divplugin_lm_eval.tasks"),
+        (
+            {"divplugin_preset": "cpu-small", "divplugin_lm_eval": {"tasks": ["divplugin_markov_unsen"]}},
+            "did you mean 'divplugin_markov_unseen'",
+        ),
+        (
+            {"divplugin_preset": "cpu-small", "divplugin_lm_eval": {"tasks": ["divplugin_humaneval"]}},
+            "divplugin_humaneval run the model's programs: set divplugin_lm_eval.confirm_run_unsafe_code: true",
+        ),
         ({"divplugin_mixture": "deepseek-table1"}, "divplugin_mixture_row: deepseek-table1 is a grid"),
         (
             {"divplugin_mixture": "deepseek-table1", "divplugin_mixture_row": "oss18k-alpaca"},
@@ -178,6 +187,19 @@ def test_an_eval_the_data_cannot_serve_fails_at_config_load(tiny_model, tmp_path
     with pytest.raises(Exception, match=r"divplugin_eval.examples: asks for 45 rows but the test_seen split holds 40"):
         _load_cfg(cfg, tmp_path)
     assert _load_cfg(_base(tiny_model, tmp_path, divplugin_eval={"examples": 40}), tmp_path).divplugin_eval
+
+
+def test_rewrite_tasks_after_training_need_generated_data(tiny_model, tmp_path):
+    """divplugin_lm_eval with the string-rewrite tasks on a run without generated data stops at
+    config load, before any training; code tasks alone, confirmed, are accepted."""
+    cfg = _base(tiny_model, tmp_path, divplugin_lm_eval={"tasks": ["divplugin_markov"]})
+    for key in ("divplugin_preset", "divplugin_settings", "divplugin_cache_dir"):
+        del cfg[key]
+    cfg["datasets"] = [{"path": str(tmp_path / "own.jsonl"), "type": "alpaca", "ds_type": "json"}]
+    with pytest.raises(Exception, match="divplugin_lm_eval.tasks: divplugin_markov score held-out rules"):
+        _load_cfg(cfg, tmp_path)
+    cfg["divplugin_lm_eval"] = {"tasks": ["divplugin_humaneval"], "confirm_run_unsafe_code": True}
+    assert _load_cfg(cfg, tmp_path).divplugin_lm_eval["tasks"] == ["divplugin_humaneval"]
 
 
 def test_a_plugin_that_cannot_be_imported_fails_the_run(tiny_model, tmp_path):
@@ -504,3 +526,33 @@ def test_scores_while_training_reach_the_trainer_log_and_match_lm_eval(tiny_mode
             theirs[(split, r["doc_id"])] = (r["filtered_resps"][0].split("\n", 1)[0].strip(), r["exact_match"])
     ours = {(a["split"], a["index"]): (a["answer"], float(a["exact_match"])) for a in answers}
     assert ours and all(theirs[key] == value for key, value in ours.items())
+
+
+@pytest.mark.slow
+def test_lm_eval_runs_on_the_trained_adapter_after_training(tiny_model, tmp_path):
+    """divplugin_lm_eval: once `axolotl train` ends, lm-eval scores the saved LoRA adapter over
+    its base with the held-out data; the results land in OUTPUT_DIR/lm_eval and the table prints."""
+    lora = {
+        "adapter": "lora",
+        "lora_r": 4,
+        "lora_alpha": 8,
+        "lora_dropout": 0.0,
+        "lora_target_linear": True,
+        "lora_mlp_kernel": False,
+        "lora_qkv_kernel": False,
+        "lora_o_kernel": False,
+    }
+    after = {
+        "tasks": ["divplugin_markov_unseen"],
+        "limit": 4,
+        "batch_size": 2,
+        "args": ["--gen_kwargs", "max_gen_toks=16"],
+    }
+    proc, _ = _axolotl_train(_base(tiny_model, tmp_path, divplugin_lm_eval=after, **lora), tmp_path)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    out = tmp_path / "out"
+    results = json.loads(next((out / "lm_eval").rglob("results_*.json")).read_text())
+    assert 0.0 <= results["results"]["divplugin_markov_unseen"]["exact_match,none"] <= 1.0
+    model_args = results["config"]["model_args"]
+    assert model_args["pretrained"] == str(tiny_model) and model_args["peft"] == str(out)
+    assert "divplugin_markov_unseen" in proc.stdout and "exact_match" in proc.stdout

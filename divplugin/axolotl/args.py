@@ -48,6 +48,50 @@ class TrainingEval(BaseModel):
     seed: int = Field(0, description="Seed of the sample of rows.")
 
 
+class AfterTrainingEval(BaseModel):
+    """``divplugin_lm_eval``: divplugin's lm-eval tasks on the trained model, once training ends."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: list[str] = Field(
+        min_length=1, description="divplugin's lm-eval tasks or groups ('divplugin tasks-dir' holds them)."
+    )
+    limit: int | None = Field(None, ge=1, description="Documents of each task at most (default: all).")
+    batch_size: int | str = Field(1, description="lm-eval's batch size (a number, or auto).")
+    device: str | None = Field(None, description="lm-eval's --device (default: cuda when there is one, else cpu).")
+    mode: Literal["completion", "instruct", "auto"] | None = Field(
+        None, description="Code tasks: the prompt mode (default: the task's; auto: instruct with a chat template)."
+    )
+    confirm_run_unsafe_code: bool = Field(
+        False,
+        description="Code tasks run the model's programs (in divplugin's sandbox): say so, or the run stops at "
+        "config load.",
+    )
+    model_args: dict[str, Any] = Field(default_factory=dict, description="More lm-eval --model_args.")
+    args: list[str] = Field(
+        default_factory=list, description="More lm-eval flags, e.g. [--gen_kwargs, max_gen_toks=64]."
+    )
+
+    @model_validator(mode="after")
+    def _known_tasks(self) -> AfterTrainingEval:
+        from divplugin.core.paths import task_names
+        from divplugin.errors import did_you_mean
+
+        names = task_names()
+        for task in self.tasks:
+            if task not in names:
+                raise ValueError(
+                    f"unknown task {task!r}{did_you_mean(task, names)} divplugin's tasks: {', '.join(sorted(names))}"
+                )
+        code = [t for t in self.tasks if names[t]]
+        if code and not self.confirm_run_unsafe_code:
+            raise ValueError(
+                f"{', '.join(code)} run the model's programs: set divplugin_lm_eval.confirm_run_unsafe_code: true "
+                "to allow it (they run in divplugin's sandbox)"
+            )
+        return self
+
+
 class DivpluginArgs(BaseModel):
     """Settings of the divplugin axolotl plugin (``plugins: [divplugin.axolotl.DivPlugin]``)."""
 
@@ -106,6 +150,12 @@ class DivpluginArgs(BaseModel):
         "trainer's log (console, trainer_state.json, TensorBoard, W&B, ...) as divplugin/unseen_exact_match "
         "and divplugin/seen_exact_match (and _hasop, _noop where the data has no-ops), and to "
         "OUTPUT_DIR/divplugin_eval.jsonl.",
+    )
+    divplugin_lm_eval: AfterTrainingEval | None = Field(
+        None,
+        description="Run divplugin's lm-eval tasks on the trained model when training ends (an adapter over its "
+        "base), with the held-out data: {tasks: [divplugin_markov], limit: null, batch_size: 1}. Results go to "
+        "OUTPUT_DIR/lm_eval; the table is printed.",
     )
     divplugin_heldout_dir: str | None = Field(
         None,
@@ -275,7 +325,9 @@ def _generated(data: dict[str, Any]):
         used = sorted(
             k
             for k, v in data.items()
-            if k.startswith(PREFIX) and v is not None and k not in ("divplugin_dataset_type", *MIXTURE_KEYS)
+            if k.startswith(PREFIX)
+            and v is not None
+            and k not in ("divplugin_dataset_type", "divplugin_lm_eval", *MIXTURE_KEYS)
         )
         if used:
             raise ValueError(

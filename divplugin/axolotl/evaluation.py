@@ -149,3 +149,56 @@ class HeldoutEval(TrainerCallback):
             f.writelines(json.dumps(a) + "\n" for a in answered)
         self.trainer.log(logs)
         return control
+
+
+def lm_eval_command(cfg: Any, settings: Any, heldout: Path | None) -> list[str]:
+    """``divplugin eval`` (lm-eval with divplugin's tasks) of the model a run saved in its
+    output_dir: a LoRA/QLoRA adapter over its base (``peft=``), on ``settings.device``, with the
+    held-out folder as the tasks' data; results under ``OUTPUT_DIR/lm_eval``."""
+    import sys
+
+    from divplugin.core.paths import task_names
+
+    out = Path(cfg.get("output_dir") or "./model-out").resolve()
+    adapter = (out / "adapter_config.json").is_file()
+    args: dict[str, Any] = {"pretrained": cfg.get("base_model") if adapter else str(out)}
+    if adapter:
+        args["peft"] = str(out)
+    device = settings.device or _default_device()
+    if device == "cpu":
+        args["dtype"] = "float32"
+    args.update(settings.model_args)
+    cmd = [sys.executable, "-m", "divplugin", "eval", "--model", "hf"]
+    cmd += ["--model_args", ",".join(f"{k}={v}" for k, v in args.items()), "--tasks", ",".join(settings.tasks)]
+    cmd += ["--batch_size", str(settings.batch_size), "--device", device, "--output_path", str(out / "lm_eval")]
+    if settings.limit:
+        cmd += ["--limit", str(settings.limit)]
+    metadata = {"data": str(heldout)} if heldout is not None else {}
+    if settings.mode:
+        metadata["mode"] = settings.mode
+    if metadata:
+        cmd += ["--metadata", json.dumps(metadata)]
+    if any(task_names()[t] for t in settings.tasks):
+        cmd.append("--confirm_run_unsafe_code")  # asked for in the recipe (divplugin_lm_eval)
+    return cmd + list(settings.args)
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run_lm_eval(cfg: Any, settings: Any, heldout: Path | None) -> None:
+    """Run :func:`lm_eval_command` once training has ended; its table is printed as lm-eval
+    prints it. A failure raises with the command, so that it can be run again by hand."""
+    import shlex
+    import subprocess
+
+    cmd = lm_eval_command(cfg, settings, heldout)
+    print(f"divplugin: evaluating the trained model: {shlex.join(cmd)}", flush=True)
+    rc = subprocess.run(cmd).returncode
+    if rc != 0:
+        raise RuntimeError(
+            f"divplugin_lm_eval: divplugin eval exited with {rc}; the model is saved. Command: {shlex.join(cmd)}"
+        )

@@ -21,7 +21,7 @@ from typing import Any
 from axolotl.integrations.base import BasePlugin
 from axolotl.utils.logging import get_logger
 
-from divplugin.axolotl.args import DataRequest, TrainingEval, resolve
+from divplugin.axolotl.args import AfterTrainingEval, DataRequest, TrainingEval, resolve
 from divplugin.core.fsutil import atomic_directory
 from divplugin.core.paths import HELDOUT_DIR, cache_dir
 from divplugin.data.cache import ensure_generated
@@ -139,6 +139,32 @@ def check_training_eval(settings: TrainingEval | None, prepared: Prepared) -> No
             )
 
 
+def lm_eval_settings(cfg: Any) -> AfterTrainingEval | None:
+    """The ``divplugin_lm_eval`` settings of a config, or None."""
+    value = _get(cfg, "divplugin_lm_eval")
+    if value is None or isinstance(value, AfterTrainingEval):
+        return value
+    return AfterTrainingEval.model_validate(dict(value))
+
+
+def check_lm_eval(settings: AfterTrainingEval | None, prepared: Prepared | None) -> None:
+    """At config load: the string-rewrite tasks need held-out rules, so generated data."""
+    if settings is None:
+        return
+    from divplugin.core.paths import task_names
+
+    markov = [t for t in settings.tasks if not task_names()[t]]
+    if markov and (prepared is None or not prepared.heldout_files):
+        raise ValueError(
+            f"divplugin_lm_eval.tasks: {', '.join(markov)} score held-out rules of generated data, and this "
+            "run trains on none (set divplugin_preset or divplugin_generator, or name code tasks only)"
+        )
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+
+
 def heldout_dir(cfg: Any) -> Path:
     return Path(_get(cfg, "divplugin_heldout_dir") or Path(_get(cfg, "output_dir", "./model-out")) / HELDOUT_DIR)
 
@@ -159,8 +185,11 @@ class DivPlugin(BasePlugin):
     def get_input_args(self) -> str:
         return "divplugin.axolotl.args.DivpluginArgs"
 
+    trained: bool = False
+
     def register(self, cfg: Any) -> None:
         self.prepared = prepare(cfg)
+        check_lm_eval(lm_eval_settings(cfg), self.prepared)
         if self.prepared is None:
             return
         check_training_eval(training_eval(cfg), self.prepared)
@@ -186,9 +215,20 @@ class DivPlugin(BasePlugin):
                 "divplugin: the tokenizer saved with the model gets the Alpaca format it trains on as its chat template"
             )
 
+    def post_train(self, cfg: Any, model: Any) -> None:
+        self.trained = True  # axolotl calls this once training has ended (and again once it saved)
+
+    def post_train_unload(self, cfg: Any) -> None:
+        settings = lm_eval_settings(cfg)
+        if settings is None or not self.trained or _rank() != 0:
+            return
+        from divplugin.axolotl.evaluation import run_lm_eval
+
+        run_lm_eval(cfg, settings, heldout_dir(cfg) if self.prepared and self.prepared.heldout_files else None)
+
     def load_datasets(self, cfg: Any, preprocess: bool = False) -> None:
         prepared = self.prepared or prepare(cfg)
-        if prepared and prepared.heldout_files and int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:
+        if prepared and prepared.heldout_files and _rank() == 0:
             dest = heldout_dir(cfg)
             export_heldout(prepared, dest)
             LOG.info("divplugin: held-out rules and manifest saved to %s", dest)

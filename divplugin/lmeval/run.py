@@ -10,15 +10,10 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from importlib.resources import files
-from pathlib import Path
+
+from divplugin.core.paths import tasks_dir
 
 PREFIX = "divplugin_"
-
-
-def tasks_dir() -> Path:
-    """The folder of divplugin's lm-eval tasks (pass it to ``lm_eval --include_path``)."""
-    return Path(str(files("divplugin.eval_tasks")))
 
 
 def _argv_value(argv: list[str], name: str) -> str | None:
