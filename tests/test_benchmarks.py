@@ -468,3 +468,18 @@ def test_code_instruct_page_is_remade_from_its_results_alone(tmp_path, capsys):
         with pytest.raises(SystemExit):
             mod.main(bad)
     assert "--data is required" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_training_eval_benchmark_runs(capsys, tmp_path):
+    mod = bench("bench_training_eval")
+    assert (
+        mod.main(
+            ["--steps", "4", "--every", "2", "--examples", "8", "--layers", "1", "--json", str(tmp_path / "r.json")]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["evaluations"] == [2, 4] and record["plain_seconds"] > 0 and record["scored_seconds"] > 0
+    assert f"overhead {record['overhead']:.1%}" in out
