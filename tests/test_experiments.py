@@ -414,6 +414,30 @@ def _tiny_spec(tmp_path: Path, rules: list[int]) -> Path:
 
 
 @pytest.mark.slow
+def test_points_record_their_training_curve_and_the_page_draws_it(tmp_path):
+    """A spec whose training config asks for divplugin_eval: each point's record holds the scores
+    logged while it trained (steps 2 and 3 of 3), results.json keeps them, and the page shows
+    curves.png."""
+    _needs_stack()
+    spec = _tiny_spec(tmp_path, [20])
+    data = yaml.safe_load(spec.read_text())
+    data["train"]["divplugin_eval"] = {"every": 2, "examples": 5, "batch_size": 5, "max_new_tokens": 8}
+    spec.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    r = _cli("experiment", spec, "--out", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    point = json.loads((out / "results.json").read_text())["points"][0]
+    assert [(c["step"], c["split"], c["n"]) for c in point["curve"]] == [
+        (2, "test", 5),
+        (2, "test_seen", 5),
+        (3, "test", 5),
+        (3, "test_seen", 5),
+    ]
+    assert all(0.0 <= c["exact_match"] <= 1.0 for c in point["curve"])
+    assert (out / "curves.png").stat().st_size > 0 and "![curves](curves.png)" in (out / "README.md").read_text()
+
+
+@pytest.mark.slow
 def test_sweep_resumes_and_goes_on_past_a_failing_point(tmp_path):
     _needs_stack()
     spec = _tiny_spec(tmp_path, [20, 10**9])  # 10^9 rules cannot exist: that point fails at config load

@@ -538,6 +538,7 @@ def write_page(
     wall_seconds: float,
     overrides: dict[str, Any] | None = None,
     commands: list[dict[str, Any]] | None = None,
+    curves: bool = False,
 ) -> Path:
     groups = group(results)
     lines = [f"# {title(spec, results, overrides)}", "", spec.description.strip(), ""]
@@ -548,6 +549,14 @@ def write_page(
         lines += ["**Read with care:**", ""] + [f"- {c}" for c in caveats] + [""]
     if plotted:
         lines += ["![results](results.png)", ""]
+    if curves:
+        lines += [
+            "Exact match on a fixed sample of held-out rows while each point trained (the plugin's "
+            "`divplugin_eval`; solid: unseen rules, dashed: seen):",
+            "",
+            "![curves](curves.png)",
+            "",
+        ]
     replicated = any(len(g.runs) > 1 for g in groups)
     if replicated:
         lines += ["Mean ± standard deviation (min-max, n replicates) over seeds.", ""]
@@ -646,8 +655,49 @@ def write_all(
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     write_csv(spec, results, out / "results.csv")
     plotted = plot(spec, results, out / "results.png")
-    page = write_page(spec, results, out, plotted, wall_seconds, overrides, commands)
+    curves = plot_curves(spec, results, out / "curves.png")
+    page = write_page(spec, results, out, plotted, wall_seconds, overrides, commands, curves)
     files = {"json": out / "results.json", "csv": out / "results.csv", "page": page}
     if plotted:
         files["plot"] = out / "results.png"
+    if curves:
+        files["curves"] = out / "curves.png"
     return files
+
+
+CURVE_SPLITS = {"test": ("unseen", "-"), "test_seen": ("seen", "--")}
+
+
+def plot_curves(spec: Spec, results: list[PointResult], path: Path) -> bool:
+    """Held-out exact match against training step, a colour per point, unseen rules solid and
+    seen rules dashed (points that recorded a curve: the plugin's ``divplugin_eval``); False
+    when no point has one, or matplotlib is not installed."""
+    drawn = [r for r in results if r.curve and r.status == "done"]
+    if not drawn:
+        return False
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(6.8, 4.4), dpi=120)
+    for i, r in enumerate(drawn):
+        for split, (name, dash) in CURVE_SPLITS.items():
+            pts = sorted((c["step"], c["exact_match"]) for c in r.curve if c.get("split") == split)
+            if pts:
+                xs, ys = zip(*pts)
+                ax.plot(xs, ys, dash, marker=".", color=f"C{i % 10}", label=f"{r.id} {name}")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("exact match (held-out sample)")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_title(f"{spec.name}: exact match while training (solid: unseen rules, dashed: seen)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2 if len(drawn) > 3 else 1)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return True

@@ -56,6 +56,8 @@ class PointResult:
     steps_per_second: float | None = None  # the trainer's own figure: the training loop alone
     steps: int | None = None  # the optimizer steps the training log last reported (None: made before it was kept)
     note: str = ""  # what a person added to the record afterwards (shown on the results page)
+    # held-out exact match while it trained (the plugin's divplugin_eval): {step, split, n, exact_match, ...}
+    curve: list[dict[str, Any]] = field(default_factory=list)
     schema_version: int = RESULT_SCHEMA
 
 
@@ -417,6 +419,15 @@ def point_hash(
     )
 
 
+def training_curve(model_dir: Path) -> list[dict[str, Any]]:
+    """The scores the plugin's ``divplugin_eval`` logged while the model trained (its
+    ``divplugin_eval.jsonl`` beside the model), or [] when the point asked for none."""
+    path = model_dir / "divplugin_eval.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def finished(spec: Spec, point: Point, out: Path, overrides: dict[str, Any]) -> PointResult | None:
     """The point's recorded result when it is done with the current config, else None."""
     done = out / "points" / point_id(point) / "result.json"
@@ -475,6 +486,7 @@ def run_point(
         result.error = f"axolotl train exited with {rc}:\n{_tail(pdir / 'train.log')}"
     else:
         result.weights = weights_digest(model_dir)
+        result.curve = training_curve(model_dir)
         result.steps_per_second = steps_per_second(pdir / "train.log")
         result.steps = steps_trained(pdir / "train.log", cfg.get("max_steps"))
         if on_phase:
