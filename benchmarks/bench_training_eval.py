@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,28 +21,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import yaml
 from _record import add_json_flag, write  # noqa: E402
-from bench_plugin import _env  # noqa: E402
+from bench_plugin import _train as train_runtime  # noqa: E402
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "cpu-tiny-markov.yml"
 
 
-def _train(cfg: dict, work: Path) -> tuple[float, list[dict]]:
-    work.mkdir(parents=True)
-    cfg = {**cfg, "dataset_prepared_path": str(work / "prepared"), "output_dir": str(work / "out")}
-    (work / "cfg.yml").write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "axolotl"), "train", "cfg.yml"],
-        cwd=work,
-        env=_env(work),
-        capture_output=True,
-        text=True,
-    )
-    found = re.findall(r"'train_runtime': '?([0-9.]+)", proc.stdout + proc.stderr)
-    if proc.returncode or not found:
-        raise SystemExit(f"training in {work.name} failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
-    log = work / "out" / "divplugin_eval.jsonl"
-    records = [json.loads(line) for line in log.open()] if log.is_file() else []
-    return float(found[-1]), records
+def _train(cfg: dict, tmp: Path, tag: str) -> tuple[float, list[dict]]:
+    """bench_plugin's training run (train_runtime), and the scores divplugin_eval logged."""
+    seconds = train_runtime(cfg, tmp, tag)
+    log = tmp / tag / "out" / "divplugin_eval.jsonl"
+    return seconds, [json.loads(line) for line in log.open()] if log.is_file() else []
 
 
 def bench(model: Path, tmp: Path, steps: int, every: int, examples: int, batch_size: int) -> dict:
@@ -58,8 +44,8 @@ def bench(model: Path, tmp: Path, steps: int, every: int, examples: int, batch_s
         "logging_steps": max(1, steps // 5),
     }
     evaluation = {"every": every, "examples": examples, "batch_size": batch_size}
-    plain, _ = _train(cfg, tmp / "plain")
-    scored, records = _train({**cfg, "divplugin_eval": evaluation}, tmp / "scored")
+    plain, _ = _train(cfg, tmp, "plain")
+    scored, records = _train({**cfg, "divplugin_eval": evaluation}, tmp, "scored")
     evals = sorted({r["step"] for r in records})
     eval_seconds = sum({r["step"]: r["seconds"] for r in records}.values())
     rows = sum(r["n"] for r in records)

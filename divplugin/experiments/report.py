@@ -261,6 +261,17 @@ def write_csv(spec: Spec, results: list[PointResult], path: Path) -> None:
             )
 
 
+def _save(fig: Any, path: Path) -> None:
+    """Write a figure to ``path`` whole (a temp file beside it, then renamed) and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+
+
 def plot(spec: Spec, results: list[PointResult], path: Path) -> bool:
     """Draw ``spec.plot`` to ``path`` (group means, min-max bars and each replicate as a dot);
     False when matplotlib is not installed."""
@@ -332,11 +343,7 @@ def plot(spec: Spec, results: list[PointResult], path: Path) -> bool:
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:  # nothing to label before the first point is done
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    _save(fig, path)
     return True
 
 
@@ -695,9 +702,5 @@ def plot_curves(spec: Spec, results: list[PointResult], path: Path) -> bool:
     ax.set_title(f"{spec.name}: exact match while training (solid: unseen rules, dashed: seen)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2 if len(drawn) > 3 else 1)
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    _save(fig, path)
     return True

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import yaml
 
-from divplugin.core.fsutil import sha256_file
+from divplugin.core.fsutil import atomic_file, sha256_file
 from divplugin.core.paths import HELDOUT_DIR
 from divplugin.errors import ConfigError
 from divplugin.experiments.platform import describe
@@ -504,7 +504,6 @@ def run_point(
                 result.status = "done"
             except (RuntimeError, KeyError, ValueError) as exc:
                 result.error = str(exc)
-    tmp = done.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(result), indent=2) + "\n")
-    tmp.replace(done)
+    with atomic_file(done) as f:
+        f.write(json.dumps(asdict(result), indent=2) + "\n")
     return result
