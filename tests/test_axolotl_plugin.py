@@ -486,11 +486,35 @@ def test_axolotl_train_end_to_end(adapter, tiny_model, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_compiled_run_trains_as_the_plain_one(tiny_model, tmp_path, monkeypatch):
+    """axolotl's torch_compile (inductor's CPU code) gives the plain run's losses, step by step,
+    within float tolerance: compiling changes the speed, not the training."""
+    losses = {}
+    for compiled in (False, True):
+        where = tmp_path / ("compiled" if compiled else "plain")
+        where.mkdir()
+        monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(where / "inductor"))
+        cfg = _base(tiny_model, where, max_steps=3, logging_steps=1, seed=0, full_determinism=True)
+        cfg["divplugin_cache_dir"] = str(tmp_path / "gen")  # one data set for both
+        if compiled:
+            cfg["torch_compile"] = True
+        proc, losses[compiled] = _axolotl_train(cfg, where)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert len(losses[False]) == 3, losses
+    assert losses[True] == pytest.approx(losses[False], rel=2e-3), losses
+    # inductor wrote kernels for the compiled run only: it did compile
+    assert any((tmp_path / "compiled" / "inductor").rglob("*.py"))
+    assert not (tmp_path / "plain" / "inductor").exists()
+
+
+@pytest.mark.slow
 def test_scores_while_training_reach_the_trainer_log_and_match_lm_eval(tiny_model, tmp_path):
     """divplugin_eval: held-out exact match at steps 4 and 6 (every 4, and the last) in the
     trainer's log history and in divplugin_eval.jsonl; the last evaluation's answers are, row by
-    row, the ones `divplugin eval` (lm-eval's divplugin_markov tasks) gives the saved model."""
-    settings = {"every": 4, "examples": 30, "batch_size": 1, "max_new_tokens": 24}
+    row, the ones `divplugin eval` (lm-eval's divplugin_markov tasks) gives the saved model. The
+    plugin generates 16 rows at a time, lm-eval 1 and then 16 (left-padded): batched and batch-1
+    greedy answers agree."""
+    settings = {"every": 4, "examples": 30, "batch_size": 16, "max_new_tokens": 24}
     cfg = _base(tiny_model, tmp_path, max_steps=6, logging_steps=2, learning_rate=3e-3, divplugin_eval=settings)
     cfg.update(save_strategy="steps", save_steps=6)  # a checkpoint keeps the trainer's state
     proc, _ = _axolotl_train(cfg, tmp_path)
@@ -510,22 +534,26 @@ def test_scores_while_training_reach_the_trainer_log_and_match_lm_eval(tiny_mode
     assert logged[-1]["divplugin/seen_exact_match"] == recs[3]["exact_match"]
     answers = [json.loads(line) for line in (out / "divplugin_eval_answers.jsonl").open()]
     assert {a["step"] for a in answers} == {6} and len(answers) == 60
-    lm = subprocess.run(
-        [sys.executable, "-m", "divplugin", "eval", "--model", "hf", "--model_args", f"pretrained={out},dtype=float32",
-         "--device", "cpu", "--tasks", "divplugin_markov_unseen,divplugin_markov_seen", "--batch_size", "1",
-         "--gen_kwargs", "max_gen_toks=24", "--log_samples", "--output_path", str(tmp_path / "lm"),
-         "--metadata", json.dumps({"data": str(out / "divplugin_data")})],
-        capture_output=True, text=True, cwd=tmp_path, timeout=900,
-    )  # fmt: skip
-    assert lm.returncode == 0, lm.stderr[-3000:]
-    theirs = {}
-    for f in (tmp_path / "lm").rglob("samples_*.jsonl"):
-        split = "test" if "unseen" in f.name else "test_seen"
-        for line in f.read_text().splitlines():
-            r = json.loads(line)
-            theirs[(split, r["doc_id"])] = (r["filtered_resps"][0].split("\n", 1)[0].strip(), r["exact_match"])
     ours = {(a["split"], a["index"]): (a["answer"], float(a["exact_match"])) for a in answers}
-    assert ours and all(theirs[key] == value for key, value in ours.items())
+    by_batch = {}
+    for batch in (1, 16):
+        lm = subprocess.run(
+            [sys.executable, "-m", "divplugin", "eval", "--model", "hf", "--model_args", f"pretrained={out},dtype=float32",
+             "--device", "cpu", "--tasks", "divplugin_markov_unseen,divplugin_markov_seen", "--batch_size", str(batch),
+             "--gen_kwargs", "max_gen_toks=24", "--log_samples", "--output_path", str(tmp_path / f"lm{batch}"),
+             "--metadata", json.dumps({"data": str(out / "divplugin_data")})],
+            capture_output=True, text=True, cwd=tmp_path, timeout=900,
+        )  # fmt: skip
+        assert lm.returncode == 0, lm.stderr[-3000:]
+        theirs = {}
+        for f in (tmp_path / f"lm{batch}").rglob("samples_*.jsonl"):
+            split = "test" if "unseen" in f.name else "test_seen"
+            for line in f.read_text().splitlines():
+                r = json.loads(line)
+                theirs[(split, r["doc_id"])] = (r["filtered_resps"][0].split("\n", 1)[0].strip(), r["exact_match"])
+        assert ours and all(theirs[key] == value for key, value in ours.items()), batch
+        by_batch[batch] = theirs
+    assert len(by_batch[1]) == 90 and by_batch[16] == by_batch[1]  # every held-out document
 
 
 @pytest.mark.slow

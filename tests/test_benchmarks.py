@@ -483,3 +483,29 @@ def test_training_eval_benchmark_runs(capsys, tmp_path):
     record = json.loads((tmp_path / "r.json").read_text())
     assert record["evaluations"] == [2, 4] and record["plain_seconds"] > 0 and record["scored_seconds"] > 0
     assert f"overhead {record['overhead']:.1%}" in out
+
+
+@pytest.mark.slow
+def test_training_options_benchmark_runs(capsys, tmp_path):
+    """Each option trains in its own process (here fused AdamW against today's for-loop), with
+    its FLOPs counted and set against the matmul peak measured in the same process; the time to a
+    fitted model sets a recipe's steps against today's; a bad option is named."""
+    pytest.importorskip("transformers")
+    mod = bench("bench_training")
+    argv = ["--steps", "2", "--only", "fused AdamW", "--steps-needed", "1500", "--recipe-option", "fused AdamW"]
+    assert mod.main([*argv, "--json", str(tmp_path / "t.json")]) == 0
+    out = capsys.readouterr().out
+    record = recorded(tmp_path / "t.json")
+    rows = record["rows"]
+    assert set(rows) == {"today", "fused AdamW"} and rows["fused AdamW"]["settings"] == {"optimizer": "fused"}
+    for r in rows.values():
+        # a step of 64 x ~40 tokens through 1.6M parameters: some GFLOPs, and under the peak
+        assert 1e9 < r["flops_per_step"] < 1e11 and 0 < r["fraction_of_peak"] < 1, r
+        assert f"| {r['steps_per_s_64_rows']:.2f} |" in out
+    fit = record["time_to_fit"]
+    assert fit["recipe_steps"] == 1500 and fit["today_steps"] == 3000
+    assert fit["ratio"] == pytest.approx(fit["today_seconds"] / fit["recipe_seconds"])
+    assert f"{fit['ratio']:.2f}x" in out
+    for bad in (["--only", "turbo"], ["--recipe-option", "turbo"], ["--steps", "0"]):
+        with pytest.raises(SystemExit):
+            mod.main(bad)

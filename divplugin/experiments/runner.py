@@ -397,14 +397,20 @@ def data_identity(cfg: dict[str, Any]) -> str | None:
     return None if sel is None else data_key(sel.kind, sel.name, sel.config, sel.subset)
 
 
+# Config keys that watch the training without changing it: the scores the plugin logs while the
+# model trains (the same weights with or without them, checked by a test). A point done without
+# its curve stays done; one run from now on records it.
+OBSERVERS = ("divplugin_eval",)
+
+
 def point_hash(
     spec: Spec, point: Point, out: Path, overrides: dict[str, Any], cfg: dict[str, Any] | None = None
 ) -> str:
     """What a point's result depends on: its training config (``cfg``, else built; paths
-    inside ``out`` relative to it, so a results folder can move), the data it resolves to,
-    the tiny base model's shape and the evaluation."""
+    inside ``out`` relative to it, so a results folder can move; ``OBSERVERS`` left out), the
+    data it resolves to, the tiny base model's shape and the evaluation."""
     cfg = cfg if cfg is not None else point_config(spec, point, out, overrides)
-    text = json.dumps(cfg, sort_keys=True, default=str)
+    text = json.dumps({k: v for k, v in cfg.items() if k not in OBSERVERS}, sort_keys=True, default=str)
     base = spec.base_model.model_dump() if spec.base_model is not None and "base_model" not in overrides else None
     if spec.pretrained is not None and "base_model" not in overrides:
         # the machine's model cache is not part of the result: the model's name is
