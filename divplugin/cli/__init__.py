@@ -72,8 +72,15 @@ def generate(
         None, "--workers", "-w", help="Worker processes (default: all cores); output is identical for any number."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+    shard: str | None = typer.Option(
+        None,
+        "--shard",
+        help="K/N: write only shard K of N (from 0), one per machine; 'divplugin join' makes the folder "
+        "one machine writes, byte for byte.",
+    ),
 ) -> None:
     from divplugin.core.yamlconf import load_yaml
+    from divplugin.data.shards import parse_shard, write_shard
     from divplugin.data.writer import write_dataset
     from divplugin.generators import create
     from divplugin.generators.settings import resolve_generator
@@ -86,28 +93,69 @@ def generate(
         name, cfg = resolve_generator(generator, preset, layers, extra)
         gen = create(name, cfg)
         fmt = [f.strip() for f in formats.split(",") if f.strip()]
+        part = parse_shard(shard) if shard is not None else None
+        if part is not None and fmt != ["jsonl"]:
+            raise ConfigError("a shard is JSONL; give --format to 'divplugin join' instead", "format")
         totals = {s: gen.split_size(s) for s in ("train", "test", "test_seen")}
+        if part is not None:
+            from divplugin.data.shards import shard_chunks
+            from divplugin.generators.base import CHUNK_SIZE
+
+            for s, n in totals.items():
+                chunks = shard_chunks(gen.num_chunks(s), *part)
+                totals[s] = max(0, min(n, chunks.stop * CHUNK_SIZE) - chunks.start * CHUNK_SIZE)
         with interruptible("no partial dataset was left behind"), progress_bars() as progress:
-            console.print(f"[bold]{name}[/]: drawing instructions and planning {sum(totals.values()):,} examples ...")
+            what = f"shard {part[0]} of {part[1]}: " if part else ""
+            console.print(
+                f"[bold]{name}[/]: {what}drawing instructions and planning {sum(totals.values()):,} examples ..."
+            )
             for s in totals:
                 gen.plan(s)
             bars = {s: progress.add_task(s, total=n) for s, n in totals.items() if n}
-            manifest = write_dataset(
-                gen,
-                out,
-                fmt,
-                record_format,
-                workers,
-                overwrite,
-                progress=lambda split, n: progress.advance(bars[split], n),
-            )
+
+            def tick(split: str, n: int) -> None:
+                progress.advance(bars[split], n)
+
+            if part is not None:
+                record = write_shard(gen, out, part, record_format, workers, overwrite, progress=tick)
+            else:
+                manifest = write_dataset(gen, out, fmt, record_format, workers, overwrite, progress=tick)
     except DivpluginError as exc:
         fail(str(exc))
     except (FileExistsError, FileNotFoundError, PermissionError) as exc:
         fail(str(exc))
+    if part is not None:
+        rows = sum((entry["stats"] or {"examples": 0})["examples"] for entry in record["splits"].values())
+        console.print(
+            f"shard {part[0]} of {part[1]}: {rows:,} examples in {out}; when every shard is written: "
+            f"divplugin join SHARD_FOLDERS... --out OUT"
+        )
+        return
     from divplugin.data.manifest import upgrade
     from divplugin.data.summary import summary
 
+    show(summary(upgrade(manifest), out))
+
+
+@app.command()
+def join(
+    shards: list[Path] = typer.Argument(..., help="The shard folders ('divplugin generate --shard K/N'), any order."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (written atomically)."),
+    formats: str = typer.Option("jsonl", "--format", "-f", help="Comma-separated: jsonl, parquet, hf."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+) -> None:
+    """Join shards 0..N-1 of one generated set into the folder one machine writes, byte for byte."""
+    from divplugin.data.manifest import upgrade
+    from divplugin.data.shards import join_shards
+    from divplugin.data.summary import summary
+
+    try:
+        with interruptible("no partial dataset was left behind"):
+            manifest = join_shards(shards, out, [f.strip() for f in formats.split(",") if f.strip()], overwrite)
+    except DivpluginError as exc:
+        fail(str(exc))
+    except (FileExistsError, FileNotFoundError, PermissionError) as exc:
+        fail(str(exc))
     show(summary(upgrade(manifest), out))
 
 

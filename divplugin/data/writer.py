@@ -88,9 +88,14 @@ def _encode_chunk(job: tuple[str, int, str]) -> tuple[bytes, dict[str, Any]]:
 
 
 def encoded_chunks(
-    gen: Generator, split: str, record_format: str = "instruction", workers: int | None = None
+    gen: Generator,
+    split: str,
+    record_format: str = "instruction",
+    workers: int | None = None,
+    chunks: range | None = None,
 ) -> Iterator[tuple[bytes, dict[str, Any]]]:
-    """(JSONL bytes, stats) of each chunk of ``split``, in order, from ``workers`` processes.
+    """(JSONL bytes, stats) of each chunk of ``split`` (or of those in ``chunks``), in order,
+    from ``workers`` processes.
 
     The bytes do not depend on ``workers``: every chunk has its own seed-derived streams.
     """
@@ -99,7 +104,8 @@ def encoded_chunks(
     workers = usable_cores() if workers is None else workers
     if workers < 1:
         raise ConfigError(f"must be >= 1, got {workers}", "workers")
-    jobs = [(split, c, record_format) for c in range(gen.num_chunks(split))]
+    chunks = range(gen.num_chunks(split)) if chunks is None else chunks
+    jobs = [(split, c, record_format) for c in chunks]
     for s in SPLITS:  # plan in the parent so that workers inherit it
         gen.plan(s)
     if workers == 1 or len(jobs) <= 1:
@@ -117,6 +123,81 @@ def encoded_chunks(
 
 
 # -- the writer ---------------------------------------------------------------------
+def check_formats(formats: tuple[str, ...] | list[str], record_format: str) -> tuple[str, ...]:
+    """``formats`` without repeats; a named error for an unknown format or record format."""
+    formats = tuple(dict.fromkeys(formats))
+    unknown = [f for f in formats if f not in OUTPUT_FORMATS]
+    if unknown or not formats:
+        raise ConfigError(f"must be a non-empty list from {OUTPUT_FORMATS}, got {list(formats)}", "formats")
+    if record_format not in RECORD_FORMATS:
+        raise ConfigError(f"must be one of {RECORD_FORMATS}, got {record_format!r}", "record_format")
+    return formats
+
+
+def dataset_head(gen: Generator, record_format: str, formats: tuple[str, ...] = ("jsonl",)) -> dict[str, Any]:
+    """The manifest of ``gen``'s data before its splits are written."""
+    cfg = gen.config.to_dict()
+    return {
+        **header("generated"),
+        "generator": gen.name,
+        "seed": gen.config.seed,
+        "config": cfg,
+        "config_hash": config_hash(gen.name, cfg),
+        "chunk_size": CHUNK_SIZE,
+        "record_format": record_format,
+        "formats": list(formats),
+        "splits": {},
+    }
+
+
+def write_chunks(
+    pieces: Iterator[tuple[bytes, dict[str, Any] | None]],
+    path: Path,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """Write the (bytes, stats) ``pieces`` to ``path`` in order: its manifest entry and the
+    merged stats (pieces without stats are written only)."""
+    stats = None
+    # writing and hashing release the GIL: a thread overlaps them with receiving chunks
+    with HashedFile(path) as f, cf.ThreadPoolExecutor(1) as io:
+        pending: list[cf.Future] = []
+        for blob, part in pieces:
+            pending.append(io.submit(f.write, blob))
+            if part is None:
+                continue
+            stats = merge_stats(stats, part)
+            if progress:
+                progress(part["examples"])
+            if len(pending) > 8:
+                pending.pop(0).result()
+        for fut in pending:
+            fut.result()
+    return f.entry, stats
+
+
+def split_entry(gen: Generator, split: str, jsonl: dict[str, str], stats: dict[str, Any] | None) -> dict[str, Any]:
+    """A generated split's manifest record: its counts, its JSONL file and its statistics."""
+    plan = gen.plan(split)
+    entry: dict[str, Any] = {"examples": len(plan), "instructions": int((plan.counts > 0).sum()), "files": {}}
+    entry["files"]["jsonl"] = jsonl
+    entry["stats"] = finish_stats(stats)
+    return entry
+
+
+def finish_dataset(gen: Generator, tmp: Path, manifest: dict[str, Any]) -> None:
+    """Everything after the splits' JSONL: the other formats, the instructions and the manifest."""
+    formats, splits = tuple(manifest["formats"]), list(manifest["splits"])
+    if "parquet" in formats or "hf" in formats:
+        write_formats(tmp, splits, formats, manifest)
+    if "jsonl" not in formats:
+        for split in splits:
+            (tmp / f"{split}.jsonl").unlink()
+            del manifest["splits"][split]["files"]["jsonl"]
+    _write_instructions(gen, tmp / INSTRUCTIONS)
+    manifest["instructions_file"] = {"path": INSTRUCTIONS, "sha256": sha256_file(tmp / INSTRUCTIONS)}
+    write_manifest(tmp, manifest)
+
+
 def write_dataset(
     gen: Generator,
     out: str | os.PathLike,
@@ -133,54 +214,15 @@ def write_dataset(
     ``manifest.json`` (config, seed, counts, hashes, summary statistics).
     ``progress(split, n)`` is called as each chunk of ``n`` examples is done.
     """
-    formats = tuple(dict.fromkeys(formats))
-    unknown = [f for f in formats if f not in OUTPUT_FORMATS]
-    if unknown or not formats:
-        raise ConfigError(f"must be a non-empty list from {OUTPUT_FORMATS}, got {list(formats)}", "formats")
-    if record_format not in RECORD_FORMATS:
-        raise ConfigError(f"must be one of {RECORD_FORMATS}, got {record_format!r}", "record_format")
-    splits = [s for s in SPLITS if gen.split_size(s)]
-    cfg = gen.config.to_dict()
-    manifest: dict[str, Any] = {
-        **header("generated"),
-        "generator": gen.name,
-        "seed": gen.config.seed,
-        "config": cfg,
-        "config_hash": config_hash(gen.name, cfg),
-        "chunk_size": CHUNK_SIZE,
-        "record_format": record_format,
-        "formats": list(formats),
-        "splits": {},
-    }
+    formats = check_formats(formats, record_format)
+    manifest = dataset_head(gen, record_format, formats)
     with atomic_directory(out, overwrite) as tmp:
-        for split in splits:
-            stats = None
-            # writing and hashing release the GIL: a thread overlaps them with receiving chunks
-            with HashedFile(tmp / f"{split}.jsonl") as f, cf.ThreadPoolExecutor(1) as io:
-                pending: list[cf.Future] = []
-                for blob, part in encoded_chunks(gen, split, record_format, workers):
-                    pending.append(io.submit(f.write, blob))
-                    stats = merge_stats(stats, part)
-                    if progress:
-                        progress(split, part["examples"])
-                    if len(pending) > 8:
-                        pending.pop(0).result()
-                for fut in pending:
-                    fut.result()
-            plan = gen.plan(split)
-            entry: dict[str, Any] = {"examples": len(plan), "instructions": int((plan.counts > 0).sum()), "files": {}}
-            if "jsonl" in formats:
-                entry["files"]["jsonl"] = f.entry
-            entry["stats"] = finish_stats(stats)
-            manifest["splits"][split] = entry
-        if "parquet" in formats or "hf" in formats:
-            write_formats(tmp, splits, formats, manifest)
-        for split in splits:
-            if "jsonl" not in formats:
-                (tmp / f"{split}.jsonl").unlink()
-        _write_instructions(gen, tmp / INSTRUCTIONS)
-        manifest["instructions_file"] = {"path": INSTRUCTIONS, "sha256": sha256_file(tmp / INSTRUCTIONS)}
-        write_manifest(tmp, manifest)
+        for split in (s for s in SPLITS if gen.split_size(s)):
+            pieces = encoded_chunks(gen, split, record_format, workers)
+            tick = (lambda n, split=split: progress(split, n)) if progress else None
+            jsonl, stats = write_chunks(pieces, tmp / f"{split}.jsonl", tick)
+            manifest["splits"][split] = split_entry(gen, split, jsonl, stats)
+        finish_dataset(gen, tmp, manifest)
     return manifest
 
 
