@@ -509,3 +509,23 @@ def test_training_options_benchmark_runs(capsys, tmp_path):
     for bad in (["--only", "turbo"], ["--recipe-option", "turbo"], ["--steps", "0"]):
         with pytest.raises(SystemExit):
             mod.main(bad)
+
+
+@pytest.mark.slow
+def test_eval_batch_benchmark_runs(capsys, tmp_path, benchmarks_dir, smollm2):
+    """Each batch size is a `divplugin eval` of its own; answers and verdicts are set against
+    batch 1's, and the record keeps what the table prints."""
+    pytest.importorskip("lm_eval")
+    mod = bench("bench_eval_batch")
+    argv = ["--data", str(benchmarks_dir), "--model", str(smollm2), "--limit", "1", "--batch-sizes", "2"]
+    assert mod.main([*argv, "--max-tokens", "16", "--json", str(tmp_path / "e.json")]) == 0
+    out = capsys.readouterr().out
+    rows = recorded(tmp_path / "e.json")["rows"]
+    assert set(rows) == {"1", "2"}
+    for r in rows.values():
+        assert r["answers"] == 2 and 0 < r["tokens"] <= 2 * 16 and r["tokens_per_s"] > 0
+        assert f"| {r['same_verdicts']}/2 |" in out
+    assert rows["1"]["same_answers"] == rows["1"]["same_verdicts"] == 2  # batch 1 against itself
+    for bad in (["--batch-sizes", "x"], ["--limit", "0"], ["--data", str(tmp_path / "none")]):
+        with pytest.raises(SystemExit):
+            mod.main(bad if bad[0] == "--data" else ["--data", str(benchmarks_dir), *bad])

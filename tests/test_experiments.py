@@ -13,6 +13,7 @@ import yaml
 from divplugin.errors import ConfigError
 from divplugin.experiments import load_spec, spec_names
 from divplugin.experiments.spec import set_dotted, validate_spec
+from divplugin.experiments.status import STATES
 
 
 def _spec_data(**changes):
@@ -455,6 +456,10 @@ def test_sweep_resumes_and_goes_on_past_a_failing_point(tmp_path):
     csv_rows = (out / "results.csv").read_text().splitlines()
     assert len(csv_rows) == 3 and csv_rows[1].startswith("num_rules=20+seed=0,20,0,done,")
     assert (out / "points" / "num_rules=20+seed=0" / "model" / "divplugin_data" / "test.jsonl").is_file()
+    # finished points leave no running marker; status reads them from the folder
+    assert not list(out.rglob("running.json"))
+    status = _cli("experiment", "status", spec, "--out", out, "--json", cwd=tmp_path)
+    assert json.loads(status.stdout)["counts"] == {**dict.fromkeys(STATES, 0), "done": 1, "failed": 1}
 
     log = out / "points" / "num_rules=20+seed=0" / "train.log"
     stamp = log.stat().st_mtime_ns
@@ -827,6 +832,8 @@ def test_parallel_sweep_matches_sequential_and_resumes_after_sigterm(tmp_path):
     left = _processes_naming(str(par), wait=10.0)
     assert not left, f"processes of the stopped sweep still run: {left}"
     assert not any((p.parent / "result.json").exists() for p in logs)  # in progress: not recorded as failed
+    status = _cli("experiment", "status", spec, "--out", par, "--json", cwd=tmp_path)
+    assert json.loads(status.stdout)["counts"]["lost"] == 2  # started, and their process is gone
 
     again = _cli("experiment", spec, "--out", par, "--parallel", "2", "--threads", "1", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]

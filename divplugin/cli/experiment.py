@@ -1,5 +1,6 @@
 """``divplugin experiment``: ``run`` a spec's sweep (the default: ``divplugin experiment SPEC``
-is ``divplugin experiment run SPEC``), ``report`` the points a folder holds, ``plan`` the cost,
+is ``divplugin experiment run SPEC``), ``report`` the points a folder holds, ``status`` of each
+point (from the folder alone), ``plan`` the cost,
 ``verify`` a recorded point by running it again, ``list`` the built-in specs."""
 
 from __future__ import annotations
@@ -198,6 +199,39 @@ def report(
         f"[bold]{loaded.name}[/]: {len(results)} of {len(loaded.points())} points done in {out}", highlight=False
     )
     _summary(loaded, results, files, time.perf_counter() - started)
+
+
+@experiment_app.command("status")
+def status(
+    spec: str = SPEC,
+    out: Path | None = typer.Option(None, "--out", "-o", help="The results folder (default: results/NAME)."),
+    quick: bool = QUICK,
+    sets: list[str] = SETS,
+    only: list[str] = ONLY,
+    as_json: bool = typer.Option(False, "--json", help="Print the states as JSON."),
+    stale_after: float = typer.Option(
+        900.0, "--stale-after", min=1.0, help="Seconds without a log line before a started point counts as lost."
+    ),
+) -> None:
+    """Run nothing: each point's state (done, failed, running, lost, stale, pending), read from
+    --out alone, so it works from any machine that sees the folder."""
+    from divplugin.experiments import status as st
+    from divplugin.experiments.report import recorded_overrides
+    from divplugin.experiments.sweep import select
+
+    loaded, overrides = _load(spec, quick, sets)
+    out = out or Path("results") / loaded.name
+    if not out.is_dir():
+        fail(f"--out {out}: no such results folder")
+    try:
+        points = select(loaded, only or None)
+        states = st.sweep_status(loaded, out, overrides or recorded_overrides(out), points, stale_after)
+    except DivpluginError as exc:
+        fail(str(exc))
+    if as_json:
+        out_console.print_json(st.as_json(states))
+        return
+    show([st.status_table(states)])
 
 
 @experiment_app.command("plan")

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -448,6 +449,30 @@ def finished(spec: Spec, point: Point, out: Path, overrides: dict[str, Any]) -> 
     return old
 
 
+RUNNING = "running.json"
+
+
+def mark_running(pdir: Path, phase: str) -> None:
+    """Record in ``pdir`` that this process runs the point now (``phase``: train or eval), for
+    ``divplugin experiment status`` on any machine that sees the folder; removed once the
+    point's result is written, left behind by a process that dies."""
+    path = pdir / RUNNING
+    started = time.time()
+    if path.is_file():
+        try:
+            started = float(json.loads(path.read_text()).get("started", started))
+        except (ValueError, TypeError, AttributeError):
+            pass
+    info = {"host": socket.gethostname(), "pid": os.getpid(), "started": started, "phase": phase}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info) + "\n")
+    tmp.replace(path)
+
+
+def clear_running(pdir: Path) -> None:
+    (pdir / RUNNING).unlink(missing_ok=True)
+
+
 def run_point(
     spec: Spec,
     point: Point,
@@ -476,6 +501,8 @@ def run_point(
         elif stale.exists():
             stale.unlink()
     pdir.mkdir(parents=True, exist_ok=True)
+    clear_running(pdir)  # a dead run's marker; this run's own follows
+    mark_running(pdir, "train")
     (pdir / "train.yml").write_text(
         yaml.safe_dump({k: v for k, v in cfg.items() if k not in LAUNCH_KEYS}, sort_keys=False)
     )
@@ -497,6 +524,7 @@ def run_point(
         result.steps = steps_trained(pdir / "train.log", cfg.get("max_steps"))
         if on_phase:
             on_phase("eval")
+        mark_running(pdir, "eval")
         t1 = time.perf_counter()
         rc = _stream(
             eval_command(spec, cfg, model_dir, eval_dir), pdir / "eval.log", pdir, env=env, processes=processes
@@ -512,4 +540,5 @@ def run_point(
                 result.error = str(exc)
     with atomic_file(done) as f:
         f.write(json.dumps(asdict(result), indent=2) + "\n")
+    clear_running(pdir)
     return result
