@@ -1298,7 +1298,16 @@ def test_a_point_is_redone_when_its_data_or_base_model_change(tmp_path):
     two = small.model_copy(update={"base_model": small.base_model.model_copy(update={"layers": 2})})
     build_base_model(two, tmp_path, 0)
     assert json.loads((folder / "config.json").read_text())["num_hidden_layers"] == 2
-    assert not list(tmp_path.glob(".*partial"))
+    assert not list(tmp_path.glob(".*partial*"))
+    # two jobs sharing the folder at once (cluster jobs): one builds, both end with the model
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    three = small.model_copy(update={"base_model": small.base_model.model_copy(update={"layers": 3})})
+    with cf.ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as ex:
+        list(ex.map(build_base_model, [three, three], [tmp_path, tmp_path], [0, 0]))
+    assert json.loads((folder / "config.json").read_text())["num_hidden_layers"] == 3
+    assert not list(tmp_path.glob(".*partial*")) and not list(tmp_path.glob(".*old*"))
 
 
 def test_an_output_folder_named_like_a_spec_does_not_hide_it(tmp_path, monkeypatch):

@@ -355,32 +355,38 @@ def build_base_model(spec: Spec, out: Path, seed: int | None = None) -> None:
     stamp = json.dumps(
         {**spec.base_model.model_dump(), "seed": spec.base_model.seed if seed is None else seed}, sort_keys=True
     )
-    if (
-        (target / "config.json").is_file()
-        and (target / BASE_STAMP).is_file()
-        and (target / BASE_STAMP).read_text() == stamp
-    ):
-        return
-    from divplugin.core.logs import quiet_dependencies
 
-    quiet_dependencies()
+    def built() -> bool:
+        return (
+            (target / "config.json").is_file()
+            and (target / BASE_STAMP).is_file()
+            and (target / BASE_STAMP).read_text() == stamp
+        )
+
+    if built():
+        return
+    from divplugin.core.fsutil import atomic_directory, file_lock
+    from divplugin.core.logs import quiet_dependencies
     from divplugin.models import build_tiny_model
 
-    tmp = out / f".{target.name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    m = spec.base_model
-    build_tiny_model(
-        tmp,
-        arch=m.arch,
-        layers=m.layers,
-        hidden=m.hidden,
-        heads=m.heads,
-        max_len=m.max_len,
-        seed=m.seed if seed is None else seed,
-    )
-    (tmp / BASE_STAMP).write_text(stamp)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    quiet_dependencies()
+    # Jobs sharing --out (cluster jobs, one point each) build it once: the first under the lock,
+    # in a private folder renamed into place; the others find it built.
+    with file_lock(out / f".{target.name}.lock"):
+        if built():
+            return
+        m = spec.base_model
+        with atomic_directory(target, overwrite=True) as tmp:
+            build_tiny_model(
+                tmp,
+                arch=m.arch,
+                layers=m.layers,
+                hidden=m.hidden,
+                heads=m.heads,
+                max_len=m.max_len,
+                seed=m.seed if seed is None else seed,
+            )
+            (tmp / BASE_STAMP).write_text(stamp)
 
 
 def data_identity(cfg: dict[str, Any]) -> str | None:
