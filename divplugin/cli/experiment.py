@@ -129,6 +129,19 @@ def run(
     ),
     threads: int | None = THREADS,
     only: list[str] = ONLY,
+    executor: str = typer.Option(
+        "local", "--executor", "-e", help="local (this machine), slurm (an array job, through submitit) or ray."
+    ),
+    cpus: int | None = typer.Option(None, "--cpus-per-point", min=1, help="Slurm/Ray: cores a point (spec's)."),
+    gpus: int | None = typer.Option(None, "--gpus-per-point", min=0, help="Slurm/Ray: GPUs a point (spec's)."),
+    mem_gb: float | None = typer.Option(None, "--mem-gb", min=0.1, help="Slurm: memory a point, GB (spec's)."),
+    time_min: int | None = typer.Option(None, "--time-min", min=1, help="Slurm: minutes a point (spec's)."),
+    partition: str | None = typer.Option(None, "--partition", help="Slurm partition (spec's, else the default)."),
+    account: str | None = typer.Option(None, "--account", help="Slurm account (spec's, else the user's)."),
+    address: str | None = typer.Option(None, "--address", help="Ray: the cluster to join (default: a local one)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would run or be submitted, and stop."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Slurm: submit and return (the page is a job too)."),
+    retries: int = typer.Option(1, "--retries", min=0, help="Slurm/Ray: times a point whose job died is run again."),
     report: bool = typer.Option(False, "--report", hidden=True, callback=_moved("--report", "report")),
     plan: bool = typer.Option(False, "--plan", hidden=True, callback=_moved("--plan", "plan")),
     verify: str | None = typer.Option(None, "--verify", hidden=True, callback=_moved("--verify", "verify")),
@@ -145,10 +158,24 @@ def run(
         points = select(loaded, only or None)
     except DivpluginError as exc:
         fail(str(exc))
+    if executor not in ("local", "slurm", "ray"):
+        fail(f"--executor: one of local, slurm, ray; got {executor!r}")
+    if executor != "local":
+        _run_on_cluster(loaded, out, overrides, points, executor, dry_run, not no_wait, retries, address,
+                        dict(cpus=cpus, gpus=gpus, mem_gb=mem_gb, time_min=time_min, partition=partition,
+                             account=account))  # fmt: skip
+        return
     console.print(
         f"[bold]{loaded.name}[/]: {len(points)} points -> {out}" + (f" ({parallel} at a time)" if parallel > 1 else ""),
         highlight=False,
     )
+    if dry_run:
+        from divplugin.experiments.runner import point_id
+
+        for p in points:
+            console.print(f"  {point_id(p)}", highlight=False)
+        console.print("(--dry-run: nothing run)")
+        return
     with interruptible("finished points are kept; run the same command again to resume"), progress_bars() as prog:
         overall = prog.add_task("sweep", total=len(points))
         bars, hooks = _point_bars(prog)
@@ -175,6 +202,67 @@ def run(
         except DivpluginError as exc:
             fail(str(exc))
     _summary(loaded, results, files, time.perf_counter() - started)
+
+
+def _run_on_cluster(
+    spec: Spec,
+    out: Path,
+    overrides: dict[str, Any],
+    points: list,
+    executor: str,
+    dry_run: bool,
+    wait: bool,
+    retries: int,
+    address: str | None,
+    flags: dict[str, Any],
+) -> None:
+    """--executor slurm|ray: the points not done yet as jobs or tasks; then the page."""
+    from divplugin.experiments import cluster
+    from divplugin.experiments.runner import finished, point_id
+    from divplugin.experiments.sweep import collect_report
+
+    started = time.perf_counter()
+    out = out.resolve()
+    res = cluster.resources(spec, **flags)
+    todo = [p for p in points if finished(spec, p, out, overrides) is None]
+    console.print(
+        f"[bold]{spec.name}[/]: {len(todo)} of {len(points)} points to run -> {out} ({executor}: {res.cpus} CPUs, "
+        f"{res.gpus} GPUs, {res.mem_gb:g} GB, {res.time_min} min a point)",
+        highlight=False,
+    )
+    if dry_run:
+        for p in todo:
+            console.print(f"  {point_id(p)}", highlight=False)
+        if executor == "slurm":
+            console.print(f"submitit parameters: {cluster.slurm_parameters(spec, res, len(todo))}", highlight=False)
+        console.print("(--dry-run: nothing submitted)")
+        return
+    if not todo:
+        console.print("every point is done already")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "points").mkdir(exist_ok=True)
+        try:
+            if executor == "slurm":
+                done = cluster.submit_slurm(
+                    spec, out, overrides, todo, res, wait=wait, retries=retries, log=console.print
+                )
+            else:
+                done = cluster.run_ray(spec, out, overrides, todo, res, address=address, retries=retries,
+                                       log=console.print)  # fmt: skip
+        except DivpluginError as exc:
+            fail(str(exc))
+        if done is None:
+            console.print(f"follow it with: divplugin experiment status {spec.name} --out {out}", highlight=False)
+            return
+        for r in done:
+            if r.status != "done":
+                console.print(f"[red]point {r.id} failed[/]:\n{r.error}", highlight=False)
+    try:
+        results, files = collect_report(spec, out, overrides or None)
+    except DivpluginError as exc:
+        fail(str(exc))
+    _summary(spec, results, files, time.perf_counter() - started)
 
 
 @experiment_app.command("report")

@@ -122,6 +122,18 @@ PLAN_KEYS = ("params", "tokens_per_example", "examples", "mfu")
 EXPECT_KEYS = ("metric", "first_at_most", "last_at_least", "monotone", "threshold", "seen_metric", "seen_at_least")
 
 
+class Resources(BaseModel):
+    """What one point asks a cluster for (``--executor slurm`` or ``ray``); flags override it."""
+
+    model_config = ConfigDict(extra="forbid")
+    gpus: int = Field(0, ge=0, description="GPUs per point.")
+    cpus: int = Field(1, ge=1, description="CPU cores per point (also its OMP_NUM_THREADS).")
+    mem_gb: float = Field(8.0, gt=0, description="Memory per point, GB.")
+    time_min: int = Field(120, ge=1, description="Wall-time limit per point, minutes (Slurm requeues past it).")
+    partition: str | None = Field(None, description="Slurm partition (default: the cluster's).")
+    account: str | None = Field(None, description="Slurm account (default: the user's).")
+
+
 class Point(BaseModel):
     """One run of a sweep: the sweep values, and the replicate seed (None without ``seeds:``)."""
 
@@ -139,6 +151,9 @@ class Spec(BaseModel):
     hardware: Literal["cpu", "gpu"] = "cpu"
     parallel: int = Field(
         1, ge=1, description="Points run at once unless --parallel says otherwise (CPU specs: 2, a core each)."
+    )
+    resources: Resources = Field(
+        default_factory=Resources, description="Per-point resources on a cluster (--executor slurm or ray)."
     )
     base_model: TinyModel | None = Field(None, description="Build this tiny model as the base_model of every point.")
     pretrained: str | None = Field(
