@@ -185,6 +185,38 @@ def test_slurm_runs_the_sweep_as_the_local_executor_does(slurm, local_run, tmp_p
     assert again.returncode == 0 and "every point is done already" in again.stdout + again.stderr
 
 
+def test_a_killed_point_job_is_run_again_from_its_start(slurm, local_run, tmp_path):
+    """scancel one point's job while it trains: the waiting driver submits it again, the sweep
+    finishes, and the point's result is the local one, with nothing of the killed run left."""
+    spec, _ = local_run
+    data = yaml.safe_load(spec.read_text())
+    data["train"]["max_steps"] = 400  # long enough to be caught training
+    spec = tmp_path / "long.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    env = {**os.environ, **slurm, "COLUMNS": "200"}
+    cmd = [sys.executable, "-m", "divplugin", "experiment", "run", str(spec), "--out", str(out), "--executor", "slurm",
+           "--cpus-per-point", "1", "--mem-gb", "3", "--only", "num_rules=40*"]  # fmt: skip
+    driver = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = out / "points" / "num_rules=40+seed=0" / "train.log"
+    deadline = time.time() + 600
+    while time.time() < deadline and not (log.is_file() and "/400 [" in log.read_text(errors="replace")):
+        time.sleep(1)
+    assert log.is_file(), "the point never started training"
+    jobs = subprocess.run(["squeue", "-h", "-o", "%i %j"], env=env, capture_output=True, text=True).stdout.split("\n")
+    [job] = [line.split()[0] for line in jobs if line.strip() and not line.split()[1].endswith("-page")]
+    subprocess.run(["scancel", job], env=env, check=True)
+    said, _ = driver.communicate(timeout=900)
+    assert driver.returncode == 0, said[-3000:]
+    assert "without a result; submitting it again" in said, said
+    point = _points(out)["num_rules=40+seed=0"]
+    assert point["status"] == "done" and point["steps"] == 400
+    # run again from its start: one run's log, no marker, no partial folder
+    assert log.read_text(errors="replace").count("Starting trainer") <= 1
+    pdir = log.parent
+    assert not (pdir / "running.json").exists() and not list(out.rglob("*.partial*"))
+
+
 # -- Ray -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):

@@ -39,12 +39,24 @@ def point_env(cpus: int) -> dict[str, str]:
 
 
 def run_one(spec: Spec, point: Point, out: str | Path, overrides: dict[str, Any], cpus: int) -> dict[str, Any]:
-    """What one job runs: the point, in the shared folder ``out``; its result as a dict."""
+    """What one job runs: the point, in the shared folder ``out``; its result as a dict.
+
+    A SIGTERM (the scheduler cancelling or preempting the job) ends the point's processes and
+    raises :class:`~divplugin.experiments.runner.Stopped`: no result is written, so the point
+    counts as not run (its job is submitted again, or the next run does it), never as failed."""
+    import signal
+    import threading
+
     processes = Processes()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: processes.stop())
     try:
         result = run_point(spec, point, Path(out), overrides, env=point_env(cpus), processes=processes)
     finally:
         processes.stop()  # nothing of the point outlives its job
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return asdict(result)
 
 
@@ -147,8 +159,8 @@ def submit_slurm(
     while live:
         time.sleep(poll)
         for pid, (p, job) in list(live.items()):
-            state = job.state
-            if not job.done() and state not in DEAD:
+            state = str(job.state).split()[0]  # "CANCELLED by 0" -> CANCELLED
+            if state not in DEAD and not job.done():
                 continue
             r = finished(spec, p, out, overrides) or _recorded(out, pid)
             if r is None and tries[pid] < retries:

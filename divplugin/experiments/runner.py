@@ -249,8 +249,8 @@ def _stream(
             raise
         finally:
             processes.discard(proc)
-        if rc == -signal.SIGKILL and processes.stopping.is_set():
-            raise Stopped(f"{cmd[0]} was ended")
+        if processes.stopping.is_set():  # ended by the sweep, or by a signal to the point's job
+            raise Stopped(f"{cmd[0]} was ended (exit {rc})")
         return rc
 
 
