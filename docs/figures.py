@@ -203,6 +203,39 @@ def mean(*xs: float) -> float:
     return statistics.fmean(xs)
 
 
+def _curve(name: str, point: str, split: str) -> list[tuple[int, float]]:
+    """(step, exact match) of one run's training curve on ``split`` (unseen: test; seen: test_seen)."""
+    runs = _runs(name, point)
+    if len(runs) != 1:
+        raise SourceError(f"{name}: {point!r} matches {len(runs)} runs; a curve is one run's")
+    want = {"unseen": "test", "seen": "test_seen"}.get(split, split)
+    curve = [(int(c["step"]), float(c["exact_match"])) for c in runs[0].get("curve", []) if c["split"] == want]
+    if not curve:
+        raise SourceError(f"{name}: {point!r} has no {want} curve")
+    return curve
+
+
+def first_step(name: str, point: str, split: str, at_least: float) -> int:
+    """The first step of ``point``'s training curve at which ``split`` reaches ``at_least``."""
+    for step, value in _curve(name, point, split):
+        if value >= at_least:
+            return step
+    raise SourceError(f"{name}: {point!r} never reaches {at_least} on {split}")
+
+
+def at_step(name: str, point: str, split: str, step: int) -> float:
+    """``split``'s exact match at ``step`` of ``point``'s training curve."""
+    for s, value in _curve(name, point, split):
+        if s == step:
+            return value
+    raise SourceError(f"{name}: {point!r} has no {split} score at step {step}")
+
+
+def curve_max(name: str, point: str, split: str) -> float:
+    """The highest ``split`` exact match over ``point``'s training curve."""
+    return max(v for _, v in _curve(name, point, split))
+
+
 HELPERS = {
     "r": r,
     "lo": lo,
@@ -215,6 +248,9 @@ HELPERS = {
     "span": span,
     "pass1": pass1,
     "mean": mean,
+    "first_step": first_step,
+    "at_step": at_step,
+    "curve_max": curve_max,
     "min": min,
     "max": max,
     "abs": abs,
