@@ -529,3 +529,16 @@ def test_eval_batch_benchmark_runs(capsys, tmp_path, benchmarks_dir, smollm2):
     for bad in (["--batch-sizes", "x"], ["--limit", "0"], ["--data", str(tmp_path / "none")]):
         with pytest.raises(SystemExit):
             mod.main(bad if bad[0] == "--data" else ["--data", str(benchmarks_dir), *bad])
+
+
+@pytest.mark.slow
+def test_shards_benchmark_runs(capsys, tmp_path):
+    """Two shards written by Ray tasks on a local head and worker, joined, equal one process's folder."""
+    pytest.importorskip("ray", reason="needs the [cluster] extra")
+    mod = bench("bench_shards")
+    assert mod.main(["--examples", "20000", "--rules", "50", "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    rec = recorded(tmp_path / "r.json")
+    assert rec["byte_identical"] is True and rec["shards"] == 2 and len(rec["seconds_shard"]) == 2
+    assert rec["files"] >= 3 and rec["train_jsonl_bytes"] > 20000 * 50
+    assert "byte for byte: yes" in out and f"{rec['speedup']:.2f}x" in out
