@@ -56,12 +56,14 @@ def one_process(cfg: dict[str, Any], out: Path) -> float:
 
 def write_part(cfg: dict[str, Any], out: str, k: int, n: int) -> dict[str, Any]:
     """One shard, as ``divplugin generate --shard k/n`` writes it (run as a Ray task)."""
+    import ray
+
     from divplugin.data.shards import write_shard
     from divplugin.generators import create
 
     t0 = time.perf_counter()
     write_shard(create("markov_rewrite", **cfg), out, (k, n), workers=1)
-    return {"shard": k, "seconds": time.perf_counter() - t0, "node": socket.gethostname() + ":" + str(os.getpid())}
+    return {"shard": k, "seconds": time.perf_counter() - t0, "node": ray.get_runtime_context().get_node_id()}
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"{'how':<44} {'seconds':>9} {'rows/s':>12}")
     print(f"{'one process (1 worker)':<44} {t_one:>9.1f} {args.examples / t_one:>12,.0f}")
-    label = f"Ray: {args.shards} shard tasks on {nodes} processes + join"
+    label = f"Ray: {args.shards} shard tasks on {nodes} node(s) + join"
     print(f"{label:<44} {t_ray:>9.1f} {args.examples / t_ray:>12,.0f}")
     print(f"{'  of which the shard tasks':<44} {t_tasks:>9.1f}")
     print(f"{'  of which the join':<44} {t_join:>9.1f}")
@@ -188,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             "seconds_ray": round(t_ray, 2),
             "seconds_ray_tasks": round(t_tasks, 2),
             "seconds_join": round(t_join, 2),
+            "nodes": nodes,
             "seconds_shard": [round(p["seconds"], 2) for p in sorted(parts, key=lambda p: p["shard"])],
             "speedup": round(t_one / t_ray, 2),
             "speedup_before_join": round(t_one / t_tasks, 2),

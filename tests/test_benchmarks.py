@@ -539,6 +539,6 @@ def test_shards_benchmark_runs(capsys, tmp_path):
     assert mod.main(["--examples", "20000", "--rules", "50", "--json", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
     rec = recorded(tmp_path / "r.json")
-    assert rec["byte_identical"] is True and rec["shards"] == 2 and len(rec["seconds_shard"]) == 2
+    assert rec["byte_identical"] is True and rec["shards"] == rec["nodes"] == 2 and len(rec["seconds_shard"]) == 2
     assert rec["files"] >= 3 and rec["train_jsonl_bytes"] > 20000 * 50
     assert "byte for byte: yes" in out and f"{rec['speedup']:.2f}x" in out
