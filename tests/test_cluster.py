@@ -21,6 +21,15 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _note(line: str) -> None:
+    """A line for CI's log (``.ci/run`` prints the file DIVPLUGIN_CI_NOTES names after the suite)."""
+    print(line)
+    path = os.environ.get("DIVPLUGIN_CI_NOTES")
+    if path:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -143,7 +152,7 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
     try:
         if state != "idle":
             pytest.skip(f"the local Slurm node did not come up (state {state!r}): {(d / 'log').iterdir()}")
-        print(f"local Slurm up in {time.perf_counter() - started:.1f} s")
+        _note(f"local Slurm (slurmctld + slurmd) up in {time.perf_counter() - started:.1f} s")
         yield {"SLURM_CONF": str(conf)}
     finally:
         subprocess.run(["scontrol", "shutdown"], env=env, capture_output=True)
@@ -230,6 +239,7 @@ def ray_cluster(tmp_path_factory):
     common = ["--num-cpus", "1", "--disable-usage-stats", "--object-store-memory", str(200 * 2**20)]
     head = [str(ray_bin), "start", "--head", "--port", str(port), "--include-dashboard", "false", *common]
     env = {**os.environ, "RAY_TMPDIR": str(tmp)}
+    started = time.perf_counter()
     r = subprocess.run(head, capture_output=True, text=True, env=env, timeout=180)
     if r.returncode != 0:
         pytest.skip(f"ray start --head failed: {r.stderr.strip()[-500:]}")
@@ -239,6 +249,7 @@ def ray_cluster(tmp_path_factory):
             [str(ray_bin), "start", "--address", address, *common], capture_output=True, text=True, env=env, timeout=180
         )
         assert w.returncode == 0, w.stderr[-2000:]
+        _note(f"local Ray (a head and a worker node) up in {time.perf_counter() - started:.1f} s")
         yield address
     finally:
         subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
