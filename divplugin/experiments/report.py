@@ -689,18 +689,21 @@ def plot_curves(spec: Spec, results: list[PointResult], path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, ax = plt.subplots(figsize=(6.8, 4.4), dpi=120)
+    fig, ax = plt.subplots(figsize=(8.2, 4.4), dpi=120)
     for i, r in enumerate(drawn):
-        for split, (name, dash) in CURVE_SPLITS.items():
+        labelled = False  # one legend entry a point: the colour; the line style is in the title
+        for split, (_name, dash) in CURVE_SPLITS.items():
             pts = sorted((c["step"], c["exact_match"]) for c in r.curve if c.get("split") == split)
             if pts:
                 xs, ys = zip(*pts)
-                ax.plot(xs, ys, dash, marker=".", color=f"C{i % 10}", label=f"{r.id} {name}")
+                ax.plot(xs, ys, dash, marker=".", color=f"C{i % 10}", label=None if labelled else r.id)
+                labelled = True
     ax.set_xlabel("training step")
     ax.set_ylabel("exact match (held-out sample)")
     ax.set_ylim(-0.03, 1.03)
     ax.set_title(f"{spec.name}: exact match while training (solid: unseen rules, dashed: seen)", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2 if len(drawn) > 3 else 1)
+    # beside the axes, where no curve runs
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     _save(fig, path)
     return True
