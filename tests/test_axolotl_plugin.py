@@ -580,6 +580,44 @@ def test_scores_while_training_reach_the_trainer_log_and_match_lm_eval(tiny_mode
 
 
 @pytest.mark.slow
+def test_scores_while_training_under_two_ranks_come_from_one_rank(tiny_model, tmp_path):
+    """divplugin_eval under DDP (two CPU ranks, gloo, launched by torchrun): rank 0 scores at
+    steps 2 and 4 while rank 1 trains on and meets it at the next step's collectives; no
+    deadlock, each step's rows scored and logged once, by rank 0 only, and the two ranks end
+    with the same weights. (axolotl itself cannot start two ranks on a CPU: it places rank k's
+    model on CUDA device k, so the callback runs here in a plain DDP loop, as the Trainer calls it.)"""
+    from divplugin.data.writer import write_dataset
+    from divplugin.generators import create
+
+    data = tmp_path / "data"
+    write_dataset(create("markov_rewrite", **SMALL, seed=0), data)
+    out = tmp_path / "out"
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    worker = Path(__file__).parent / "workers" / "ddp_heldout_eval.py"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+         "--master_port", str(port), str(worker), str(tiny_model), str(data), str(out), "4", "2"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    ranks = [json.loads((out / f"rank{k}.json").read_text()) for k in (0, 1)]
+    recs = [json.loads(line) for line in (out / "divplugin_eval.jsonl").open()]
+    assert [(r["step"], r["split"], r["n"]) for r in recs] == [
+        (2, "test", 12),
+        (2, "test_seen", 12),
+        (4, "test", 12),
+        (4, "test_seen", 12),
+    ]
+    assert len(ranks[0]["logged"]) == 2 and ranks[1]["logged"] == []
+    assert ranks[0]["logged"][-1]["divplugin/unseen_exact_match"] == recs[2]["exact_match"]
+    assert ranks[0]["weights"] == ranks[1]["weights"]  # DDP kept the ranks together through the evaluations
+
+
+@pytest.mark.slow
 def test_lm_eval_runs_on_the_trained_adapter_after_training(tiny_model, tmp_path):
     """divplugin_lm_eval: once `axolotl train` ends, lm-eval scores the saved LoRA adapter over
     its base with the held-out data; the results land in OUTPUT_DIR/lm_eval and the table prints."""
