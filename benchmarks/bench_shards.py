@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json,
         {
             "generator": "markov_rewrite",
+            "rows": args.examples,
             "settings": cfg,
             "shards": args.shards,
             "cluster": "existing"

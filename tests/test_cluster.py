@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -235,7 +236,9 @@ def ray_cluster(tmp_path_factory):
     if not ray_bin.is_file():
         pytest.skip("the ray command is not installed beside this Python")
     port = _free_port()
-    tmp = tmp_path_factory.mktemp("ray")
+    # Ray's socket paths (RAY_TMPDIR/ray/session_<time>_<pid>/sockets/plasma_store) must fit in
+    # AF_UNIX's 107 bytes: pytest's own folders under xdist are too deep, so a short one of /tmp
+    tmp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     common = ["--num-cpus", "1", "--disable-usage-stats", "--object-store-memory", str(200 * 2**20)]
     head = [str(ray_bin), "start", "--head", "--port", str(port), "--include-dashboard", "false", *common]
     env = {**os.environ, "RAY_TMPDIR": str(tmp)}
@@ -253,6 +256,7 @@ def ray_cluster(tmp_path_factory):
         yield address
     finally:
         subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_ray_runs_the_sweep_as_the_local_executor_does(ray_cluster, local_run, tmp_path):
