@@ -49,6 +49,7 @@ DOCUMENTS = (
     "docs/mixtures.md",
     "docs/code-evaluation.md",
     "docs/generators.md",
+    "docs/cluster.md",
     "recipes/README.md",
     "divplugin/axolotl/README.md",
     "eval_tasks/README.md",
