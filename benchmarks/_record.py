@@ -23,6 +23,19 @@ def add_json_flag(ap: Any, name: str) -> None:
     )
 
 
+def chosen(ap: Any, only: str | None, choices: Any, first: str, noun: str) -> list[str]:
+    """The names a comma-separated ``--only`` asks for, ``first`` (the reference, always run)
+    leading; every one of ``choices`` without it. An unknown name is an argparse error naming it."""
+    names = list(choices)
+    if not only:
+        return names
+    wanted = [x.strip() for x in only.split(",") if x.strip()]
+    unknown = [x for x in wanted if x not in names]
+    if unknown:
+        ap.error(f"--only: unknown {noun}(s) {unknown}; choose from {names}")
+    return [first] + [x for x in wanted if x != first]
+
+
 def version_of(dist: str) -> str | None:
     """The installed version of distribution ``dist`` (None when it is not installed)."""
     from importlib.metadata import PackageNotFoundError, version

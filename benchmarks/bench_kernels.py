@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import add_json_flag, write  # noqa: E402
+from _record import add_json_flag, chosen, write  # noqa: E402
 
 WORKLOAD = r"""
 import hashlib, json, sys, time, torch
@@ -98,13 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.steps < 1:
         ap.error("--steps must be >= 1")
-    names = list(SETTINGS)
-    if args.only:
-        wanted = [x.strip() for x in args.only.split(",") if x.strip()]
-        unknown = [x for x in wanted if x not in SETTINGS]
-        if unknown:
-            ap.error(f"--only: unknown setting(s) {unknown}; choose from {names}")
-        names = ["native"] + [x for x in wanted if x != "native"]
+    names = chosen(ap, args.only, SETTINGS, "native", "setting")
     from divplugin.core.logs import quiet_dependencies
     from divplugin.experiments.platform import describe
     from divplugin.models import build_tiny_model

@@ -37,7 +37,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import add_json_flag, write  # noqa: E402
+from _record import add_json_flag, chosen, write  # noqa: E402
 
 TODAY_STEPS = 3000
 # name -> worker settings: optimizer (loop, foreach, fused), compile, fixed length, rows, threads
@@ -155,13 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.steps < 1:
         ap.error("--steps must be >= 1")
-    names = list(OPTIONS)
-    if args.only:
-        wanted = [x.strip() for x in args.only.split(",") if x.strip()]
-        unknown = [x for x in wanted if x not in OPTIONS]
-        if unknown:
-            ap.error(f"--only: unknown option(s) {unknown}; choose from {names}")
-        names = ["today"] + [x for x in wanted if x != "today"]
+    names = chosen(ap, args.only, OPTIONS, "today", "option")
     if args.recipe_option not in names:
         ap.error(f"--recipe-option {args.recipe_option!r} is not among the options run: {names}")
     from divplugin.core.logs import quiet_dependencies
