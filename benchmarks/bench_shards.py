@@ -18,7 +18,6 @@ folder), which every node must see, as the shard folders on a shared file system
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import socket
@@ -67,14 +66,10 @@ def write_part(cfg: dict[str, Any], out: str, k: int, n: int) -> dict[str, Any]:
 
 
 def digests(folder: Path) -> dict[str, str]:
-    out = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                h.update(block)
-        out[str(path.relative_to(folder))] = h.hexdigest()
-    return out
+    """Every file's sha256 under ``folder``, by relative path."""
+    from divplugin.core.fsutil import sha256_file
+
+    return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 class LocalCluster:
