@@ -9,16 +9,22 @@ are counted by ``torch.utils.flop_counter``; the peak is a one-thread fp32 ``tor
 1024 x 1024 matrices, and "step shapes" is the same at the shapes of the step's largest
 products (2,432 tokens x 128 -> 512), the most a step could reach.
 
-The options, each against "today" (what the recipe ran before this benchmark):
+The options, each against "today" (what the recipe ran before this benchmark: 6 layers,
+3,000 steps):
 
 - AdamW as a for-loop (today), ``foreach`` or ``fused``;
 - ``torch.compile`` (inductor's CPU code generation), with the recipe's varying lengths and with
   every batch padded to one length (what ``pad_to_sequence_len`` does);
-- 2 threads for one point; 128 rows a step (reported per 64 rows, so the figures compare).
+- 2 threads for one point; 128 rows a step (reported per 64 rows, so the figures compare);
+- a shallower model (4 layers, the same width);
+- "recipe": the committed ``phase-transition-cpu`` spec's model and training options, read from
+  the spec, so the row is always the recipe the main job runs.
 
 "time to a fitted model" puts a recipe's steps beside its speed: today's recipe trained 3,000
-steps; ``--steps-needed`` gives the new recipe's count and its option (default: the committed
-spec's ``max_steps`` with plain AdamW), and the ratio is today's time over the new one's.
+steps; the recipe's are the spec's ``max_steps`` (or ``--steps-needed``, with
+``--recipe-option`` naming the option it trains with), and the ratio is today's time over the
+recipe's, its warm-up included. That the recipe's steps fit every point is the results page's
+to show (``divplugin experiment run phase-transition-cpu``): speed alone proves nothing.
 
     python benchmarks/bench_training.py                 # about 6 minutes on an idle 2-core machine
     python benchmarks/bench_training.py --steps 20 --only fused,compile
@@ -40,7 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import add_json_flag, chosen, write  # noqa: E402
 
 TODAY_STEPS = 3000
-# name -> worker settings: optimizer (loop, foreach, fused), compile, fixed length, rows, threads
+TODAY_MODEL = {"layers": 6, "hidden": 128, "heads": 4}  # the recipe's model before this benchmark
+# name -> worker settings: optimizer (loop, foreach, fused), compile, fixed length, rows, threads,
+# and the model's shape where it differs from today's (layers, hidden, heads)
 OPTIONS: dict[str, dict] = {
     "today": {},
     "foreach AdamW": {"optimizer": "foreach"},
@@ -50,7 +58,24 @@ OPTIONS: dict[str, dict] = {
     "torch.compile + fused AdamW": {"compile": True, "optimizer": "fused"},
     "2 threads": {"threads": 2},
     "128 rows a step": {"rows": 128},
+    "4 layers": {"layers": 4},
 }
+RECIPE = "recipe"
+
+
+def recipe_settings(spec) -> dict:
+    """The worker settings of a spec's recipe: its model's shape where it is not today's, and
+    the training options of OPTIONS that its config turns on."""
+    settings = {k: v for k, v in spec.base_model.model_dump().items() if k in TODAY_MODEL and v != TODAY_MODEL[k]}
+    if spec.train.get("torch_compile"):
+        settings["compile"] = True
+    if spec.train.get("optimizer") == "adamw_torch_fused":
+        settings["optimizer"] = "fused"
+    if spec.train.get("micro_batch_size", 64) != 64:
+        settings["rows"] = spec.train["micro_batch_size"]
+    return settings
+
+
 LENGTHS = (36, 37, 38)  # the padded lengths of the recipe's batches (rows of 34-38 tokens)
 
 
@@ -143,21 +168,29 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=40, help="Timed training steps per option (after warm-up).")
-    ap.add_argument("--only", help=f"Comma-separated options (default: all; 'today' always runs): {list(OPTIONS)}.")
+    ap.add_argument(
+        "--only", help=f"Comma-separated options (default: all; 'today' always runs): {[*OPTIONS, RECIPE]}."
+    )
     ap.add_argument(
         "--steps-needed",
         type=int,
         default=None,
         help="The new recipe's training steps (default: the phase-transition-cpu spec's max_steps).",
     )
-    ap.add_argument("--recipe-option", default="today", help="The option the new recipe trains with (default: today).")
+    ap.add_argument(
+        "--recipe-option",
+        default=RECIPE,
+        help="The option the new recipe trains with (default: recipe, the committed spec's own).",
+    )
     add_json_flag(ap, "bench-training")
     args = ap.parse_args(argv)
     if args.steps < 1:
         ap.error("--steps must be >= 1")
-    names = chosen(ap, args.only, OPTIONS, "today", "option")
-    if args.recipe_option not in names:
-        ap.error(f"--recipe-option {args.recipe_option!r} is not among the options run: {names}")
+    names = chosen(ap, args.only, [*OPTIONS, RECIPE], "today", "option")
+    if args.recipe_option not in [*OPTIONS, RECIPE]:
+        ap.error(f"--recipe-option {args.recipe_option!r}: choose from {[*OPTIONS, RECIPE]}")
+    if args.recipe_option not in names:  # the recipe's own option always runs, as today's does
+        names.append(args.recipe_option)
     from divplugin.core.logs import quiet_dependencies
     from divplugin.experiments.platform import describe
     from divplugin.experiments.spec import load_spec
@@ -165,17 +198,23 @@ def main(argv: list[str] | None = None) -> int:
 
     spec = load_spec("phase-transition-cpu")
     steps_needed = args.steps_needed or int(spec.train["max_steps"])
+    options = {**OPTIONS, RECIPE: recipe_settings(spec)}
     quiet_dependencies()
     rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        model = Path(tmp) / "model"
-        build_tiny_model(model, arch="llama", layers=6, hidden=128, heads=4, max_len=256, seed=0)
+        models: dict[tuple, Path] = {}
         for name in names:
-            r = run(model, args.steps, OPTIONS[name])
-            per64 = r["steps_per_s"] * OPTIONS[name].get("rows", 64) / 64  # 64-row steps a second
+            shape = {**TODAY_MODEL, **{k: v for k, v in options[name].items() if k in TODAY_MODEL}}
+            key = tuple(sorted(shape.items()))
+            if key not in models:
+                models[key] = build_tiny_model(
+                    Path(tmp) / f"model-{len(models)}", arch="llama", max_len=256, seed=0, **shape
+                )
+            r = run(models[key], args.steps, options[name])
+            per64 = r["steps_per_s"] * options[name].get("rows", 64) / 64  # 64-row steps a second
             gflops = r["flops_per_step"] * r["steps_per_s"] / 1e9
             rows[name] = {
-                "settings": OPTIONS[name],
+                "settings": options[name],
                 **r,
                 "steps_per_s_64_rows": per64,
                 "gflops": gflops,

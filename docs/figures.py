@@ -4,9 +4,9 @@ A figure that comes from a run names its source right after it, in an HTML comme
 rendered page does not show: a Python expression over the helpers below, each reading a
 ``docs/results/<name>/results.json``::
 
-    unseen-rule exact match 0.568<!--= r("phase-transition-cpu", "num_rules=400", "unseen") -->
+    unseen-rule exact match 0.568<!--= r("phase-transition-cpu-6-layers", "num_rules=400", "unseen") -->
     spans 0.47-0.78<!--= rng("phase-transition-cpu-seeds", "num_rules=400", "unseen") -->
-    took 79<!--= wall("phase-transition-cpu") --> min
+    took 79<!--= wall("phase-transition-cpu-6-layers") --> min
 
 The helpers: ``r(name, point, metric)`` (the mean over the runs whose id holds every
 ``+``-part of ``point``: "num_rules=400" is every seed of it), ``lo``, ``hi``, ``rng`` (lo,

@@ -77,18 +77,18 @@ def test_a_stale_figure_in_a_copy_of_a_doc_fails_the_check(fig, tmp_path, doc, k
 
 def test_a_figure_without_a_source_beside_a_linked_page_is_named(fig, tmp_path):
     (tmp_path / "doc.md").write_text(
-        "The main job ([page](results/phase-transition-cpu-amd/README.md)) reached 0.568<!--= "
-        'r("phase-transition-cpu-amd", "num_rules=400", "unseen") --> at 400 rules and 0.894 at 2,000.\n'
+        "The main job ([page](results/phase-transition-cpu-6-layers-amd/README.md)) reached 0.568<!--= "
+        'r("phase-transition-cpu-6-layers-amd", "num_rules=400", "unseen") --> at 400 rules and 0.894 at 2,000.\n'
     )
     problems = fig.check(("doc.md",), root=tmp_path)
-    assert problems == ["doc.md:1: 0.894 names no source (the paragraph links phase-transition-cpu-amd)"]
+    assert problems == ["doc.md:1: 0.894 names no source (the paragraph links phase-transition-cpu-6-layers-amd)"]
 
 
 def test_broken_sources_are_named(fig, tmp_path):
     (tmp_path / "doc.md").write_text(
-        'a 0.5<!--= r("no-such-results", "x=1", "unseen") -->, b 0.5<!--= r("phase-transition-cpu", "num_rules=7", '
-        '"unseen") -->, c 0.5<!--= r("phase-transition-cpu", "num_rules=400", "nonsense") -->, '
-        'd 0.50-0.60<!--= r("phase-transition-cpu", "num_rules=400", "unseen") -->, e <!--= 1 -->\n'
+        'a 0.5<!--= r("no-such-results", "x=1", "unseen") -->, b 0.5<!--= r("phase-transition-cpu-6-layers", "num_rules=7", '
+        '"unseen") -->, c 0.5<!--= r("phase-transition-cpu-6-layers", "num_rules=400", "nonsense") -->, '
+        'd 0.50-0.60<!--= r("phase-transition-cpu-6-layers", "num_rules=400", "unseen") -->, e <!--= 1 -->\n'
     )
     problems = fig.check(("doc.md",), root=tmp_path)
     assert len(problems) == 5

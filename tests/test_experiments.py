@@ -569,9 +569,9 @@ def test_code_mixture_spec_runs_its_first_steps_on_cpu(tmp_path, mixture_sources
 
 
 def test_a_spec_starts_from_its_base(tmp_path):
-    base = load_spec("phase-transition-cpu")
+    base = load_spec("phase-transition-cpu-6-layers")
     noop = load_spec("noop-cpu")
-    assert noop.base == "phase-transition-cpu" and noop.train["learning_rate"] == base.train["learning_rate"]
+    assert noop.base == "phase-transition-cpu-6-layers" and noop.train["learning_rate"] == base.train["learning_rate"]
     assert noop.train["max_steps"] == 2000 != base.train["max_steps"]  # its own setting wins
     assert set(noop.sweep) == {"divplugin_settings.num_rules", "divplugin_settings.noop_fraction"}
     tail = load_spec("long-tail-cpu")
@@ -622,6 +622,7 @@ KEYS_TRAINED_ELSEWHERE = {
 }
 _GENERATED = "phase-transition-cpu-seeds"
 VARIANT_SPECS = {
+    "phase-transition-cpu-6-layers": _GENERATED,
     "noop-cpu": _GENERATED,
     "noop-cpu-steps": _GENERATED,
     "long-tail-cpu": _GENERATED,
@@ -1314,7 +1315,7 @@ def test_an_output_folder_named_like_a_spec_does_not_hide_it(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     (tmp_path / "phase-transition-cpu").mkdir()  # e.g. divplugin experiment ... --out phase-transition-cpu
     assert load_spec("phase-transition-cpu").name == "phase-transition-cpu"
-    assert load_spec("phase-transition-cpu-seeds").base == "phase-transition-cpu"
+    assert load_spec("phase-transition-cpu-seeds").base == "phase-transition-cpu-6-layers"
     (tmp_path / "mine").mkdir()
     with pytest.raises(ConfigError, match="is a folder, not a YAML file"):
         load_spec("mine")
