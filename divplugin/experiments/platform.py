@@ -36,7 +36,8 @@ def cpu_model() -> str:
 
 
 def _commit() -> str | None:
-    """divplugin's git commit, when it runs from a checkout (with ``-dirty`` for local edits)."""
+    """divplugin's git commit, when it runs from a checkout (with ``-dirty`` for local edits to
+    anything but Markdown, which cannot change a result)."""
     root = Path(__file__).resolve().parents[2]
     if not (root / ".git").exists():
         return None
@@ -45,7 +46,7 @@ def _commit() -> str | None:
             ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)*.md"],
             capture_output=True,
             text=True,
             timeout=10,
