@@ -38,7 +38,11 @@ def _free_port() -> int:
 
 
 def _tiny_spec(tmp_path: Path) -> Path:
-    data = yaml.safe_load((ROOT / "divplugin" / "experiments" / "specs" / "phase-transition-cpu.yaml").read_text())
+    from divplugin.experiments.spec import resolve_base
+
+    path = ROOT / "divplugin" / "experiments" / "specs" / "phase-transition-cpu.yaml"
+    data = resolve_base(yaml.safe_load(path.read_text()), str(path))
+    data.pop("base")
     data.update(
         name="tiny-cluster",
         base_model={"arch": "llama", "layers": 1, "hidden": 32, "heads": 2, "max_len": 128},

@@ -12,18 +12,15 @@ import yaml
 
 from divplugin.errors import ConfigError
 from divplugin.experiments import load_spec, spec_names
-from divplugin.experiments.spec import set_dotted, validate_spec
+from divplugin.experiments.spec import resolve_base, set_dotted, validate_spec
 from divplugin.experiments.status import STATES
 
 
 def _spec_data(**changes):
-    data = yaml.safe_load(
-        Path(__file__)
-        .resolve()
-        .parents[1]
-        .joinpath("divplugin", "experiments", "specs", "phase-transition-cpu.yaml")
-        .read_text()
-    )
+    """The main job's spec as one mapping (its ``base:`` filled in), with ``changes``."""
+    path = Path(__file__).resolve().parents[1] / "divplugin" / "experiments" / "specs" / "phase-transition-cpu.yaml"
+    data = resolve_base(yaml.safe_load(path.read_text()), str(path))
+    data.pop("base")
     data.update(changes)
     return data
 
